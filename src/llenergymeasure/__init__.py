@@ -11,4 +11,9 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
+# A library stays quiet unless its application asks: the CLI enables our logger.
+from loguru import logger as _logger
+
+_logger.disable("llenergymeasure")
+
 __all__ = ["__version__"]

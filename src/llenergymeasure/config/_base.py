@@ -1,0 +1,46 @@
+"""Shared building blocks of the config models: strict base class, field metadata, errors.
+
+Field metadata is the single source of truth that introspection reads: ``x-short`` is the
+abbreviation used in generated experiment names, ``x-requires`` declares hardware or checkpoint
+needs next to the field they concern.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic_core import PydanticCustomError
+
+
+class StrictModel(BaseModel):
+    """A config section: unknown keys are errors, values are checked on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def meta(
+    *,
+    short: str | None = None,
+    requires: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Build ``json_schema_extra`` for a field.
+
+    ``requires`` is a list of ``{"when": CONDITION, "needs": "what the user must have"}`` where
+    CONDITION is a plain value (equality), ``{"gt": n}`` or ``{"in": [..]}``.
+    """
+    extra: dict[str, Any] = {}
+    if short is not None:
+        extra["x-short"] = short
+    if requires:
+        extra["x-requires"] = requires
+    return extra
+
+
+def combination_error(rule: str, detail: str) -> PydanticCustomError:
+    """An invalid *combination* of otherwise valid values.
+
+    ``rule`` is the short label used to group filtered grid points ("tensorrt + float32");
+    ``detail`` names the field paths and the fix.
+    """
+    return PydanticCustomError("invalid_combination", "{detail}", {"rule": rule, "detail": detail})

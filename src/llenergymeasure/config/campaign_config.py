@@ -1,0 +1,233 @@
+"""CampaignConfig: a grid (and/or explicit list) of experiments plus how to run them.
+
+Grid semantics (what the grid expander relies on, checked here at load):
+a list is an axis, a scalar a fixed value, an empty list an error; keys may be dotted; a dict
+value is deep-merged at its key; ``backend_overrides[b]`` keys name a field of b's section or a
+top-level experiment field (replacing that shared axis for b). Values a field can never take
+fail here; only *combinations* are left for per-experiment filtering.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from llenergymeasure.config._base import StrictModel
+from llenergymeasure.config.introspection import check_param_value, nearest_names
+from llenergymeasure.config.models import BACKEND_SECTIONS, Backend, ExperimentConfig
+
+_RESERVED_AXES = {
+    "backend": "list backends under grid.backends",
+    "model": "list models under grid.models",
+    "model.name": "list models under grid.models",
+    "name": "names are generated; set a name prefix in base_config",
+}
+
+
+def key_error(subpath: tuple[str | int, ...], message: str) -> PydanticCustomError:
+    """A load error at a key below the validated field; ``subpath`` lets the loader find its line."""
+    return PydanticCustomError("grid_key", "{message}", {"message": message, "subpath": subpath})
+
+
+def _check_axes(
+    axes: dict[str, Any], model: type[ExperimentConfig] | Any, where: tuple[str | int, ...]
+) -> None:
+    for key, value in axes.items():
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not value:
+            raise key_error(
+                (*where, key), f"'{key}' is an empty list; fix: give at least one value or remove it"
+            )
+        for index, item in enumerate(values):
+            try:
+                check_param_value(model, key, item)
+            except ValueError as err:
+                at = (*where, key, index) if isinstance(value, list) else (*where, key)
+                raise key_error(at, str(err)) from None
+
+
+class CampaignGridConfig(StrictModel):
+    """The two-level grid: backends x models x shared axes x per-backend axes."""
+
+    backends: list[Backend] = Field(["pytorch"], min_length=1, description="Backends to sweep, in order.")
+    models: list[str] | None = Field(None, min_length=1, description="Model names to sweep (sets model.name).")
+    shared: dict[str, Any] = Field(
+        default_factory=dict, description="Axes applied to every backend: key -> list (axis) or scalar."
+    )
+    backend_overrides: dict[Backend, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-backend axes: a key of the backend's section, or a top-level field to replace.",
+    )
+
+    @field_validator("backends")
+    @classmethod
+    def _unique_backends(cls, backends: list[str]) -> list[str]:
+        seen = [b for i, b in enumerate(backends) if b in backends[:i]]
+        if seen:
+            raise ValueError(f"backend '{seen[0]}' is listed twice; fix: list each backend once")
+        return backends
+
+    @field_validator("shared")
+    @classmethod
+    def _check_shared(cls, shared: dict[str, Any]) -> dict[str, Any]:
+        for key in shared:
+            head = key.split(".")[0]
+            if key in _RESERVED_AXES:
+                raise key_error((key,), f"'{key}' cannot be a shared axis; fix: {_RESERVED_AXES[key]}")
+            if head in BACKEND_SECTIONS:
+                raise key_error(
+                    (key,),
+                    f"'{key}' belongs to the {head} backend; fix: move it to "
+                    f"grid.backend_overrides.{head}.{key.split('.', 1)[-1]}",
+                )
+        _check_axes(shared, ExperimentConfig, ())
+        return shared
+
+    @model_validator(mode="after")
+    def _check_overrides(self) -> CampaignGridConfig:
+        for backend, axes in self.backend_overrides.items():
+            if backend not in self.backends:
+                raise key_error(
+                    ("backend_overrides", backend),
+                    f"backend_overrides has '{backend}' but grid.backends is "
+                    f"{self.backends}; fix: add {backend} to grid.backends or remove its overrides",
+                )
+            section = BACKEND_SECTIONS[backend]
+            for key, value in axes.items():
+                where: tuple[str | int, ...] = ("backend_overrides", backend)
+                if key.split(".")[0] in section.model_fields:
+                    _check_axes({key: value}, section, where)
+                    continue
+                if key in _RESERVED_AXES:
+                    raise key_error((*where, key), f"'{key}' cannot be overridden; fix: {_RESERVED_AXES[key]}")
+                try:
+                    check_param_value(ExperimentConfig, key, value[0] if isinstance(value, list) and value else value)
+                except ValueError:
+                    near = nearest_names(key, [*section.model_fields, *ExperimentConfig.model_fields])
+                    hint = f"did you mean {' or '.join(repr(n) for n in near)}? " if near else ""
+                    raise key_error(
+                        (*where, key),
+                        f"unknown key '{key}': neither a {backend} parameter nor an experiment "
+                        f"field; {hint}fix: check the spelling (`llem config params --backend "
+                        f"{backend}` lists them)",
+                    ) from None
+                _check_axes({key: value}, ExperimentConfig, where)
+        return self
+
+
+class ExplicitExperiment(StrictModel):
+    """One experiment listed by hand: an experiment YAML plus overrides."""
+
+    config: str | None = Field(None, description="Path to an experiment YAML, relative to the campaign file.")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted key -> value, applied on top.")
+
+
+class ThermalWaitConfig(StrictModel):
+    """Wait for the GPU to cool between experiments (needs NVML)."""
+
+    enabled: bool = True
+    max_temperature_c: float = Field(60.0, gt=0)
+    timeout_seconds: float = Field(300.0, ge=0)
+
+
+class ExecutionConfig(StrictModel):
+    """How many cycles, in which order, with which gaps."""
+
+    cycles: int = Field(1, ge=1, description="Repetitions of the whole experiment list.")
+    structure: Literal["interleaved", "shuffled", "grouped"] = Field(
+        "interleaved", description="interleaved: A B C A B C; shuffled: seeded, per cycle; grouped: A A B B."
+    )
+    seed: int = Field(42, description="Seed for the shuffled order.")
+    config_gap_seconds: float = Field(0.0, ge=0, description="Pause between experiments.")
+    cycle_gap_seconds: float = Field(0.0, ge=0, description="Pause between cycles.")
+    executor: Literal["inprocess", "subprocess"] = Field("inprocess", description="Where experiments run.")
+    max_consecutive_failures: int | None = Field(5, ge=1, description="Stop after this many failures in a row.")
+    experiment_timeout_seconds: float | None = Field(None, gt=0, description="Upper bound for one experiment.")
+    thermal_wait: ThermalWaitConfig = Field(default_factory=ThermalWaitConfig)
+
+
+class ColdStartConfig(StrictModel):
+    """Model reuse between consecutive experiments on the same model/backend/precision."""
+
+    force_cold_start: bool = Field(False, description="Load the model afresh for every experiment.")
+
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ScheduleConfig(StrictModel):
+    """Daemon mode: start at a time of day, repeat cycles at an interval, stop after a duration."""
+
+    at: str | None = Field(None, description="Start time HH:MM (local).")
+    interval_seconds: float | None = Field(None, gt=0, description="Time between cycle starts.")
+    total_duration_seconds: float | None = Field(None, gt=0, description="Stop starting cycles after this.")
+
+    @field_validator("at")
+    @classmethod
+    def _hhmm(cls, value: str | None) -> str | None:
+        if value is not None and not _HHMM.match(value):
+            raise ValueError(f"'{value}' is not a time of day; fix: use HH:MM, e.g. 02:30")
+        return value
+
+
+class IOConfig(StrictModel):
+    """Where results go."""
+
+    results_dir: str = Field("results", description="Campaign output directory (overridden by -o).")
+
+
+class NotifyConfig(StrictModel):
+    """Optional webhook called when the campaign completes or fails."""
+
+    webhook_url: str | None = Field(None, description="POSTed a JSON summary.")
+    on: list[Literal["completion", "failure"]] = Field(["completion", "failure"])
+
+
+class CampaignConfig(StrictModel):
+    """A whole campaign file."""
+
+    campaign_name: str = Field(..., min_length=1)
+    base_config: dict[str, Any] | str = Field(
+        default_factory=dict, description="Inline experiment fields, or a path to an experiment YAML."
+    )
+    grid: CampaignGridConfig | None = None
+    experiments: list[ExplicitExperiment] = Field(default_factory=list)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    io: IOConfig = Field(default_factory=IOConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+
+    @field_validator("base_config")
+    @classmethod
+    def _check_base(cls, base: dict[str, Any] | str) -> dict[str, Any] | str:
+        if isinstance(base, dict):
+            _check_axes({k: v for k, v in base.items() if not isinstance(v, list)}, ExperimentConfig, ())
+            for key, value in base.items():
+                if isinstance(value, list):
+                    raise key_error(
+                        (key,), f"'{key}' is a list; base_config holds fixed values; fix: make it an axis under grid.shared"
+                    )
+        return base
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> CampaignConfig:
+        if self.grid is None and not self.experiments:
+            raise ValueError("the campaign has neither a grid nor experiments; fix: add a 'grid:' section")
+        return self
+
+
+__all__ = [
+    "CampaignConfig",
+    "CampaignGridConfig",
+    "ColdStartConfig",
+    "ExecutionConfig",
+    "ExplicitExperiment",
+    "IOConfig",
+    "NotifyConfig",
+    "ScheduleConfig",
+    "ThermalWaitConfig",
+]

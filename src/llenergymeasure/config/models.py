@@ -1,0 +1,267 @@
+"""ExperimentConfig: everything that defines one measured experiment, as pure data.
+
+No network, device or environment access happens here: a config validates identically on a
+laptop and on a GPU server. Field validators check single values; model validators check
+*combinations* and raise errors labelled with a short rule name, which the grid uses to group
+filtered experiments.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from llenergymeasure.config._base import StrictModel, combination_error, meta
+from llenergymeasure.config.backend_configs import (
+    AMPERE,
+    BackendSection,
+    PyTorchConfig,
+    TensorRTConfig,
+    VLLMConfig,
+)
+
+Backend = Literal["pytorch", "vllm", "tensorrt"]
+Precision = Literal["float32", "float16", "bfloat16"]
+DecoderPreset = Literal["deterministic", "standard", "creative", "factual"]
+EnergySourceName = Literal["auto", "nvml", "rapl", "zeus", "codecarbon", "estimate"]
+
+BACKEND_SECTIONS: dict[str, type[BackendSection]] = {
+    "pytorch": PyTorchConfig,
+    "vllm": VLLMConfig,
+    "tensorrt": TensorRTConfig,
+}
+"""Backend name -> its config section; the keys are exactly the ``Backend`` options."""
+
+
+class ModelConfig(StrictModel):
+    """Which model to load. ``model: gpt2`` is shorthand for ``model: {name: gpt2}``."""
+
+    name: str = Field(
+        ...,
+        min_length=1,
+        description="Hub id, local directory, or a built-in name such as builtin:tiny-gpt2.",
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
+    trust_remote_code: bool = Field(
+        False, description="Allow the model repository to run its own code. Off unless you trust it."
+    )
+
+
+DECODER_PRESETS: dict[str, dict[str, Any]] = {
+    "deterministic": {
+        "temperature": 0.0, "top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0, "do_sample": False,
+    },
+    "standard": {
+        "temperature": 1.0, "top_p": 0.95, "top_k": 50, "repetition_penalty": 1.0, "do_sample": True,
+    },
+    "creative": {
+        "temperature": 1.2, "top_p": 0.95, "top_k": 0, "repetition_penalty": 1.05, "do_sample": True,
+    },
+    "factual": {
+        "temperature": 0.3, "top_p": 0.9, "top_k": 40, "repetition_penalty": 1.1, "do_sample": True,
+    },
+}
+"""Sampling presets; a preset fills only the values the user did not set."""
+
+
+class DecoderConfig(StrictModel):
+    """Sampling settings. Unset values come from ``preset`` (default: deterministic)."""
+
+    preset: DecoderPreset | None = Field(
+        None, description="Fills the values you did not set.", json_schema_extra=meta(short="")
+    )
+    temperature: float | None = Field(None, ge=0, le=2, json_schema_extra=meta(short="temp"))
+    top_p: float | None = Field(None, gt=0, le=1, json_schema_extra=meta(short="topp"))
+    top_k: int | None = Field(None, ge=0, description="0 disables top-k.", json_schema_extra=meta(short="topk"))
+    repetition_penalty: float | None = Field(None, gt=0, json_schema_extra=meta(short="rep"))
+    do_sample: bool | None = Field(
+        None,
+        description="Sample instead of greedy decoding; inferred from temperature when unset.",
+        json_schema_extra=meta(short="sample"),
+    )
+
+    @model_validator(mode="after")
+    def _fill_from_preset(self) -> DecoderConfig:
+        preset = DECODER_PRESETS[self.preset or "deterministic"]
+        values = self.__dict__
+        user_set = self.model_fields_set
+        if "do_sample" not in user_set and "temperature" in user_set:
+            values["do_sample"] = values["temperature"] > 0
+        for key, default in preset.items():
+            if values[key] is None:
+                values[key] = default
+        if values["do_sample"] and values["temperature"] == 0:
+            raise combination_error(
+                "do_sample + temperature 0",
+                "decoder.do_sample is true but decoder.temperature is 0; "
+                "fix: set a temperature > 0, or do_sample: false for greedy decoding",
+            )
+        if not values["do_sample"] and values["temperature"] > 0 and "temperature" in user_set:
+            raise combination_error(
+                "temperature without sampling",
+                f"decoder.temperature={values['temperature']} has no effect with "
+                "decoder.do_sample: false; fix: set do_sample: true or drop temperature",
+            )
+        return self
+
+
+class DatasetConfig(StrictModel):
+    """Where prompts come from."""
+
+    name: str = Field(
+        "builtin:synthetic",
+        min_length=1,
+        description="builtin:synthetic, builtin:prompts, a .jsonl/.csv/.txt file, or a HF dataset id.",
+        json_schema_extra=meta(short="ds"),
+    )
+    num_prompts: int = Field(32, ge=1, description="Prompts in the measured window.", json_schema_extra=meta(short="n"))
+    synthetic_input_tokens: int = Field(
+        64, ge=1, description="Prompt length in tokens for builtin:synthetic.", json_schema_extra=meta(short="in")
+    )
+    column: str | None = Field(None, description="Text column of a JSONL/CSV/HF dataset (default: prompt/text).")
+    split: str = Field("train", description="Split of a Hugging Face dataset.")
+
+
+class WarmupConfig(StrictModel):
+    """Run until throughput is steady before measuring."""
+
+    enabled: bool = Field(True, json_schema_extra=meta(short="warm"))
+    convergence_detection: bool = Field(
+        True, description="Stop early once throughput CV < cv_threshold over window_size batches."
+    )
+    cv_threshold: float = Field(0.05, gt=0, lt=1, description="Coefficient of variation that counts as steady.")
+    min_prompts: int = Field(2, ge=1, description="Prompts always run before convergence is checked.")
+    max_prompts: int = Field(32, ge=1, description="Upper bound on warmup prompts.")
+    window_size: int = Field(3, ge=2, description="Batches over which the CV is computed.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> WarmupConfig:
+        if self.min_prompts > self.max_prompts:
+            raise combination_error(
+                "warmup min_prompts > max_prompts",
+                f"warmup.min_prompts ({self.min_prompts}) exceeds warmup.max_prompts "
+                f"({self.max_prompts}); fix: raise max_prompts or lower min_prompts",
+            )
+        return self
+
+
+class BaselineConfig(StrictModel):
+    """Idle power measured before the experiment and subtracted from its energy."""
+
+    enabled: bool = Field(True, json_schema_extra=meta(short="base"))
+    duration_sec: float = Field(10.0, gt=0, description="Idle window length.")
+    cache_ttl_sec: float = Field(3600.0, ge=0, description="Reuse a baseline this recent for the same devices.")
+
+
+class EnergyConfig(StrictModel):
+    """Which energy source to read and how often."""
+
+    source: EnergySourceName = Field(
+        "auto",
+        description="auto = NVML if an NVIDIA GPU is present, else RAPL if readable, else estimate.",
+        json_schema_extra=meta(short="energy"),
+    )
+    sample_interval_ms: float = Field(100.0, ge=1, description="Polling interval where the source polls.")
+    tdp_w: float | None = Field(
+        None, gt=0, description="CPU TDP in watts for the 'estimate' source (default 65 W per socket)."
+    )
+
+
+class TimeseriesConfig(StrictModel):
+    """Optional power/temperature time series saved beside the result."""
+
+    enabled: bool = Field(False, json_schema_extra=meta(short="ts"))
+    sample_interval_ms: float = Field(100.0, ge=1)
+
+
+class TrafficConfig(StrictModel):
+    """Request arrival pattern; ``none`` sends batches back to back."""
+
+    mode: Literal["none", "constant", "poisson"] = Field("none", json_schema_extra=meta(short="traffic"))
+    target_qps: float | None = Field(None, gt=0, description="Mean arrivals per second.", json_schema_extra=meta(short="qps"))
+
+    @model_validator(mode="after")
+    def _qps_needed(self) -> TrafficConfig:
+        if self.mode != "none" and self.target_qps is None:
+            raise combination_error(
+                "traffic without target_qps",
+                f"traffic.mode={self.mode} needs traffic.target_qps; fix: set target_qps, e.g. 2.0",
+            )
+        return self
+
+
+class ExperimentConfig(StrictModel):
+    """One experiment: a model on a backend at a precision, with its measurement settings."""
+
+    name: str | None = Field(None, description="Readable experiment name (generated in campaigns).")
+    model: ModelConfig = Field(..., json_schema_extra=meta(short=""))
+    backend: Backend = Field("pytorch", json_schema_extra=meta(short=""))
+    fp_precision: Precision = Field("bfloat16", json_schema_extra=meta(short=""))
+    max_input_tokens: int = Field(512, ge=1, description="Prompts are truncated to this.", json_schema_extra=meta(short="in"))
+    max_output_tokens: int = Field(128, ge=1, json_schema_extra=meta(short="out"))
+    min_output_tokens: int = Field(0, ge=0, json_schema_extra=meta(short="minout"))
+    decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    streaming: bool = Field(
+        False, description="Send requests one at a time and record TTFT/ITL.", json_schema_extra=meta(short="stream")
+    )
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    energy: EnergyConfig = Field(default_factory=EnergyConfig)
+    timeseries: TimeseriesConfig = Field(default_factory=TimeseriesConfig)
+    traffic: TrafficConfig = Field(default_factory=TrafficConfig)
+    random_seed: int = Field(42, description="Seeds prompts, sampling and traffic.", json_schema_extra=meta(short="seed"))
+    pytorch: PyTorchConfig | None = None
+    vllm: VLLMConfig | None = None
+    tensorrt: TensorRTConfig | None = None
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> ExperimentConfig:
+        values = self.__dict__
+        for other in BACKEND_SECTIONS:
+            if other != self.backend and values[other] is not None:
+                raise combination_error(
+                    f"{other} section + backend {self.backend}",
+                    f"a '{other}:' section is set but backend is '{self.backend}'; "
+                    f"fix: remove the '{other}:' section or set backend: {other}",
+                )
+        section_cls = BACKEND_SECTIONS[self.backend]
+        if values[self.backend] is None:
+            values[self.backend] = section_cls()
+        if self.fp_precision not in section_cls.supported_precisions:
+            raise combination_error(
+                f"{self.backend} + {self.fp_precision}",
+                f"backend {self.backend} does not support fp_precision={self.fp_precision}; "
+                f"fix: use one of {', '.join(section_cls.supported_precisions)}",
+            )
+        if self.min_output_tokens > self.max_output_tokens:
+            raise combination_error(
+                "min_output_tokens > max_output_tokens",
+                f"min_output_tokens ({self.min_output_tokens}) exceeds max_output_tokens "
+                f"({self.max_output_tokens}); fix: lower min_output_tokens or raise max_output_tokens",
+            )
+        pytorch = values["pytorch"]
+        if (
+            pytorch is not None
+            and pytorch.attn_implementation == "flash_attention_2"
+            and self.fp_precision == "float32"
+        ):
+            raise combination_error(
+                "flash_attention_2 + float32",
+                "pytorch.attn_implementation=flash_attention_2 needs fp_precision float16 or "
+                f"bfloat16 (and {AMPERE}); fix: change fp_precision or use attn_implementation: sdpa",
+            )
+        return self
+
+    @property
+    def backend_section(self) -> BackendSection:
+        """The section of the selected backend (always present after validation)."""
+        section = getattr(self, self.backend)
+        assert section is not None
+        return section

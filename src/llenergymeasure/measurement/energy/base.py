@@ -1,0 +1,131 @@
+"""The energy-source contract: what a reading is and what every source must provide.
+
+A reading says *how* it was obtained (``method``) and whether it is an estimate, so a result
+can never pass off a guess as a measurement. Units live in field names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+EnergyMethod = Literal["counter", "polling", "rapl", "zeus", "codecarbon", "estimate"]
+
+
+@dataclass(frozen=True)
+class PowerSample:
+    """One point of the optional power time series."""
+
+    t_s: float  # seconds since start()
+    power_w: float  # total across the source's devices
+    device_power_w: dict[str, float] = field(default_factory=dict)
+    temperature_c: float | None = None  # hottest device, when the source can tell
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "t_s": self.t_s,
+            "power_w": self.power_w,
+            "device_power_w": dict(self.device_power_w),
+            "temperature_c": self.temperature_c,
+        }
+
+
+@dataclass(frozen=True)
+class EnergyReading:
+    """Energy over one start()/stop() window, with everything needed to judge it."""
+
+    source: str  # "nvml" | "rapl" | "zeus" | "codecarbon" | "estimate"
+    method: EnergyMethod
+    energy_j: float  # total over all devices in the window
+    duration_s: float  # window length
+    devices: tuple[str, ...]
+    per_device_energy_j: dict[str, float]
+    sample_interval_ms: float | None  # None for counters read only at start/stop
+    is_estimate: bool
+    resolution_warning: str | None  # set when the window is too short for the source
+    samples: tuple[PowerSample, ...] = ()  # only when a time series was requested
+    notes: tuple[str, ...] = ()  # anything else a reader must know (wraps, throttling, ...)
+    throttle_reasons: tuple[str, ...] = ()  # GPU clock-limit reasons seen during the window
+
+    @property
+    def mean_power_w(self) -> float | None:
+        """Mean power over the window; None for a zero-length window (no honest value)."""
+        if self.duration_s <= 0:
+            return None
+        return self.energy_j / self.duration_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (no NaN/inf: those become None)."""
+        return {
+            "source": self.source,
+            "method": self.method,
+            "energy_j": _finite_or_none(self.energy_j),
+            "duration_s": self.duration_s,
+            "mean_power_w": _finite_or_none(self.mean_power_w),
+            "devices": list(self.devices),
+            "per_device_energy_j": dict(self.per_device_energy_j),
+            "sample_interval_ms": self.sample_interval_ms,
+            "is_estimate": self.is_estimate,
+            "resolution_warning": self.resolution_warning,
+            "throttle_reasons": list(self.throttle_reasons),
+            "notes": list(self.notes),
+            "samples": [s.to_dict() for s in self.samples],
+        }
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a source can be used here, and if not, why and what to do about it."""
+
+    available: bool
+    reason: str
+    fix: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"available": self.available, "reason": self.reason, "fix": self.fix}
+
+
+@dataclass(frozen=True)
+class EnergyOptions:
+    """Construction options shared by every source; each source uses what applies to it."""
+
+    sample_interval_ms: float = 100.0
+    timeseries: bool = False
+    tdp_w: float | None = None
+    rapl_root: Path | None = None
+
+
+@runtime_checkable
+class EnergySource(Protocol):
+    """Measure energy over a window: ``start()``, do the work, ``stop()``.
+
+    Sources do not synchronise the GPU: the caller must finish queued GPU work (e.g.
+    ``torch.cuda.synchronize()``) before ``start()`` and before ``stop()``. ``method`` is the
+    source's expected method; the reading's ``method`` is authoritative.
+    """
+
+    name: str
+    method: EnergyMethod
+
+    def start(self) -> None: ...
+
+    def stop(self) -> EnergyReading: ...
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return value
+
+
+def trapezoid_energy_j(times_s: Sequence[float], powers_w: Sequence[float]) -> float:
+    """Integrate power samples over time (trapezoid rule); needs at least two samples."""
+    if len(times_s) != len(powers_w):
+        raise ValueError("times_s and powers_w must have the same length")
+    return sum(
+        (times_s[i] - times_s[i - 1]) * (powers_w[i] + powers_w[i - 1]) / 2.0
+        for i in range(1, len(times_s))
+    )

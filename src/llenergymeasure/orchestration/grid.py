@@ -1,0 +1,382 @@
+"""Campaign grid expansion and dry-run validation.
+
+``expand_campaign_grid`` turns a two-level grid (shared axes for every backend, per-backend
+axes) into experiment config dicts, in a deterministic order: backends, models, shared axes,
+backend axes, as written, the last axis varying fastest. ``validate_campaign_grid`` instantiates
+``ExperimentConfig`` for each (no GPU needed), filters invalid combinations with their reasons,
+drops points that validate to the same effective config, and flags hardware requirements that
+introspection derives from the models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from loguru import logger
+from pydantic import BaseModel, Field, ValidationError
+
+from llenergymeasure.config.campaign_config import CampaignGridConfig
+from llenergymeasure.config.introspection import (
+    get_backend_capabilities,
+    get_backend_params,
+    get_shared_params,
+    hardware_warnings,
+)
+from llenergymeasure.config.models import BACKEND_SECTIONS, ExperimentConfig
+
+__all__ = [
+    "GridExpansionResult",
+    "GridValidationIssue",
+    "config_hash",
+    "count_campaign_grid",
+    "expand_campaign_grid",
+    "iter_campaign_grid",
+    "validate_campaign_grid",
+]
+
+
+class GridValidationIssue(BaseModel):
+    """One grid point that was filtered, deduplicated or flagged."""
+
+    config_desc: str = Field(description="Readable name of the config, e.g. pytorch_gpt2_bf16_bs4.")
+    reason: str = Field(description="Why it was filtered or flagged, with the fix.")
+    severity: Literal["error", "warning"] = Field(
+        description="error: filtered out; warning: kept, may fail at run time."
+    )
+    backend: str | None = None
+    rule: str | None = Field(None, description="Short label used to group reasons.")
+
+
+class GridExpansionResult(BaseModel):
+    """What validation kept, filtered, deduplicated and flagged."""
+
+    valid_configs: list[dict[str, Any]]
+    config_hashes: list[str] = Field(
+        default_factory=list, description="sha256 of each valid config's effective settings."
+    )
+    filtered_configs: list[GridValidationIssue]
+    duplicates: list[GridValidationIssue] = Field(default_factory=list)
+    warnings: list[GridValidationIssue]
+    backend_requirements: dict[str, str] = Field(
+        default_factory=dict, description="Said once per backend: what the backend itself needs."
+    )
+    total_generated: int
+
+    @property
+    def per_backend(self) -> dict[str, dict[str, int]]:
+        """valid / filtered / duplicates / warned counts per backend, in first-seen order."""
+        counts: dict[str, dict[str, int]] = {}
+
+        def bump(backend: str | None, kind: str) -> None:
+            row = counts.setdefault(
+                backend or "?", {"valid": 0, "filtered": 0, "duplicates": 0, "warned": 0}
+            )
+            row[kind] += 1
+
+        for cfg in self.valid_configs:
+            bump(cfg.get("backend", "pytorch"), "valid")
+        for issue in self.filtered_configs:
+            bump(issue.backend, "filtered")
+        for issue in self.duplicates:
+            bump(issue.backend, "duplicates")
+        for issue in self.warnings:
+            bump(issue.backend, "warned")
+        return counts
+
+    def grouped_reasons(self) -> list[tuple[str, int]]:
+        """Filter reasons grouped by rule, most frequent first."""
+        return Counter(i.rule or i.reason for i in self.filtered_configs).most_common()
+
+    @property
+    def summary(self) -> str:
+        text = f"Generated {self.total_generated} experiments: {len(self.valid_configs)} valid"
+        filtered = len(self.filtered_configs)
+        if filtered:
+            groups = ", ".join(f"{rule} x {n}" for rule, n in self.grouped_reasons())
+            text += f", {filtered} filtered as invalid ({groups})"
+        else:
+            text += ", 0 filtered as invalid"
+        text += f", {len(self.duplicates)} duplicates."
+        if self.warnings:
+            text += f" {len(self.warnings)} have hardware warnings."
+        return text
+
+
+# --- expansion -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """Values to set at one path of the config dict."""
+
+    key: str  # as the user wrote it, for naming
+    path: tuple[str, ...]  # where it lands in the config dict
+    values: tuple[Any, ...]
+    short: str | None  # name abbreviation; None: not part of the name
+
+
+@dataclass(frozen=True)
+class _BackendPlan:
+    backend: str
+    base: dict[str, Any]
+    axes: tuple[_Axis, ...]
+
+    @property
+    def count(self) -> int:
+        return math.prod(len(a.values) for a in self.axes)
+
+
+def _as_values(value: Any) -> tuple[Any, ...]:
+    return tuple(value) if isinstance(value, list) else (value,)
+
+
+def _short_for(path: tuple[str, ...]) -> str:
+    """Name abbreviation of a parameter, from its field metadata (fallback: initials)."""
+    dotted = ".".join(path)
+    if path[0] in BACKEND_SECTIONS and len(path) > 1:
+        info = get_backend_params(path[0]).get(".".join(path[1:]))
+    else:
+        info = get_shared_params().get(dotted)
+    if info is not None and info.short is not None:
+        return info.short
+    return "".join(word[0] for word in path[-1].split("_"))
+
+
+def _plan(grid: CampaignGridConfig, base_config: dict[str, Any] | None) -> list[_BackendPlan]:
+    base = dict(base_config or {})
+    if isinstance(base.get("model"), str):
+        base["model"] = {"name": base["model"]}
+
+    def varies(key: str) -> bool:
+        candidates = [grid.shared.get(key)] + [o.get(key) for o in grid.backend_overrides.values()]
+        seen = {repr(v) for c in candidates if c is not None for v in _as_values(c)}
+        return len(seen) > 1
+
+    plans = []
+    for backend in grid.backends:
+        overrides = grid.backend_overrides.get(backend, {})
+        section_fields = BACKEND_SECTIONS[backend].model_fields
+        axes: list[_Axis] = []
+        if grid.models is not None:
+            axes.append(_Axis("model.name", ("model", "name"), tuple(grid.models), ""))
+        for key, value in grid.shared.items():
+            value = overrides.get(key, value)
+            path = tuple(key.split("."))
+            axes.append(_Axis(key, path, _as_values(value), _short_for(path) if varies(key) else None))
+        for key, value in overrides.items():
+            if key in grid.shared:
+                continue  # replaced the shared axis above, in its position
+            if key.split(".")[0] in section_fields:
+                path = (backend, *key.split("."))
+            else:
+                path = tuple(key.split("."))
+            values = _as_values(value)
+            axes.append(_Axis(key, path, values, _short_for(path) if len(values) > 1 else None))
+        backend_base = {
+            k: v for k, v in base.items() if k not in BACKEND_SECTIONS or k == backend
+        }
+        backend_base["backend"] = backend
+        plans.append(_BackendPlan(backend, backend_base, tuple(axes)))
+    return plans
+
+
+def _clone(value: Any) -> Any:
+    """Copy nested dicts/lists of plain values (much cheaper than copy.deepcopy)."""
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    return value
+
+
+def _set(config: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Set ``value`` at ``path``, deep-merging a dict value into what is already there."""
+    target = config
+    for part in path[:-1]:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = target[part] = {}
+        target = child
+    last = path[-1]
+    if isinstance(value, dict) and isinstance(target.get(last), dict):
+        for key, sub in value.items():
+            _set(target[last], (key,), sub)
+    else:
+        target[last] = _clone(value)
+
+
+_PRECISION_SHORT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
+
+
+def _name_part(path: tuple[str, ...], short: str, value: Any) -> str:
+    """One readable piece of an experiment name, e.g. ``bs4``, ``bf16``, ``nocompile``."""
+    if isinstance(value, dict):
+        return "_".join(
+            _name_part((*path, key), _short_for((*path, key)), sub) for key, sub in value.items()
+        )
+    if isinstance(value, bool):
+        return short if value else f"no{short}"
+    if value is None:
+        return f"{short}none"
+    if path == ("model", "name"):
+        value = str(value).replace("builtin:", "").rsplit("/", 1)[-1]
+    text = _PRECISION_SHORT.get(value, value) if isinstance(value, str) else value
+    return _UNSAFE.sub("-", f"{short}{text}").strip("-")
+
+
+def count_campaign_grid(grid: CampaignGridConfig) -> int:
+    """The exact number of grid points, without expanding (works for any size)."""
+    return sum(plan.count for plan in _plan(grid, None))
+
+
+def iter_campaign_grid(
+    grid: CampaignGridConfig, base_config: dict[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Lazily yield one config dict per grid point, each with a readable ``name``.
+
+    ``base_config`` is deep-merged under every point and never mutated; no two yielded dicts
+    share mutable state.
+    """
+    prefix = (base_config or {}).get("name")
+    for plan in _plan(grid, base_config):
+        fixed_name = [plan.backend]
+        model = plan.base.get("model", {}).get("name") if grid.models is None else None
+        if model:
+            fixed_name.append(_name_part(("model", "name"), "", model))
+        if prefix:
+            fixed_name.insert(0, _UNSAFE.sub("-", str(prefix)))
+        for combo in itertools.product(*(axis.values for axis in plan.axes)):
+            config = _clone(plan.base)
+            name = list(fixed_name)
+            for axis, value in zip(plan.axes, combo):
+                _set(config, axis.path, value)
+                if axis.short is not None:
+                    name.append(_name_part(axis.path, axis.short, value))
+            config["name"] = "_".join(p for p in name if p)
+            yield config
+
+
+def expand_campaign_grid(
+    grid: CampaignGridConfig,
+    base_config: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Expand campaign grid into individual experiment config dicts.
+
+    Cartesian product of backends x models x shared params x backend-specific params; the
+    list form of :func:`iter_campaign_grid`.
+    """
+    configs = list(iter_campaign_grid(grid, base_config))
+    logger.debug("expanded grid into {} configs", len(configs))
+    return configs
+
+
+# --- validation ----------------------------------------------------------------------------
+
+_serialize = ExperimentConfig.__pydantic_serializer__.to_json
+
+
+def config_hash(config: ExperimentConfig) -> str:
+    """sha256 of the effective config; ``name`` excluded, defaults omitted so it stays stable
+    when fields with defaults are added."""
+    return hashlib.sha256(_serialize(config, exclude={"name"}, exclude_defaults=True)).hexdigest()
+
+
+def _describe(config: dict[str, Any]) -> str:
+    model = config.get("model")
+    model_name = model.get("name") if isinstance(model, dict) else model
+    parts = [config.get("backend", "pytorch"), str(model_name), config.get("fp_precision", "")]
+    return "/".join(str(p) for p in parts if p)
+
+
+def _reason(error: ValidationError) -> tuple[str, str]:
+    """(reason, rule) from a validation error; the rule groups equal causes."""
+    reasons, rule = [], None
+    for item in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in item["loc"])
+        reasons.append(f"{where}: {item['msg']}" if where else item["msg"])
+        if rule is None:
+            rule = (item.get("ctx") or {}).get("rule")
+    reason = "; ".join(reasons)
+    return reason, rule or reason
+
+
+def validate_campaign_grid(config_dicts: Iterable[dict[str, Any]]) -> GridExpansionResult:
+    """Validate expanded grid configs via Pydantic dry-run instantiation.
+
+    Tier 1: ``ExperimentConfig`` validation filters invalid combinations, with reasons.
+    Tier 2: introspection's skip conditions flag configs needing special hardware (kept).
+    Points that validate to an already-seen config are reported as duplicates and kept once.
+    Input dicts are never mutated.
+    """
+    valid: list[dict[str, Any]] = []
+    hashes: list[str] = []
+    filtered: list[GridValidationIssue] = []
+    duplicates: list[GridValidationIssue] = []
+    warnings: list[GridValidationIssue] = []
+    seen: dict[str, str] = {}
+    names: set[str] = set()
+    backends_seen: dict[str, None] = {}
+    total = 0
+    validate = ExperimentConfig.model_validate
+    for raw in config_dicts:
+        total += 1
+        desc = raw.get("name") or _describe(raw)
+        backend = raw.get("backend", "pytorch")
+        try:
+            model = validate(raw)
+        except ValidationError as err:
+            reason, rule = _reason(err)
+            filtered.append(GridValidationIssue(
+                config_desc=desc, reason=reason, severity="error", backend=backend, rule=rule
+            ))
+            continue
+        digest = config_hash(model)
+        if digest in seen:
+            duplicates.append(GridValidationIssue(
+                config_desc=desc,
+                reason=f"same effective config as {seen[digest]}",
+                severity="warning",
+                backend=backend,
+                rule="duplicate",
+            ))
+            continue
+        if desc in names or "name" not in raw:
+            unique, n = desc, 1
+            while unique in names:
+                n += 1
+                unique = f"{desc}-{n}"
+            desc = unique
+            raw = {**raw, "name": desc}
+        names.add(desc)
+        seen[digest] = desc
+        backends_seen[model.backend] = None
+        needs = hardware_warnings(model)
+        if needs:
+            warnings.append(GridValidationIssue(
+                config_desc=desc, reason="; ".join(needs), severity="warning", backend=backend
+            ))
+        valid.append(raw)
+        hashes.append(digest)
+    caps = get_backend_capabilities()
+    requirements = {
+        b: f"{b} needs an NVIDIA GPU and the {caps[b].python_package} package ({caps[b].install_hint})"
+        for b in backends_seen
+        if caps[b].requires_gpu
+    }
+    return GridExpansionResult.model_construct(
+        valid_configs=valid,
+        config_hashes=hashes,
+        filtered_configs=filtered,
+        duplicates=duplicates,
+        warnings=warnings,
+        backend_requirements=requirements,
+        total_generated=total,
+    )
