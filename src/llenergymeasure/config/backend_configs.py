@@ -51,7 +51,9 @@ class PyTorchConfig(BackendSection):
         ),
     )
     torch_compile: bool = Field(
-        False, description="Wrap the model in torch.compile.", json_schema_extra=meta(short="compile")
+        False,
+        description="Wrap the model in torch.compile.",
+        json_schema_extra=meta(short="compile"),
     )
     torch_compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
         "default", description="torch.compile mode.", json_schema_extra=meta(short="compmode")
@@ -91,16 +93,26 @@ class VLLMConfig(BackendSection):
 
     requires_gpu: ClassVar[bool] = True
     python_package: ClassVar[str] = "vllm"
-    install_hint: ClassVar[str] = "pip install vllm (on a machine with an NVIDIA GPU)"
+    install_hint: ClassVar[str] = "pip install vllm"
 
     max_num_seqs: int = Field(
-        256, ge=1, description="Most sequences scheduled per step.", json_schema_extra=meta(short="seqs")
+        256,
+        ge=1,
+        description="Most sequences scheduled per step.",
+        json_schema_extra=meta(short="seqs"),
     )
     max_num_batched_tokens: int | None = Field(
-        None, ge=1, description="Token budget per scheduler step.", json_schema_extra=meta(short="mbt")
+        None,
+        ge=1,
+        description="Token budget per scheduler step.",
+        json_schema_extra=meta(short="mbt"),
     )
     gpu_memory_utilization: float = Field(
-        0.9, gt=0, le=1, description="Share of GPU memory vLLM may use.", json_schema_extra=meta(short="gmu")
+        0.9,
+        gt=0,
+        le=1,
+        description="Share of GPU memory vLLM may use.",
+        json_schema_extra=meta(short="gmu"),
     )
     tensor_parallel_size: int = Field(
         1,
@@ -115,10 +127,14 @@ class VLLMConfig(BackendSection):
         json_schema_extra=meta(short="pp", requires=[{"when": {"gt": 1}, "needs": MULTI_GPU}]),
     )
     enable_prefix_caching: bool = Field(
-        False, description="Reuse KV cache across shared prefixes.", json_schema_extra=meta(short="prefix")
+        False,
+        description="Reuse KV cache across shared prefixes.",
+        json_schema_extra=meta(short="prefix"),
     )
     enable_chunked_prefill: bool = Field(
-        False, description="Split long prefills into chunks.", json_schema_extra=meta(short="chunked")
+        False,
+        description="Split long prefills into chunks.",
+        json_schema_extra=meta(short="chunked"),
     )
     enforce_eager: bool = Field(
         False, description="Disable CUDA graphs.", json_schema_extra=meta(short="eager")
@@ -158,11 +174,14 @@ class TensorRTConfig(BackendSection):
 
     requires_gpu: ClassVar[bool] = True
     python_package: ClassVar[str] = "tensorrt_llm"
-    install_hint: ClassVar[str] = "pip install tensorrt-llm (on a machine with an NVIDIA GPU)"
+    install_hint: ClassVar[str] = "pip install tensorrt-llm"
     supported_precisions: ClassVar[tuple[str, ...]] = ("float16", "bfloat16")
 
     max_batch_size: int = Field(
-        8, ge=1, description="Largest batch the engine is built for.", json_schema_extra=meta(short="mbs")
+        8,
+        ge=1,
+        description="Largest batch the engine is built for.",
+        json_schema_extra=meta(short="mbs"),
     )
     tp_size: int = Field(
         1,
@@ -176,25 +195,33 @@ class TensorRTConfig(BackendSection):
         description="Pipeline-parallel GPUs.",
         json_schema_extra=meta(short="pp", requires=[{"when": {"gt": 1}, "needs": MULTI_GPU}]),
     )
-    quantization: Literal["fp8", "int8_sq", "int8_weight_only", "int4_weight_only", "int4_awq"] | None = (
-        Field(
-            None,
-            description="Quantisation applied when the engine is built.",
-            json_schema_extra=meta(
-                short="quant",
-                requires=[
-                    {"when": "fp8", "needs": ADA_HOPPER},
-                    {"when": "int4_awq", "needs": PREQUANTIZED},
-                ],
-            ),
-        )
+    quantization: (
+        Literal["fp8", "int8_sq", "int8_weight_only", "int4_weight_only", "int4_awq"] | None
+    ) = Field(
+        None,
+        description="Quantisation applied when the engine is built.",
+        json_schema_extra=meta(
+            short="quant",
+            requires=[
+                {"when": "fp8", "needs": ADA_HOPPER},
+                {"when": "int4_awq", "needs": PREQUANTIZED},
+            ],
+        ),
     )
     builder_opt_level: int = Field(
-        3, ge=0, le=5, description="TensorRT builder optimisation level.", json_schema_extra=meta(short="opt")
+        3,
+        ge=0,
+        le=5,
+        description="TensorRT builder optimisation level.",
+        json_schema_extra=meta(short="opt"),
     )
     kv_cache_type: Literal["paged", "continuous"] = Field(
         "paged", description="KV cache layout.", json_schema_extra=meta(short="kvtype")
     )
     kv_cache_free_gpu_memory_fraction: float = Field(
-        0.9, gt=0, le=1, description="Share of free GPU memory for the KV cache.", json_schema_extra=meta(short="kvfrac")
+        0.9,
+        gt=0,
+        le=1,
+        description="Share of free GPU memory for the KV cache.",
+        json_schema_extra=meta(short="kvfrac"),
     )

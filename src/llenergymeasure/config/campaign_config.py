@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from llenergymeasure.config._base import StrictModel
-from llenergymeasure.config.introspection import check_param_value, nearest_names
+from llenergymeasure.config.introspection import check_param_value, nearest_names, resolve_param
 from llenergymeasure.config.models import BACKEND_SECTIONS, Backend, ExperimentConfig
 
 _RESERVED_AXES = {
@@ -39,8 +39,13 @@ def _check_axes(
         values = value if isinstance(value, list) else [value]
         if isinstance(value, list) and not value:
             raise key_error(
-                (*where, key), f"'{key}' is an empty list; fix: give at least one value or remove it"
+                (*where, key),
+                f"'{key}' is an empty list; fix: give at least one value or remove it",
             )
+        try:
+            resolve_param(model, key)
+        except ValueError as err:
+            raise key_error((*where, key), str(err)) from None
         for index, item in enumerate(values):
             try:
                 check_param_value(model, key, item)
@@ -52,10 +57,15 @@ def _check_axes(
 class CampaignGridConfig(StrictModel):
     """The two-level grid: backends x models x shared axes x per-backend axes."""
 
-    backends: list[Backend] = Field(["pytorch"], min_length=1, description="Backends to sweep, in order.")
-    models: list[str] | None = Field(None, min_length=1, description="Model names to sweep (sets model.name).")
+    backends: list[Backend] = Field(
+        ["pytorch"], min_length=1, description="Backends to sweep, in order."
+    )
+    models: list[str] | None = Field(
+        None, min_length=1, description="Model names to sweep (sets model.name)."
+    )
     shared: dict[str, Any] = Field(
-        default_factory=dict, description="Axes applied to every backend: key -> list (axis) or scalar."
+        default_factory=dict,
+        description="Axes applied to every backend: key -> list (axis) or scalar.",
     )
     backend_overrides: dict[Backend, dict[str, Any]] = Field(
         default_factory=dict,
@@ -76,7 +86,9 @@ class CampaignGridConfig(StrictModel):
         for key in shared:
             head = key.split(".")[0]
             if key in _RESERVED_AXES:
-                raise key_error((key,), f"'{key}' cannot be a shared axis; fix: {_RESERVED_AXES[key]}")
+                raise key_error(
+                    (key,), f"'{key}' cannot be a shared axis; fix: {_RESERVED_AXES[key]}"
+                )
             if head in BACKEND_SECTIONS:
                 raise key_error(
                     (key,),
@@ -102,11 +114,19 @@ class CampaignGridConfig(StrictModel):
                     _check_axes({key: value}, section, where)
                     continue
                 if key in _RESERVED_AXES:
-                    raise key_error((*where, key), f"'{key}' cannot be overridden; fix: {_RESERVED_AXES[key]}")
+                    raise key_error(
+                        (*where, key), f"'{key}' cannot be overridden; fix: {_RESERVED_AXES[key]}"
+                    )
                 try:
-                    check_param_value(ExperimentConfig, key, value[0] if isinstance(value, list) and value else value)
+                    check_param_value(
+                        ExperimentConfig,
+                        key,
+                        value[0] if isinstance(value, list) and value else value,
+                    )
                 except ValueError:
-                    near = nearest_names(key, [*section.model_fields, *ExperimentConfig.model_fields])
+                    near = nearest_names(
+                        key, [*section.model_fields, *ExperimentConfig.model_fields]
+                    )
                     hint = f"did you mean {' or '.join(repr(n) for n in near)}? " if near else ""
                     raise key_error(
                         (*where, key),
@@ -121,8 +141,12 @@ class CampaignGridConfig(StrictModel):
 class ExplicitExperiment(StrictModel):
     """One experiment listed by hand: an experiment YAML plus overrides."""
 
-    config: str | None = Field(None, description="Path to an experiment YAML, relative to the campaign file.")
-    overrides: dict[str, Any] = Field(default_factory=dict, description="Dotted key -> value, applied on top.")
+    config: str | None = Field(
+        None, description="Path to an experiment YAML, relative to the campaign file."
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Dotted key -> value, applied on top."
+    )
 
 
 class ThermalWaitConfig(StrictModel):
@@ -138,14 +162,21 @@ class ExecutionConfig(StrictModel):
 
     cycles: int = Field(1, ge=1, description="Repetitions of the whole experiment list.")
     structure: Literal["interleaved", "shuffled", "grouped"] = Field(
-        "interleaved", description="interleaved: A B C A B C; shuffled: seeded, per cycle; grouped: A A B B."
+        "interleaved",
+        description="interleaved: A B C A B C; shuffled: seeded, per cycle; grouped: A A B B.",
     )
     seed: int = Field(42, description="Seed for the shuffled order.")
     config_gap_seconds: float = Field(0.0, ge=0, description="Pause between experiments.")
     cycle_gap_seconds: float = Field(0.0, ge=0, description="Pause between cycles.")
-    executor: Literal["inprocess", "subprocess"] = Field("inprocess", description="Where experiments run.")
-    max_consecutive_failures: int | None = Field(5, ge=1, description="Stop after this many failures in a row.")
-    experiment_timeout_seconds: float | None = Field(None, gt=0, description="Upper bound for one experiment.")
+    executor: Literal["inprocess", "subprocess"] = Field(
+        "inprocess", description="Where experiments run."
+    )
+    max_consecutive_failures: int | None = Field(
+        5, ge=1, description="Stop after this many failures in a row."
+    )
+    experiment_timeout_seconds: float | None = Field(
+        None, gt=0, description="Upper bound for one experiment."
+    )
     thermal_wait: ThermalWaitConfig = Field(default_factory=ThermalWaitConfig)
 
 
@@ -163,7 +194,9 @@ class ScheduleConfig(StrictModel):
 
     at: str | None = Field(None, description="Start time HH:MM (local).")
     interval_seconds: float | None = Field(None, gt=0, description="Time between cycle starts.")
-    total_duration_seconds: float | None = Field(None, gt=0, description="Stop starting cycles after this.")
+    total_duration_seconds: float | None = Field(
+        None, gt=0, description="Stop starting cycles after this."
+    )
 
     @field_validator("at")
     @classmethod
@@ -191,7 +224,8 @@ class CampaignConfig(StrictModel):
 
     campaign_name: str = Field(..., min_length=1)
     base_config: dict[str, Any] | str = Field(
-        default_factory=dict, description="Inline experiment fields, or a path to an experiment YAML."
+        default_factory=dict,
+        description="Inline experiment fields, or a path to an experiment YAML.",
     )
     grid: CampaignGridConfig | None = None
     experiments: list[ExplicitExperiment] = Field(default_factory=list)
@@ -205,18 +239,23 @@ class CampaignConfig(StrictModel):
     @classmethod
     def _check_base(cls, base: dict[str, Any] | str) -> dict[str, Any] | str:
         if isinstance(base, dict):
-            _check_axes({k: v for k, v in base.items() if not isinstance(v, list)}, ExperimentConfig, ())
+            _check_axes(
+                {k: v for k, v in base.items() if not isinstance(v, list)}, ExperimentConfig, ()
+            )
             for key, value in base.items():
                 if isinstance(value, list):
                     raise key_error(
-                        (key,), f"'{key}' is a list; base_config holds fixed values; fix: make it an axis under grid.shared"
+                        (key,),
+                        f"'{key}' is a list; base_config holds fixed values; fix: make it an axis under grid.shared",
                     )
         return base
 
     @model_validator(mode="after")
     def _something_to_run(self) -> CampaignConfig:
         if self.grid is None and not self.experiments:
-            raise ValueError("the campaign has neither a grid nor experiments; fix: add a 'grid:' section")
+            raise ValueError(
+                "the campaign has neither a grid nor experiments; fix: add a 'grid:' section"
+            )
         return self
 
 

@@ -111,10 +111,7 @@ def _literal_options(annotation: Any) -> tuple[Any, ...] | None:
 def _type_name(annotation: Any) -> str:
     inner = _unwrap_optional(annotation)
     optional = inner is not annotation
-    if get_origin(inner) is Literal:
-        name = "choice"
-    else:
-        name = getattr(inner, "__name__", str(inner))
+    name = "choice" if get_origin(inner) is Literal else getattr(inner, "__name__", str(inner))
     return f"{name} | None" if optional else name
 
 
@@ -227,8 +224,9 @@ def nearest_names(name: str, candidates: list[str] | tuple[str, ...]) -> list[st
 
 def _unknown(kind: str, name: str, candidates: list[str], typed: str | None = None) -> str:
     near = nearest_names(typed or name, candidates)
-    hint = f"did you mean {' or '.join(repr(n) for n in near)}? " if near else ""
-    return f"unknown {kind} '{name}'; {hint}valid: {', '.join(candidates)}"
+    if near:
+        return f"unknown {kind} '{name}'; did you mean {' or '.join(repr(n) for n in near)}?"
+    return f"unknown {kind} '{name}'; valid: {', '.join(candidates)}"
 
 
 def resolve_param(model: type[BaseModel], path: str) -> FieldInfo:
@@ -251,7 +249,9 @@ def resolve_param(model: type[BaseModel], path: str) -> FieldInfo:
 @cache
 def _adapter(model: type[BaseModel], path: str) -> TypeAdapter[Any]:
     info = resolve_param(model, path)
-    annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+    annotation: Any = info.annotation
+    if info.metadata:  # constraints such as ge=1 live in metadata
+        annotation = Annotated.__class_getitem__((annotation, *info.metadata))  # type: ignore[attr-defined]
     return TypeAdapter(annotation)
 
 

@@ -44,22 +44,39 @@ class ModelConfig(StrictModel):
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(
-        False, description="Allow the model repository to run its own code. Off unless you trust it."
+        False,
+        description="Allow the model repository to run its own code. Off unless you trust it.",
     )
 
 
 DECODER_PRESETS: dict[str, dict[str, Any]] = {
     "deterministic": {
-        "temperature": 0.0, "top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0, "do_sample": False,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "top_k": 0,
+        "repetition_penalty": 1.0,
+        "do_sample": False,
     },
     "standard": {
-        "temperature": 1.0, "top_p": 0.95, "top_k": 50, "repetition_penalty": 1.0, "do_sample": True,
+        "temperature": 1.0,
+        "top_p": 0.95,
+        "top_k": 50,
+        "repetition_penalty": 1.0,
+        "do_sample": True,
     },
     "creative": {
-        "temperature": 1.2, "top_p": 0.95, "top_k": 0, "repetition_penalty": 1.05, "do_sample": True,
+        "temperature": 1.2,
+        "top_p": 0.95,
+        "top_k": 0,
+        "repetition_penalty": 1.05,
+        "do_sample": True,
     },
     "factual": {
-        "temperature": 0.3, "top_p": 0.9, "top_k": 40, "repetition_penalty": 1.1, "do_sample": True,
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "top_k": 40,
+        "repetition_penalty": 1.1,
+        "do_sample": True,
     },
 }
 """Sampling presets; a preset fills only the values the user did not set."""
@@ -73,7 +90,9 @@ class DecoderConfig(StrictModel):
     )
     temperature: float | None = Field(None, ge=0, le=2, json_schema_extra=meta(short="temp"))
     top_p: float | None = Field(None, gt=0, le=1, json_schema_extra=meta(short="topp"))
-    top_k: int | None = Field(None, ge=0, description="0 disables top-k.", json_schema_extra=meta(short="topk"))
+    top_k: int | None = Field(
+        None, ge=0, description="0 disables top-k.", json_schema_extra=meta(short="topk")
+    )
     repetition_penalty: float | None = Field(None, gt=0, json_schema_extra=meta(short="rep"))
     do_sample: bool | None = Field(
         None,
@@ -115,11 +134,18 @@ class DatasetConfig(StrictModel):
         description="builtin:synthetic, builtin:prompts, a .jsonl/.csv/.txt file, or a HF dataset id.",
         json_schema_extra=meta(short="ds"),
     )
-    num_prompts: int = Field(32, ge=1, description="Prompts in the measured window.", json_schema_extra=meta(short="n"))
-    synthetic_input_tokens: int = Field(
-        64, ge=1, description="Prompt length in tokens for builtin:synthetic.", json_schema_extra=meta(short="in")
+    num_prompts: int = Field(
+        32, ge=1, description="Prompts in the measured window.", json_schema_extra=meta(short="n")
     )
-    column: str | None = Field(None, description="Text column of a JSONL/CSV/HF dataset (default: prompt/text).")
+    synthetic_input_tokens: int = Field(
+        64,
+        ge=1,
+        description="Prompt length in tokens for builtin:synthetic.",
+        json_schema_extra=meta(short="in"),
+    )
+    column: str | None = Field(
+        None, description="Text column of a JSONL/CSV/HF dataset (default: prompt/text)."
+    )
     split: str = Field("train", description="Split of a Hugging Face dataset.")
 
 
@@ -130,8 +156,12 @@ class WarmupConfig(StrictModel):
     convergence_detection: bool = Field(
         True, description="Stop early once throughput CV < cv_threshold over window_size batches."
     )
-    cv_threshold: float = Field(0.05, gt=0, lt=1, description="Coefficient of variation that counts as steady.")
-    min_prompts: int = Field(2, ge=1, description="Prompts always run before convergence is checked.")
+    cv_threshold: float = Field(
+        0.05, gt=0, lt=1, description="Coefficient of variation that counts as steady."
+    )
+    min_prompts: int = Field(
+        2, ge=1, description="Prompts always run before convergence is checked."
+    )
     max_prompts: int = Field(32, ge=1, description="Upper bound on warmup prompts.")
     window_size: int = Field(3, ge=2, description="Batches over which the CV is computed.")
 
@@ -151,7 +181,9 @@ class BaselineConfig(StrictModel):
 
     enabled: bool = Field(True, json_schema_extra=meta(short="base"))
     duration_sec: float = Field(10.0, gt=0, description="Idle window length.")
-    cache_ttl_sec: float = Field(3600.0, ge=0, description="Reuse a baseline this recent for the same devices.")
+    cache_ttl_sec: float = Field(
+        3600.0, ge=0, description="Reuse a baseline this recent for the same devices."
+    )
 
 
 class EnergyConfig(StrictModel):
@@ -162,9 +194,13 @@ class EnergyConfig(StrictModel):
         description="auto = NVML if an NVIDIA GPU is present, else RAPL if readable, else estimate.",
         json_schema_extra=meta(short="energy"),
     )
-    sample_interval_ms: float = Field(100.0, ge=1, description="Polling interval where the source polls.")
+    sample_interval_ms: float = Field(
+        100.0, ge=1, description="Polling interval where the source polls."
+    )
     tdp_w: float | None = Field(
-        None, gt=0, description="CPU TDP in watts for the 'estimate' source (default 65 W per socket)."
+        None,
+        gt=0,
+        description="CPU TDP in watts for the 'estimate' source (default 65 W per socket).",
     )
 
 
@@ -178,8 +214,12 @@ class TimeseriesConfig(StrictModel):
 class TrafficConfig(StrictModel):
     """Request arrival pattern; ``none`` sends batches back to back."""
 
-    mode: Literal["none", "constant", "poisson"] = Field("none", json_schema_extra=meta(short="traffic"))
-    target_qps: float | None = Field(None, gt=0, description="Mean arrivals per second.", json_schema_extra=meta(short="qps"))
+    mode: Literal["none", "constant", "poisson"] = Field(
+        "none", json_schema_extra=meta(short="traffic")
+    )
+    target_qps: float | None = Field(
+        None, gt=0, description="Mean arrivals per second.", json_schema_extra=meta(short="qps")
+    )
 
     @model_validator(mode="after")
     def _qps_needed(self) -> TrafficConfig:
@@ -198,20 +238,26 @@ class ExperimentConfig(StrictModel):
     model: ModelConfig = Field(..., json_schema_extra=meta(short=""))
     backend: Backend = Field("pytorch", json_schema_extra=meta(short=""))
     fp_precision: Precision = Field("bfloat16", json_schema_extra=meta(short=""))
-    max_input_tokens: int = Field(512, ge=1, description="Prompts are truncated to this.", json_schema_extra=meta(short="in"))
+    max_input_tokens: int = Field(
+        512, ge=1, description="Prompts are truncated to this.", json_schema_extra=meta(short="in")
+    )
     max_output_tokens: int = Field(128, ge=1, json_schema_extra=meta(short="out"))
     min_output_tokens: int = Field(0, ge=0, json_schema_extra=meta(short="minout"))
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     streaming: bool = Field(
-        False, description="Send requests one at a time and record TTFT/ITL.", json_schema_extra=meta(short="stream")
+        False,
+        description="Send requests one at a time and record TTFT/ITL.",
+        json_schema_extra=meta(short="stream"),
     )
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
     timeseries: TimeseriesConfig = Field(default_factory=TimeseriesConfig)
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
-    random_seed: int = Field(42, description="Seeds prompts, sampling and traffic.", json_schema_extra=meta(short="seed"))
+    random_seed: int = Field(
+        42, description="Seeds prompts, sampling and traffic.", json_schema_extra=meta(short="seed")
+    )
     pytorch: PyTorchConfig | None = None
     vllm: VLLMConfig | None = None
     tensorrt: TensorRTConfig | None = None

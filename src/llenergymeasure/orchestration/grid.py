@@ -23,6 +23,7 @@ from loguru import logger
 from pydantic import BaseModel, Field, ValidationError
 
 from llenergymeasure.config.campaign_config import CampaignGridConfig
+from llenergymeasure.config.dicts import clone, expand_model_shorthand, set_path
 from llenergymeasure.config.introspection import (
     get_backend_capabilities,
     get_backend_params,
@@ -150,9 +151,7 @@ def _short_for(path: tuple[str, ...]) -> str:
 
 
 def _plan(grid: CampaignGridConfig, base_config: dict[str, Any] | None) -> list[_BackendPlan]:
-    base = dict(base_config or {})
-    if isinstance(base.get("model"), str):
-        base["model"] = {"name": base["model"]}
+    base = expand_model_shorthand(base_config or {})
 
     def varies(key: str) -> bool:
         candidates = [grid.shared.get(key)] + [o.get(key) for o in grid.backend_overrides.values()]
@@ -169,7 +168,9 @@ def _plan(grid: CampaignGridConfig, base_config: dict[str, Any] | None) -> list[
         for key, value in grid.shared.items():
             value = overrides.get(key, value)
             path = tuple(key.split("."))
-            axes.append(_Axis(key, path, _as_values(value), _short_for(path) if varies(key) else None))
+            axes.append(
+                _Axis(key, path, _as_values(value), _short_for(path) if varies(key) else None)
+            )
         for key, value in overrides.items():
             if key in grid.shared:
                 continue  # replaced the shared axis above, in its position
@@ -179,37 +180,10 @@ def _plan(grid: CampaignGridConfig, base_config: dict[str, Any] | None) -> list[
                 path = tuple(key.split("."))
             values = _as_values(value)
             axes.append(_Axis(key, path, values, _short_for(path) if len(values) > 1 else None))
-        backend_base = {
-            k: v for k, v in base.items() if k not in BACKEND_SECTIONS or k == backend
-        }
+        backend_base = {k: v for k, v in base.items() if k not in BACKEND_SECTIONS or k == backend}
         backend_base["backend"] = backend
         plans.append(_BackendPlan(backend, backend_base, tuple(axes)))
     return plans
-
-
-def _clone(value: Any) -> Any:
-    """Copy nested dicts/lists of plain values (much cheaper than copy.deepcopy)."""
-    if isinstance(value, dict):
-        return {k: _clone(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clone(v) for v in value]
-    return value
-
-
-def _set(config: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    """Set ``value`` at ``path``, deep-merging a dict value into what is already there."""
-    target = config
-    for part in path[:-1]:
-        child = target.get(part)
-        if not isinstance(child, dict):
-            child = target[part] = {}
-        target = child
-    last = path[-1]
-    if isinstance(value, dict) and isinstance(target.get(last), dict):
-        for key, sub in value.items():
-            _set(target[last], (key,), sub)
-    else:
-        target[last] = _clone(value)
 
 
 _PRECISION_SHORT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
@@ -254,10 +228,10 @@ def iter_campaign_grid(
         if prefix:
             fixed_name.insert(0, _UNSAFE.sub("-", str(prefix)))
         for combo in itertools.product(*(axis.values for axis in plan.axes)):
-            config = _clone(plan.base)
+            config = clone(plan.base)
             name = list(fixed_name)
-            for axis, value in zip(plan.axes, combo):
-                _set(config, axis.path, value)
+            for axis, value in zip(plan.axes, combo, strict=True):
+                set_path(config, axis.path, value)
                 if axis.short is not None:
                     name.append(_name_part(axis.path, axis.short, value))
             config["name"] = "_".join(p for p in name if p)
@@ -334,19 +308,23 @@ def validate_campaign_grid(config_dicts: Iterable[dict[str, Any]]) -> GridExpans
             model = validate(raw)
         except ValidationError as err:
             reason, rule = _reason(err)
-            filtered.append(GridValidationIssue(
-                config_desc=desc, reason=reason, severity="error", backend=backend, rule=rule
-            ))
+            filtered.append(
+                GridValidationIssue(
+                    config_desc=desc, reason=reason, severity="error", backend=backend, rule=rule
+                )
+            )
             continue
         digest = config_hash(model)
         if digest in seen:
-            duplicates.append(GridValidationIssue(
-                config_desc=desc,
-                reason=f"same effective config as {seen[digest]}",
-                severity="warning",
-                backend=backend,
-                rule="duplicate",
-            ))
+            duplicates.append(
+                GridValidationIssue(
+                    config_desc=desc,
+                    reason=f"same effective config as {seen[digest]}",
+                    severity="warning",
+                    backend=backend,
+                    rule="duplicate",
+                )
+            )
             continue
         if desc in names or "name" not in raw:
             unique, n = desc, 1
@@ -360,14 +338,16 @@ def validate_campaign_grid(config_dicts: Iterable[dict[str, Any]]) -> GridExpans
         backends_seen[model.backend] = None
         needs = hardware_warnings(model)
         if needs:
-            warnings.append(GridValidationIssue(
-                config_desc=desc, reason="; ".join(needs), severity="warning", backend=backend
-            ))
+            warnings.append(
+                GridValidationIssue(
+                    config_desc=desc, reason="; ".join(needs), severity="warning", backend=backend
+                )
+            )
         valid.append(raw)
         hashes.append(digest)
     caps = get_backend_capabilities()
     requirements = {
-        b: f"{b} needs an NVIDIA GPU and the {caps[b].python_package} package ({caps[b].install_hint})"
+        b: f"{b} needs an NVIDIA GPU and the {caps[b].python_package} package: {caps[b].install_hint}"
         for b in backends_seen
         if caps[b].requires_gpu
     }

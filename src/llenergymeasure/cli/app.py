@@ -1,0 +1,58 @@
+"""The ``llem`` command: a thin Typer layer over the library.
+
+Commands parse arguments, call the library and render with Rich. Heavy libraries are imported
+inside the commands that need them, so ``llem --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from llenergymeasure import __version__
+from llenergymeasure.cli import campaign, config_cmd
+from llenergymeasure.cli.render import fail
+from llenergymeasure.exceptions import LLEMError
+
+app = typer.Typer(
+    name="llem",
+    help="Measure what LLM inference really costs: energy, throughput, latency, FLOPs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(campaign.app, name="campaign")
+app.add_typer(config_cmd.app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llem {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logs on stderr."),
+) -> None:
+    """llenergymeasure: energy, throughput and latency of LLM inference, with provenance."""
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING")
+    logger.enable("llenergymeasure")
+
+
+def main() -> None:
+    """Console-script entry point: library errors end as one message and an exit code."""
+    try:
+        app()
+    except LLEMError as error:
+        try:
+            fail(error)
+        except typer.Exit as exit_:
+            sys.exit(exit_.exit_code)

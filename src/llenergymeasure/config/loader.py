@@ -1,0 +1,192 @@
+"""YAML file -> config model, with errors that name the file, line, key path and fix.
+
+Structural mistakes (YAML syntax, unknown key, wrong type, a value a field can never take) raise
+:class:`ConfigError` (exit 2). A well-formed experiment whose values do not go together raises
+:class:`InvalidCombinationError` (exit 1): the file is usable, the experiment is not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from llenergymeasure.config.campaign_config import CampaignConfig
+from llenergymeasure.config.dicts import clone, expand_model_shorthand, set_path
+from llenergymeasure.config.introspection import nearest_names, submodel
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.exceptions import ConfigError
+
+Path_ = tuple[str | int, ...]
+
+
+class InvalidCombinationError(ConfigError):
+    """Every value is fine on its own, but together they cannot run."""
+
+    exit_code = 1
+
+
+def _line_map(
+    node: yaml.Node, path: Path_ = (), lines: dict[Path_, int] | None = None
+) -> dict[Path_, int]:
+    """1-based line of every key path in a composed YAML document."""
+    lines = {} if lines is None else lines
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = (*path, key_node.value)
+            lines[child] = key_node.start_mark.line + 1
+            _line_map(value_node, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            child = (*path, index)
+            lines[child] = item.start_mark.line + 1
+            _line_map(item, child, lines)
+    return lines
+
+
+def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[Path_, int]]:
+    """Parse a YAML mapping, returning it and the line of each key path."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {file}", fix="check the path") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            f"cannot read {file}: {err}", fix="check the file's permissions and encoding"
+        ) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(
+            f"YAML syntax error: {problem}", where=where, fix="fix the YAML syntax"
+        ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"expected a mapping of keys at the top level, got {type(data).__name__}",
+            where=str(file),
+            fix="see examples/ for the file layout",
+        )
+    return data, (_line_map(node) if node is not None else {})
+
+
+def _model_at(root: type[BaseModel], loc: Path_) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = root
+    for part in loc:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return None
+        model = submodel(model.model_fields[part].annotation)
+    return model
+
+
+def _line_for(loc: Path_, lines: dict[Path_, int]) -> int | None:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def describe_errors(
+    err: ValidationError,
+    *,
+    file: str | Path | None,
+    lines: dict[Path_, int] | None = None,
+    root: type[BaseModel] = ExperimentConfig,
+    prefix: Path_ = (),
+) -> list[str]:
+    """One line per problem: ``file:line: key.path: message``, with 'did you mean' for typos."""
+    out = []
+    for item in err.errors(include_url=False):
+        loc: Path_ = (*prefix, *item["loc"], *(item.get("ctx") or {}).get("subpath", ()))
+        msg = item["msg"]
+        if item["type"] == "extra_forbidden":
+            parent = _model_at(root, loc[len(prefix) : -1])
+            key = str(loc[-1])
+            near = nearest_names(key, list(parent.model_fields)) if parent else []
+            msg = f"unknown key '{key}'" + (
+                f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+            )
+        elif item["type"] == "literal_error":
+            msg = f"{item['input']!r} is not a valid choice; expected {item['ctx']['expected']}"
+        elif (
+            item["type"] not in ("invalid_combination", "grid_key", "value_error")
+            and "input" in item
+        ):
+            msg = f"{msg} (got {item['input']!r})"
+        path = ".".join(str(p) for p in loc)
+        line = _line_for(loc, lines or {})
+        where = f"{file}:{line}" if file and line else (str(file) if file else "")
+        parts = [p for p in (where, path) if p]
+        out.append(f"{': '.join(parts)}: {msg}" if parts else msg)
+    return out
+
+
+def _is_combination(err: ValidationError) -> bool:
+    return all(e["type"] == "invalid_combination" for e in err.errors())
+
+
+def validate_experiment(
+    data: dict[str, Any], *, file: str | Path | None = None, lines: dict[Path_, int] | None = None
+) -> ExperimentConfig:
+    """Build an ExperimentConfig, turning validation errors into one readable message."""
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as err:
+        problems = describe_errors(err, file=file, lines=lines)
+        cls = InvalidCombinationError if _is_combination(err) else ConfigError
+        raise cls(
+            "invalid experiment config:\n  - " + "\n  - ".join(problems),
+            fix=_generic_fix(
+                problems, "`llem config params` lists every key with its valid values"
+            ),
+        ) from None
+
+
+def _generic_fix(problems: list[str], fix: str) -> str | None:
+    """The general pointer, unless every problem already says how to fix it."""
+    specific = all("fix:" in p or "did you mean" in p or "valid:" in p for p in problems)
+    return None if specific else fix
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``data`` with dotted-key overrides applied (dict values deep-merged)."""
+    result = clone(expand_model_shorthand(data))
+    for key, value in overrides.items():
+        set_path(result, key.split("."), value)
+    return result
+
+
+def load_experiment_config(
+    path: str | Path, overrides: dict[str, Any] | None = None
+) -> ExperimentConfig:
+    """Load an experiment YAML, apply dotted overrides, validate."""
+    data, lines = read_yaml(path)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return validate_experiment(data, file=path, lines=lines)
+
+
+def load_campaign_config(path: str | Path) -> CampaignConfig:
+    """Load a campaign YAML; a ``base_config`` path is read relative to the campaign file."""
+    data, lines = read_yaml(path)
+    base = data.get("base_config")
+    if isinstance(base, str):
+        base_path = (Path(path).parent / base).resolve()
+        base_data, _ = read_yaml(base_path)
+        data = {**data, "base_config": base_data}
+    try:
+        return CampaignConfig.model_validate(data)
+    except ValidationError as err:
+        problems = describe_errors(err, file=path, lines=lines, root=CampaignConfig)
+        raise ConfigError(
+            "invalid campaign config:\n  - " + "\n  - ".join(problems),
+            fix=_generic_fix(problems, "`llem config params` lists experiment keys"),
+        ) from None

@@ -1,0 +1,48 @@
+"""The resolved experiment list of a campaign: its grid points plus explicitly listed experiments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.config.campaign_config import CampaignConfig
+from llenergymeasure.config.dicts import deep_merge, expand_model_shorthand
+from llenergymeasure.config.loader import apply_overrides, read_yaml
+from llenergymeasure.orchestration.grid import (
+    GridExpansionResult,
+    iter_campaign_grid,
+    validate_campaign_grid,
+)
+
+
+def iter_campaign_experiments(
+    campaign: CampaignConfig, campaign_file: str | Path | None = None
+) -> Iterator[dict[str, Any]]:
+    """Grid points first, then explicit experiments (paths relative to the campaign file).
+
+    ``base_config`` lies under both; an explicit experiment is named after its ``name`` key or
+    its file's stem.
+    """
+    base = campaign.base_config if isinstance(campaign.base_config, dict) else {}
+    if campaign.grid is not None:
+        yield from iter_campaign_grid(campaign.grid, base)
+    root = Path(campaign_file).parent if campaign_file else Path.cwd()
+    for index, explicit in enumerate(campaign.experiments):
+        data: dict[str, Any] = {}
+        stem = f"experiment{index + 1}"
+        if explicit.config is not None:
+            path = root / explicit.config
+            data, _ = read_yaml(path)
+            stem = path.stem
+        merged = deep_merge(expand_model_shorthand(base), expand_model_shorthand(data))
+        merged = apply_overrides(merged, explicit.overrides)
+        merged["name"] = explicit.overrides.get("name") or data.get("name") or stem
+        yield merged
+
+
+def plan_campaign(
+    campaign: CampaignConfig, campaign_file: str | Path | None = None
+) -> GridExpansionResult:
+    """Expand and dry-run validate every experiment of the campaign."""
+    return validate_campaign_grid(iter_campaign_experiments(campaign, campaign_file))
