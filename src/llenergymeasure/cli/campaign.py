@@ -60,7 +60,7 @@ def render_plan(result: Any, *, list_names: bool) -> None:
     out.print(table)
     if result.filtered_configs:
         out.print("[bold]Filtered as invalid[/]")
-        example = {}
+        example: dict[str, Any] = {}
         for issue in result.filtered_configs:
             example.setdefault(issue.rule or issue.reason, issue)
         for rule, count in result.grouped_reasons():

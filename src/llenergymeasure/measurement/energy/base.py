@@ -6,8 +6,12 @@ can never pass off a guess as a measurement. Units live in field names.
 
 from __future__ import annotations
 
+import importlib.util
 import math
-from collections.abc import Sequence
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -129,3 +133,52 @@ def trapezoid_energy_j(times_s: Sequence[float], powers_w: Sequence[float]) -> f
         (times_s[i] - times_s[i - 1]) * (powers_w[i] + powers_w[i - 1]) / 2.0
         for i in range(1, len(times_s))
     )
+
+
+def module_available(name: str) -> bool:
+    """Is a top-level module importable, without importing it (fakes in sys.modules count)?"""
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class PeriodicSampler:
+    """Call ``sample()`` in a daemon thread every ``interval_s``, on deadlines from ``t0``.
+
+    Deadlines are absolute so the period does not drift; a slow sample skips missed slots
+    instead of bursting. An exception in the thread stops it and is re-raised by ``halt()``
+    in the caller's thread, so a failed sample is never silently dropped.
+    """
+
+    def __init__(self, sample: Callable[[], None], interval_s: float, t0: float, name: str):
+        self._sample = sample
+        self._interval_s = interval_s
+        self._t0 = t0
+        self._stop = threading.Event()
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def halt(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        deadline = self._t0 + self._interval_s
+        while not self._stop.wait(max(0.0, deadline - time.perf_counter())):
+            try:
+                self._sample()
+            except Exception as err:  # re-raised by halt()
+                self._error = err
+                return
+            deadline += self._interval_s
+            now = time.perf_counter()
+            if deadline < now:
+                deadline = now + self._interval_s

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +22,7 @@ from llenergymeasure.measurement.energy.base import (
     EnergyMethod,
     EnergyOptions,
     EnergyReading,
+    PeriodicSampler,
     PowerSample,
     trapezoid_energy_j,
 )
@@ -146,10 +146,8 @@ class _Lib:
 
     def shutdown_quietly(self) -> None:
         """Shut NVML down; a failure here must not mask the result or the real error."""
-        try:
+        with suppress(self.module.NVMLError):
             self.module.nvmlShutdown()
-        except self.module.NVMLError:
-            pass
 
     def reason_mask(self, handle: Any) -> int:
         mask = self.optional("nvmlDeviceGetCurrentClocksEventReasons", handle, doing="reading")
@@ -189,7 +187,9 @@ def _visible_devices(lib: _Lib) -> tuple[list[_Device], list[str]]:
     empty means none, and the list ends at the first entry that names no GPU.
     """
     count = int(lib.call("nvmlDeviceGetCount", doing="counting GPUs"))
-    handles = [lib.call("nvmlDeviceGetHandleByIndex", i, doing="opening a GPU") for i in range(count)]
+    handles = [
+        lib.call("nvmlDeviceGetHandleByIndex", i, doing="opening a GPU") for i in range(count)
+    ]
     names = [_text(lib.call("nvmlDeviceGetName", h, doing="reading a GPU name")) for h in handles]
     notes: list[str] = []
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -371,10 +371,11 @@ def nvml_inventory() -> dict[str, Any]:
 
 
 class _Sampler:
-    """Background sampling of clock-limit reasons and, when asked, power and temperature.
+    """What the window watches between start and stop: clock-limit reasons always, and power
+    and temperature when polling or when a time series was asked for.
 
-    Samples are scheduled against absolute deadlines so the period does not drift; the first
-    and last samples are taken by the caller so a polled integral covers the whole window.
+    The first and last samples are taken by the caller, so a polled integral covers the
+    whole window.
     """
 
     def __init__(
@@ -382,16 +383,13 @@ class _Sampler:
     ) -> None:
         self._lib = lib
         self._devices = devices
-        self._interval_s = interval_s
         self._t0 = t0
         self._power = power
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="llem-nvml-sampler", daemon=True)
+        self._thread = PeriodicSampler(self.sample, interval_s, t0, "llem-nvml-sampler")
         self.times_s: list[float] = []
         self.device_power_w: list[dict[str, float]] = []
         self.temperatures_c: list[float | None] = []
         self.reason_mask = 0
-        self.error: Exception | None = None
 
     def sample(self) -> None:
         t_s = time.perf_counter() - self._t0
@@ -413,30 +411,16 @@ class _Sampler:
         self.sample()
         self._thread.start()
 
-    def _run(self) -> None:
-        deadline = self._t0 + self._interval_s
-        while not self._stop.wait(max(0.0, deadline - time.perf_counter())):
-            try:
-                self.sample()
-            except Exception as err:  # re-raised in the caller's thread by halt()
-                self.error = err
-                return
-            deadline += self._interval_s
-            now = time.perf_counter()
-            if deadline < now:  # fell behind: skip the missed slots rather than burst
-                deadline = now + self._interval_s
-
     def halt(self) -> None:
         """Stop the thread; the caller takes the final sample when it chooses."""
-        self._stop.set()
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
+        self._thread.halt()
 
     def power_samples(self) -> tuple[PowerSample, ...]:
         return tuple(
             PowerSample(t_s=t, power_w=sum(p.values()), device_power_w=p, temperature_c=temp)
-            for t, p, temp in zip(self.times_s, self.device_power_w, self.temperatures_c, strict=True)
+            for t, p, temp in zip(
+                self.times_s, self.device_power_w, self.temperatures_c, strict=True
+            )
         )
 
 
