@@ -243,8 +243,7 @@ def _require_devices(devices: list[_Device]) -> None:
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
         raise UnavailableError(
-            f"NVML energy is not available here: CUDA_VISIBLE_DEVICES={env!r} makes no GPU "
-            "visible",
+            f"NVML energy is not available here: CUDA_VISIBLE_DEVICES={env!r} makes no GPU visible",
             fix="set CUDA_VISIBLE_DEVICES to the GPUs to measure, or unset it",
         )
     raise UnavailableError(
@@ -436,7 +435,12 @@ class _Window:
 
 
 class NVMLEnergySource:
-    """GPU energy of the CUDA-visible GPUs over a start()/stop() window."""
+    """GPU energy of the CUDA-visible GPUs over a start()/stop() window.
+
+    A background thread checks clock-limit ("throttle") reasons every ``sample_interval_ms``
+    in every mode; it also samples power and temperature when polling or when ``timeseries``
+    is set. NVML is initialised in start() and shut down in stop().
+    """
 
     name = "nvml"
 
@@ -518,7 +522,11 @@ class NVMLEnergySource:
             per_device_j: dict[str, float] = {}
             for label, start in w.start_mj.items():
                 end = end_mj[label]
-                if end is None or end < start:
+                if end is None:
+                    raise ExperimentError(
+                        f"the NVML energy counter of {label} stopped answering during the window"
+                    )
+                if end < start:
                     raise ExperimentError(
                         f"the NVML energy counter of {label} went backwards during the window",
                         fix="the driver was reloaded or the GPU reset; repeat the measurement",
@@ -534,7 +542,7 @@ class NVMLEnergySource:
         else:
             w.sampler.sample()
             times = w.sampler.times_s
-            duration_s = times[-1]
+            duration_s = times[-1] - times[0]
             per_device_j = {
                 d.label: trapezoid_energy_j(times, [p[d.label] for p in w.sampler.device_power_w])
                 for d in w.devices

@@ -1,0 +1,167 @@
+"""Idle baseline power: energy over an idle window / its length, cached for a while.
+
+Subtracting it separates what the workload costs from what the machine burns anyway. The
+cache avoids re-measuring an idle machine before every experiment of a campaign; it is keyed
+by host, source and devices (or the caller's key), so a shared home directory on a cluster
+never hands one node's baseline to another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from llenergymeasure.exceptions import ConfigError, ExperimentError
+from llenergymeasure.measurement.cache import default_cache_dir
+from llenergymeasure.measurement.energy.base import EnergySource
+
+CACHE_FILE_NAME = "baseline.json"
+_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BaselineReading:
+    power_w: float
+    duration_s: float
+    source: str
+    method: str
+    devices: tuple[str, ...]
+    measured_at: str  # ISO 8601, UTC
+    from_cache: bool
+    is_estimate: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["devices"] = list(self.devices)
+        return data
+
+
+def default_baseline_cache_path() -> Path:
+    return default_cache_dir() / CACHE_FILE_NAME
+
+
+def _cache_key(source: EnergySource, cache_key: str | None) -> str:
+    detail = cache_key if cache_key is not None else ",".join(getattr(source, "devices", ()))
+    return f"{socket.gethostname()}|{source.name}|{detail}"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        logger.warning("ignoring unreadable baseline cache {}: {}", path, err)
+        return {}
+    if not isinstance(data, dict) or data.get("version") != _CACHE_VERSION:
+        return {}
+    entries = data.get("entries")
+    return entries if isinstance(entries, dict) else {}
+
+
+def _from_entry(entry: Any) -> BaselineReading | None:
+    try:
+        return BaselineReading(
+            power_w=float(entry["power_w"]),
+            duration_s=float(entry["duration_s"]),
+            source=str(entry["source"]),
+            method=str(entry["method"]),
+            devices=tuple(entry["devices"]),
+            measured_at=str(entry["measured_at"]),
+            from_cache=True,
+            is_estimate=bool(entry["is_estimate"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _age_s(measured_at: str, now_s: float) -> float | None:
+    try:
+        return now_s - datetime.fromisoformat(measured_at).timestamp()
+    except ValueError:
+        return None
+
+
+def _write_atomically(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def measure_baseline(
+    source: EnergySource,
+    duration_sec: float,
+    *,
+    cache_path: Path | None = None,
+    ttl_sec: float = 3600.0,
+    cache_key: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> BaselineReading:
+    """Idle power of ``source``'s devices: a cached value younger than ``ttl_sec`` if there
+    is one, else a fresh measurement over ``duration_sec`` of idling, which is then cached.
+
+    ``cache_path`` defaults to ``default_cache_dir()/baseline.json``; ``ttl_sec <= 0`` always
+    measures. The caller keeps the machine idle during the window.
+    """
+    if duration_sec <= 0:
+        raise ConfigError(f"baseline duration must be > 0 s, got {duration_sec}")
+    path = cache_path if cache_path is not None else default_baseline_cache_path()
+    key = _cache_key(source, cache_key)
+    entries = _load(path)
+
+    cached = _from_entry(entries.get(key)) if ttl_sec > 0 else None
+    if cached is not None:
+        age_s = _age_s(cached.measured_at, clock())
+        if age_s is not None and 0 <= age_s < ttl_sec:
+            logger.info(
+                "baseline {:.1f} W from cache ({:.0f} s old, {})", cached.power_w, age_s, key
+            )
+            return cached
+
+    source.start()
+    sleep(duration_sec)
+    reading = source.stop()
+    if reading.duration_s <= 0:
+        raise ExperimentError(f"the {reading.source} baseline window had zero length")
+    baseline = BaselineReading(
+        power_w=reading.energy_j / reading.duration_s,
+        duration_s=reading.duration_s,
+        source=reading.source,
+        method=reading.method,
+        devices=reading.devices,
+        measured_at=datetime.fromtimestamp(clock(), tz=timezone.utc).isoformat(),
+        from_cache=False,
+        is_estimate=reading.is_estimate,
+    )
+    logger.info(
+        "baseline {:.1f} W measured over {:.1f} s ({})", baseline.power_w, baseline.duration_s, key
+    )
+
+    entries = _load(path)  # re-read: another process may have written meanwhile
+    entries[key] = {k: v for k, v in baseline.to_dict().items() if k != "from_cache"}
+    try:
+        _write_atomically(path, {"version": _CACHE_VERSION, "entries": entries})
+    except OSError as err:
+        logger.warning("could not write baseline cache {}: {}", path, err)
+    return baseline

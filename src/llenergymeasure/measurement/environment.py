@@ -1,0 +1,192 @@
+"""A JSON-ready snapshot of where an experiment ran: software, hardware, container, GPUs.
+
+Stored beside every result so a number can be traced to the machine that produced it.
+Collecting never fails: what cannot be read becomes None (and, for GPUs, a reason).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.exceptions import LLEMError
+
+# Distribution names to report, by the key they get in the snapshot.
+LIBRARIES: dict[str, tuple[str, ...]] = {
+    "llenergymeasure": ("llenergymeasure",),
+    "torch": ("torch",),
+    "transformers": ("transformers",),
+    "vllm": ("vllm",),
+    "tensorrt_llm": ("tensorrt-llm", "tensorrt_llm"),
+    "nvidia-ml-py": ("nvidia-ml-py",),
+    "pynvml": ("pynvml",),
+    "numpy": ("numpy",),
+    "psutil": ("psutil",),
+    "pydantic": ("pydantic",),
+    "zeus": ("zeus", "zeus-ml"),
+    "codecarbon": ("codecarbon",),
+}
+_CONTAINER_CGROUP_MARKERS = ("docker", "kubepods", "containerd", "libpod", "lxc")
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions from package metadata; never imports the libraries themselves."""
+    versions: dict[str, str | None] = {}
+    for key, candidates in LIBRARIES.items():
+        versions[key] = None
+        for dist in candidates:
+            try:
+                versions[key] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return versions
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return None
+
+
+def cpu_model(root: Path = Path("/")) -> str | None:
+    cpuinfo = _read_text(root / "proc" / "cpuinfo") or ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+            return value.strip()
+    return platform.processor() or None
+
+
+def os_pretty_name(root: Path = Path("/")) -> str | None:
+    for line in (_read_text(root / "etc" / "os-release") or "").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            return line.partition("=")[2].strip().strip('"') or None
+    return None
+
+
+def detect_container(
+    root: Path = Path("/"), environ: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Best-effort: is this process in a container, and what says so."""
+    env = os.environ if environ is None else environ
+    evidence: list[str] = []
+    if (root / ".dockerenv").exists():
+        evidence.append("/.dockerenv exists")
+    if (root / "run" / ".containerenv").exists():
+        evidence.append("/run/.containerenv exists (podman)")
+    cgroup = _read_text(root / "proc" / "1" / "cgroup") or ""
+    markers = [m for m in _CONTAINER_CGROUP_MARKERS if m in cgroup]
+    if markers:
+        evidence.append(f"/proc/1/cgroup mentions {', '.join(markers)}")
+    if "KUBERNETES_SERVICE_HOST" in env:
+        evidence.append("KUBERNETES_SERVICE_HOST is set")
+    return {"in_container": bool(evidence), "evidence": evidence}
+
+
+def _torch_runtime() -> dict[str, Any] | None:
+    """CUDA details from torch, only if the caller already imported it (never import it)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        return {
+            "cuda_version": getattr(torch.version, "cuda", None),
+            "cuda_available": bool(torch.cuda.is_available()),
+        }
+    except Exception as err:  # a half-initialised torch must not break the snapshot
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
+def _gpus() -> dict[str, Any]:
+    from llenergymeasure.measurement.energy import nvml
+
+    absent: dict[str, Any] = {
+        "gpus": [],
+        "gpu_driver_version": None,
+        "cuda_driver_version": None,
+        "gpu_notes": [],
+    }
+    try:
+        inventory = nvml.nvml_inventory()
+    except LLEMError as err:
+        return {**absent, "gpu_unavailable_reason": err.what}
+    except Exception as err:  # never let a vendor surprise break the snapshot
+        return {**absent, "gpu_unavailable_reason": f"{type(err).__name__}: {err}"}
+    return {
+        "gpus": inventory["gpus"],
+        "gpu_driver_version": inventory["driver_version"],
+        "cuda_driver_version": inventory["cuda_driver_version"],
+        "gpu_notes": inventory["notes"],
+        "gpu_unavailable_reason": None if inventory["gpus"] else "NVML found no NVIDIA GPU",
+    }
+
+
+def _rapl(rapl_root: Path | None) -> dict[str, Any]:
+    from llenergymeasure.measurement.energy import rapl
+
+    try:
+        return rapl.probe(rapl_root or rapl.DEFAULT_ROOT).to_dict()
+    except Exception as err:  # the snapshot never fails
+        return {"available": False, "reason": f"{type(err).__name__}: {err}", "fix": None}
+
+
+def _memory_total_bytes() -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except Exception:
+        return None
+
+
+def _physical_cores() -> int | None:
+    try:
+        import psutil
+
+        cores = psutil.cpu_count(logical=False)
+        return None if cores is None else int(cores)
+    except Exception:
+        return None
+
+
+def collect_environment(*, rapl_root: Path | None = None) -> dict[str, Any]:
+    """The snapshot: plain JSON types only; absent things are None with a reason."""
+    uname = platform.uname()
+    gpus = _gpus()
+    return {
+        "collected_at": datetime.now(timezone.utc).isoformat(),
+        "hostname": socket.gethostname(),
+        "python": {
+            "version": platform.python_version(),
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+        },
+        "platform": {
+            "system": uname.system,
+            "kernel": uname.release,
+            "kernel_version": uname.version,
+            "machine": uname.machine,
+            "os": os_pretty_name(),
+            "platform": platform.platform(),
+        },
+        "cpu": {
+            "model": cpu_model(),
+            "logical_cores": os.cpu_count(),
+            "physical_cores": _physical_cores(),
+        },
+        "memory_total_bytes": _memory_total_bytes(),
+        "container": detect_container(),
+        "libraries": library_versions(),
+        "torch_runtime": _torch_runtime(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        **gpus,
+        "rapl": _rapl(rapl_root),
+    }
