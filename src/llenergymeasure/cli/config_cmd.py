@@ -26,9 +26,9 @@ def validate(
 
     Exit 0 valid, 1 values that do not go together, 2 unusable file.
     """
+    from llenergymeasure.config.identity import config_hash
     from llenergymeasure.config.introspection import hardware_warnings
     from llenergymeasure.config.loader import load_experiment_config
-    from llenergymeasure.orchestration.grid import config_hash
 
     config = load_experiment_config(file)
     needs = hardware_warnings(config)

@@ -11,11 +11,15 @@ from typing import Any
 
 def clone(value: Any) -> Any:
     """Copy nested dicts and lists so the result shares no mutable state with ``value``."""
-    if isinstance(value, dict):
-        return {k: clone(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clone(v) for v in value]
+    kind = type(value)
+    if kind is dict:
+        return {k: clone(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
+    if kind is list:
+        return [clone(v) if type(v) in _CONTAINERS else v for v in value]
     return value
+
+
+_CONTAINERS = (dict, list)
 
 
 def set_path(config: dict[str, Any], path: tuple[str, ...] | list[str], value: Any) -> None:

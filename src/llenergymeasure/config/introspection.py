@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import difflib
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from operator import attrgetter
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -194,12 +196,10 @@ def get_param_skip_conditions() -> tuple[SkipCondition, ...]:
 
 
 @cache
-def _conditions_by_backend() -> dict[str, tuple[tuple[tuple[str, ...], SkipCondition], ...]]:
+def _conditions_by_backend() -> dict[str, tuple[tuple[Callable[[Any], Any], SkipCondition], ...]]:
     return {
         b: tuple(
-            (tuple(c.path.split(".")), c)
-            for c in get_param_skip_conditions()
-            if c.backend in (None, b)
+            (attrgetter(c.path), c) for c in get_param_skip_conditions() if c.backend in (None, b)
         )
         for b in BACKEND_SECTIONS
     }
@@ -208,10 +208,8 @@ def _conditions_by_backend() -> dict[str, tuple[tuple[tuple[str, ...], SkipCondi
 def hardware_warnings(config: ExperimentConfig) -> list[str]:
     """Requirements beyond the backend's own that this validated config has."""
     found = []
-    for path, condition in _conditions_by_backend()[config.backend]:
-        value: Any = config
-        for part in path:
-            value = getattr(value, part)
+    for read, condition in _conditions_by_backend()[config.backend]:
+        value = read(config)
         if condition.matches(value):
             found.append(f"{condition.path}={value} needs {condition.needs}")
     return found

@@ -10,12 +10,13 @@ introspection derives from the models.
 
 from __future__ import annotations
 
-import hashlib
+import gc
 import itertools
 import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from llenergymeasure.config.campaign_config import CampaignGridConfig
 from llenergymeasure.config.dicts import clone, expand_model_shorthand, set_path
+from llenergymeasure.config.identity import config_hash
 from llenergymeasure.config.introspection import (
     get_backend_capabilities,
     get_backend_params,
@@ -227,15 +229,37 @@ def iter_campaign_grid(
             fixed_name.append(_name_part(("model", "name"), "", model))
         if prefix:
             fixed_name.insert(0, _UNSAFE.sub("-", str(prefix)))
-        for combo in itertools.product(*(axis.values for axis in plan.axes)):
+        paths = [axis.path for axis in plan.axes]
+        # name parts depend only on (axis, value): computed once, not per grid point
+        choices = [
+            [
+                (value, None if axis.short is None else _name_part(axis.path, axis.short, value))
+                for value in axis.values
+            ]
+            for axis in plan.axes
+        ]
+        for combo in itertools.product(*choices):
             config = clone(plan.base)
-            name = list(fixed_name)
-            for axis, value in zip(plan.axes, combo, strict=True):
-                set_path(config, axis.path, value)
-                if axis.short is not None:
-                    name.append(_name_part(axis.path, axis.short, value))
-            config["name"] = "_".join(p for p in name if p)
+            name = fixed_name.copy()
+            for path, (value, part) in zip(paths, combo, strict=True):
+                if type(value) in _CONTAINERS:
+                    set_path(config, path, value)
+                elif len(path) == 1:  # the common cases, without the general merge
+                    config[path[0]] = value
+                elif len(path) == 2:
+                    section = config.get(path[0])
+                    if type(section) is not dict:
+                        section = config[path[0]] = {}
+                    section[path[1]] = value
+                else:
+                    set_path(config, path, value)
+                if part:
+                    name.append(part)
+            config["name"] = "_".join(name)
             yield config
+
+
+_CONTAINERS = (dict, list)
 
 
 def expand_campaign_grid(
@@ -253,15 +277,6 @@ def expand_campaign_grid(
 
 
 # --- validation ----------------------------------------------------------------------------
-
-_serialize = ExperimentConfig.__pydantic_serializer__.to_json
-
-
-def config_hash(config: ExperimentConfig) -> str:
-    """sha256 of the effective config; ``name`` excluded, defaults omitted so it stays stable
-    when fields with defaults are added."""
-    return hashlib.sha256(_serialize(config, exclude={"name"}, exclude_defaults=True)).hexdigest()
-
 
 def _describe(config: dict[str, Any]) -> str:
     model = config.get("model")
@@ -290,6 +305,29 @@ def validate_campaign_grid(config_dicts: Iterable[dict[str, Any]]) -> GridExpans
     Points that validate to an already-seen config are reported as duplicates and kept once.
     Input dicts are never mutated.
     """
+    with _collector_paused():
+        return _validate(config_dicts)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around the validation loop.
+
+    The loop allocates hundreds of thousands of short-lived, acyclic objects while the result
+    lists grow; with the collector on, every young-generation pass re-walks the retained results
+    (measured: about 2x the cost of validation itself on a 20,000-point grid). Nothing in the
+    loop creates reference cycles, so pausing frees nothing late.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _validate(config_dicts: Iterable[dict[str, Any]]) -> GridExpansionResult:
     valid: list[dict[str, Any]] = []
     hashes: list[str] = []
     filtered: list[GridValidationIssue] = []

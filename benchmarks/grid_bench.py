@@ -1,0 +1,121 @@
+"""Grid expansion + validation cost, relative to bare pydantic validation, and streaming memory.
+
+Prints ratios measured side by side in one run (this machine is shared and noisy):
+  ratio = (expand + validate, with names, hashes and dedup) / (bare ExperimentConfig.model_validate
+          loop over the same dicts)       target <= 1.5
+  peak RSS growth while streaming 1,000,000 configs through iter_campaign_grid   target < 100 MB
+
+Times are CPU seconds of this process (time.process_time), which other load on a shared
+machine disturbs less than wall time. Run: .venv/bin/python benchmarks/grid_bench.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+from pydantic import ValidationError
+
+from llenergymeasure.config.campaign_config import CampaignGridConfig
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.orchestration.grid import (
+    count_campaign_grid,
+    expand_campaign_grid,
+    iter_campaign_grid,
+    validate_campaign_grid,
+)
+
+BASE = {"model": "builtin:tiny-gpt2", "max_input_tokens": 256, "dataset": {"num_prompts": 16}}
+
+
+def grid_20k() -> CampaignGridConfig:
+    """20,000 points over two backends, with filtered combinations and hardware warnings."""
+    return CampaignGridConfig(
+        backends=["pytorch", "vllm"],
+        shared={
+            # float16 twice: those points are duplicates, reported and kept once
+            "fp_precision": ["float32", "float16", "bfloat16", "float16"],
+            "max_output_tokens": [16, 32, 64, 128, 256],
+            "decoder.preset": ["deterministic", "standard", "creative", "factual"],
+        },
+        backend_overrides={
+            "pytorch": {
+                "batch_size": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+                "attn_implementation": ["sdpa", "flash_attention_2"],
+                "use_cache": [True, False],
+                "torch_compile": [False, True],
+                "load_in_8bit": [False, True],
+            },
+            "vllm": {
+                "max_num_seqs": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+                "gpu_memory_utilization": [0.8, 0.9, 0.95],
+                "block_size": [8, 16, 32],
+            },
+        },
+    )
+
+
+def grid_1m() -> CampaignGridConfig:
+    return CampaignGridConfig(
+        backends=["pytorch"],
+        shared={
+            "max_output_tokens": list(range(1, 101)),
+            "random_seed": list(range(100)),
+        },
+        backend_overrides={"pytorch": {"batch_size": list(range(1, 101))}},
+    )
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    grid = grid_20k()
+    dicts = expand_campaign_grid(grid, BASE)
+    print(f"grid points: {len(dicts)} (count_campaign_grid: {count_campaign_grid(grid)})")
+
+    ours, bare = [], []
+    for _ in range(args.repeats):  # interleaved, so drift hits both sides alike
+        gc.collect()
+        start = time.process_time()
+        result = validate_campaign_grid(iter_campaign_grid(grid, BASE))
+        ours.append(time.process_time() - start)
+        del result
+        gc.collect()
+        start = time.process_time()
+        for config in dicts:
+            try:
+                ExperimentConfig.model_validate(config)
+            except ValidationError:
+                pass
+        bare.append(time.process_time() - start)
+    result = validate_campaign_grid(iter_campaign_grid(grid, BASE))
+    print(result.summary)
+    ratio = statistics.median(ours) / statistics.median(bare)
+    print(f"expand+validate / bare model_validate: ratio {ratio:.2f} (target <= 1.5; "
+          f"median of {args.repeats} side-by-side repeats)")
+    del result, dicts
+    gc.collect()
+
+    # In a fresh process, so the peak left by the 20k run above does not hide growth.
+    script = (
+        "import sys; sys.path.insert(0, 'benchmarks'); import grid_bench as b; "
+        "before = b.rss_mb(); n = sum(1 for _ in b.iter_campaign_grid(b.grid_1m(), b.BASE)); "
+        "print(n, b.rss_mb() - before)"
+    )
+    n, growth = subprocess.check_output([sys.executable, "-c", script], text=True).split()
+    print(f"streamed {n} configs: peak RSS growth {float(growth):.1f} MB (target < 100 MB)")
+
+
+if __name__ == "__main__":
+    main()
