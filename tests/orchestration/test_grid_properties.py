@@ -1,0 +1,156 @@
+"""Hypothesis properties of random small grids built from real parameter values."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from llenergymeasure.config.campaign_config import CampaignGridConfig
+from llenergymeasure.config.introspection import get_backend_params, get_shared_params
+from llenergymeasure.orchestration.grid import (
+    count_campaign_grid,
+    expand_campaign_grid,
+    iter_campaign_grid,
+    validate_campaign_grid,
+)
+
+PRECISIONS = list(get_shared_params()["fp_precision"].options or ())
+PRESETS = list(get_shared_params()["decoder.preset"].options or ())
+BACKENDS = ["pytorch", "vllm", "tensorrt"]
+
+
+def _axis(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """A scalar (fixed value) or a short list (axis), repeats allowed to exercise dedup."""
+    return st.one_of(values, st.lists(values, min_size=1, max_size=3))
+
+
+SHARED_AXES: dict[str, st.SearchStrategy[Any]] = {
+    "fp_precision": st.sampled_from(PRECISIONS),
+    "max_output_tokens": st.sampled_from([8, 16, 32]),
+    "decoder.preset": st.sampled_from(PRESETS),
+    "streaming": st.booleans(),
+    "decoder": st.sampled_from(
+        [{"temperature": 0, "do_sample": False}, {"temperature": 0.7, "top_p": 0.9}, {"top_k": 5}]
+    ),
+}
+
+BACKEND_AXES: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    "pytorch": {
+        "batch_size": st.sampled_from([1, 2, 4]),
+        "attn_implementation": st.sampled_from(
+            list(get_backend_params("pytorch")["attn_implementation"].options or ())
+        ),
+    },
+    "vllm": {
+        "max_num_seqs": st.sampled_from([8, 16, 256]),
+        "tensor_parallel_size": st.sampled_from([1, 2]),
+    },
+    "tensorrt": {
+        "max_batch_size": st.sampled_from([4, 8]),
+        "fp_precision": st.sampled_from(PRECISIONS),  # replaces the shared axis
+    },
+}
+
+
+@st.composite
+def grids(draw: st.DrawFn) -> CampaignGridConfig:
+    backends = draw(st.lists(st.sampled_from(BACKENDS), min_size=1, max_size=3, unique=True))
+    models = draw(
+        st.one_of(st.none(), st.lists(st.sampled_from(["gpt2", "org/opt"]), min_size=1, max_size=2))
+    )
+    shared_keys = draw(st.lists(st.sampled_from(list(SHARED_AXES)), max_size=3, unique=True))
+    shared = {key: draw(_axis(SHARED_AXES[key])) for key in shared_keys}
+    overrides: dict[str, dict[str, Any]] = {}
+    for backend in backends:
+        keys = draw(st.lists(st.sampled_from(list(BACKEND_AXES[backend])), max_size=2, unique=True))
+        if keys:
+            overrides[backend] = {k: draw(_axis(BACKEND_AXES[backend][k])) for k in keys}
+    return CampaignGridConfig(
+        backends=backends, models=models, shared=shared, backend_overrides=overrides
+    )
+
+
+bases = st.fixed_dictionaries(
+    {"model": st.sampled_from(["gpt2", {"name": "base", "revision": "r1"}])},
+    optional={
+        "max_output_tokens": st.sampled_from([4, 64]),
+        "decoder": st.just({"repetition_penalty": 1.1}),
+        "pytorch": st.just({"use_cache": False}),
+        "vllm": st.just({"enforce_eager": True}),
+        "dataset": st.just({"num_prompts": 4}),
+    },
+)
+
+PROPERTY_SETTINGS = settings(
+    max_examples=50,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@PROPERTY_SETTINGS
+@given(grid=grids(), base=bases)
+def test_count_iter_and_expand_agree(grid: CampaignGridConfig, base: dict[str, Any]) -> None:
+    expanded = expand_campaign_grid(grid, base)
+    assert count_campaign_grid(grid) == len(expanded)
+    assert list(iter_campaign_grid(grid, base)) == expanded
+    expected = 0
+    for backend in grid.backends:
+        sizes = [len(grid.models) if grid.models else 1]
+        axes = {**grid.shared, **grid.backend_overrides.get(backend, {})}
+        sizes += [len(v) if isinstance(v, list) else 1 for v in axes.values()]
+        n = 1
+        for size in sizes:
+            n *= size
+        expected += n
+    assert len(expanded) == expected
+
+
+@PROPERTY_SETTINGS
+@given(grid=grids(), base=bases)
+def test_inputs_are_never_mutated(grid: CampaignGridConfig, base: dict[str, Any]) -> None:
+    grid_before, base_before = grid.model_dump(), copy.deepcopy(base)
+    configs = expand_campaign_grid(grid, base)
+    configs_before = copy.deepcopy(configs)
+    result = validate_campaign_grid(configs)
+    assert grid.model_dump() == grid_before
+    assert base == base_before
+    assert configs == configs_before
+    for config in result.valid_configs:  # outputs are independent of the inputs
+        config.setdefault("decoder", {})["top_k"] = 77
+    assert base == base_before
+    assert grid.model_dump() == grid_before
+
+
+@PROPERTY_SETTINGS
+@given(grid=grids(), base=bases)
+def test_valid_names_and_hashes_are_unique(grid: CampaignGridConfig, base: dict[str, Any]) -> None:
+    result = validate_campaign_grid(expand_campaign_grid(grid, base))
+    names = [c["name"] for c in result.valid_configs]
+    assert len(names) == len(set(names))
+    assert all(names)
+    assert len(result.config_hashes) == len(result.valid_configs)
+    assert len(set(result.config_hashes)) == len(result.config_hashes)
+    assert result.total_generated == count_campaign_grid(grid)
+    assert (
+        len(result.valid_configs) + len(result.filtered_configs) + len(result.duplicates)
+        == result.total_generated
+    )
+    for config in result.valid_configs:
+        assert config["backend"] in grid.backends
+        others = set(BACKENDS) - {config["backend"]}
+        assert not others & set(config)
+
+
+@PROPERTY_SETTINGS
+@given(grid=grids(), base=bases)
+def test_expansion_is_deterministic(grid: CampaignGridConfig, base: dict[str, Any]) -> None:
+    first = validate_campaign_grid(expand_campaign_grid(grid, base))
+    again = validate_campaign_grid(expand_campaign_grid(grid, copy.deepcopy(base)))
+    assert first.valid_configs == again.valid_configs
+    assert first.config_hashes == again.config_hashes
+    assert first.summary == again.summary
