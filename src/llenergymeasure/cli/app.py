@@ -11,7 +11,7 @@ import sys
 import typer
 
 from llenergymeasure import __version__
-from llenergymeasure.cli import campaign, config_cmd
+from llenergymeasure.cli import campaign, config_cmd, run
 from llenergymeasure.cli.render import fail
 from llenergymeasure.exceptions import LLEMError
 
@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(config_cmd.app, name="config")
+app.command("run")(run.run)
 
 
 def _version(value: bool) -> None:
@@ -43,7 +44,11 @@ def _root(
     from loguru import logger
 
     logger.remove()
-    logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING")
+    logger.add(
+        sys.stderr,
+        level="DEBUG" if verbose else "WARNING",
+        format="<level>{level.name.lower()}</level>: {message}",
+    )
     logger.enable("llenergymeasure")
 
 

@@ -2,7 +2,8 @@
 
 Field metadata is the single source of truth that introspection reads: ``x-short`` is the
 abbreviation used in generated experiment names, ``x-requires`` declares hardware or checkpoint
-needs next to the field they concern.
+needs next to the field they concern; ``x-runtime`` marks backend parameters that do not
+require reloading the model.
 """
 
 from __future__ import annotations
@@ -23,17 +24,21 @@ def meta(
     *,
     short: str | None = None,
     requires: list[dict[str, Any]] | None = None,
+    runtime: bool = False,
 ) -> dict[str, Any]:
     """Build ``json_schema_extra`` for a field.
 
     ``requires`` is a list of ``{"when": CONDITION, "needs": "what the user must have"}`` where
-    CONDITION is a plain value (equality), ``{"gt": n}`` or ``{"in": [..]}``.
+    CONDITION is a plain value (equality), ``{"gt": n}`` or ``{"in": [..]}``. ``runtime`` marks a
+    backend parameter that applies per generate call, so a loaded model can be reused across it.
     """
     extra: dict[str, Any] = {}
     if short is not None:
         extra["x-short"] = short
     if requires:
         extra["x-requires"] = requires
+    if runtime:
+        extra["x-runtime"] = True
     return extra
 
 

@@ -36,12 +36,12 @@ class PyTorchConfig(BackendSection):
     install_hint: ClassVar[str] = "pip install 'llenergymeasure[pytorch]'"
 
     batch_size: int = Field(
-        1, ge=1, description="Prompts per generate() call.", json_schema_extra=meta(short="bs")
+        1, ge=1, description="Prompts per generate() call.", json_schema_extra=meta(short="bs", runtime=True)
     )
     batching_strategy: Literal["static", "sorted"] = Field(
         "static",
         description="static: prompts in dataset order; sorted: grouped by length to cut padding.",
-        json_schema_extra=meta(short="batching"),
+        json_schema_extra=meta(short="batching", runtime=True),
     )
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] = Field(
         "sdpa",
@@ -69,7 +69,7 @@ class PyTorchConfig(BackendSection):
         json_schema_extra=meta(short="8bit", requires=[{"when": True, "needs": CUDA_BITSANDBYTES}]),
     )
     use_cache: bool = Field(
-        True, description="Use the KV cache during generation.", json_schema_extra=meta(short="kv")
+        True, description="Use the KV cache during generation.", json_schema_extra=meta(short="kv", runtime=True)
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto",

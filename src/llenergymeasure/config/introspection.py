@@ -31,6 +31,7 @@ __all__ = [
     "get_shared_params",
     "hardware_warnings",
     "list_backends",
+    "model_load_key",
     "nearest_names",
     "resolve_param",
 ]
@@ -47,6 +48,7 @@ class ParamInfo:
     description: str | None
     short: str | None
     requires: tuple[dict[str, Any], ...] = ()
+    runtime: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,7 @@ def _walk(model: type[BaseModel], prefix: str, skip: frozenset[str]) -> dict[str
             description=info.description,
             short=extra.get("x-short"),
             requires=tuple(extra.get("x-requires", ())),
+            runtime=bool(extra.get("x-runtime", False)),
         )
     return params
 
@@ -157,6 +160,20 @@ def get_backend_params(backend: str) -> dict[str, ParamInfo]:
     if backend not in BACKEND_SECTIONS:
         raise KeyError(_unknown("backend", backend, list(BACKEND_SECTIONS)))
     return _walk(BACKEND_SECTIONS[backend], "", frozenset())
+
+
+def model_load_key(config: ExperimentConfig) -> tuple[Any, ...]:
+    """What decides the loaded model: two configs with equal keys can share one loaded model."""
+    section = config.backend_section
+    load_params = tuple(p for p, info in get_backend_params(config.backend).items() if not info.runtime)
+    return (
+        config.backend,
+        config.model.name,
+        config.model.revision,
+        config.model.trust_remote_code,
+        config.fp_precision,
+        tuple(getattr(section, p) for p in load_params),
+    )
 
 
 @cache

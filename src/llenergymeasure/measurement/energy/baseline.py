@@ -8,11 +8,8 @@ never hands one node's baseline to another.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,6 +20,7 @@ from typing import Any
 from loguru import logger
 
 from llenergymeasure.exceptions import ConfigError, ExperimentError
+from llenergymeasure.files import write_json_atomic
 from llenergymeasure.measurement.cache import default_cache_dir
 from llenergymeasure.measurement.energy.base import EnergySource
 
@@ -93,21 +91,6 @@ def _age_s(measured_at: str, now_s: float) -> float | None:
         return None
 
 
-def _write_atomically(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def measure_baseline(
     source: EnergySource,
     duration_sec: float,
@@ -161,7 +144,7 @@ def measure_baseline(
     entries = _load(path)  # re-read: another process may have written meanwhile
     entries[key] = {k: v for k, v in baseline.to_dict().items() if k != "from_cache"}
     try:
-        _write_atomically(path, {"version": _CACHE_VERSION, "entries": entries})
+        write_json_atomic(path, {"version": _CACHE_VERSION, "entries": entries})
     except OSError as err:
         logger.warning("could not write baseline cache {}: {}", path, err)
     return baseline

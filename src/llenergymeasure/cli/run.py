@@ -1,0 +1,139 @@
+"""``llem run``: measure one experiment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from llenergymeasure.cli.render import err, out, print_json
+from llenergymeasure.exceptions import ConfigError
+
+
+def _fmt(value: float | None, unit: str = "", digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}g}{unit}"
+
+
+def render_result(result: Any, path: Path) -> None:
+    """A summary table whose energy rows say how they were obtained."""
+    m, e, t = result.metrics, result.energy, result.timings
+    table = Table(title=f"{result.name}", show_header=False)
+    table.add_column("metric")
+    table.add_column("value")
+    table.add_row(
+        "model",
+        f"{escape(result.config['model']['name'])} on {result.model['device']} ({result.model['dtype']})",
+    )
+    table.add_row("requests / output tokens", f"{m.num_requests} / {m.output_tokens}")
+    table.add_row(
+        "throughput", f"{m.tokens_per_second:.1f} tokens/s, {m.requests_per_second:.2f} requests/s"
+    )
+    table.add_row(
+        "latency p50 / p90 / p99",
+        f"{_fmt(m.latency_s.p50, ' s')} / {_fmt(m.latency_s.p90, ' s')} / {_fmt(m.latency_s.p99, ' s')}",
+    )
+    if m.ttft_s is not None and m.itl_s is not None:
+        table.add_row(
+            "TTFT p50 / ITL p50", f"{_fmt(m.ttft_s.p50, ' s')} / {_fmt(m.itl_s.p50, ' s')}"
+        )
+    label = "estimated" if e.is_estimate else "measured"
+    if e.unavailable_reason:
+        table.add_row("energy", f"[red]unavailable[/]: {escape(e.unavailable_reason)}")
+    else:
+        table.add_row(
+            f"energy ({label})",
+            f"{_fmt(m.energy_j, ' J')} raw, {_fmt(m.energy_adjusted_j, ' J')} baseline-adjusted",
+        )
+        table.add_row(
+            f"energy per token ({m.energy_basis})",
+            f"{_fmt(m.energy_per_token_j, ' J')}  ({_fmt(m.tokens_per_joule, ' tokens/J')})",
+        )
+        how = f"{e.source} / {e.method}"
+        if e.sample_interval_ms:
+            how += f", sampled every {e.sample_interval_ms:g} ms"
+        if e.baseline_power_w is not None:
+            how += f", idle baseline {e.baseline_power_w:.2f} W"
+        table.add_row("energy method", escape(how))
+    table.add_row(
+        "peak memory",
+        f"{_fmt((m.peak_memory_bytes or 0) / 2**20 if m.peak_memory_bytes else None, ' MiB')} ({m.peak_memory_method})",
+    )
+    table.add_row("FLOPs (estimate)", _fmt(m.flops))
+    table.add_row(
+        "timings",
+        f"load {t.model_load_s:.2f} s, warmup {t.warmup_s:.2f} s ({t.warmup_prompts} prompts, {'converged' if t.warmup_converged else 'not converged'}), window {t.measured_window_s:.2f} s",
+    )
+    out.print(table)
+    if e.is_estimate:
+        out.print(
+            "[yellow]note:[/] energy is an ESTIMATE (no GPU or RAPL sensor here), not a measurement"
+        )
+    if e.resolution_warning:
+        out.print(f"[yellow]note:[/] {escape(e.resolution_warning)}")
+    out.print(f"result: {escape(str(path))}")
+
+
+def run(
+    file: Path | None = typer.Argument(None, help="Experiment YAML (optional with --model)."),
+    output: Path = typer.Option(Path("results"), "--output", "-o", help="Results directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result JSON on stdout."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Model: hub id, local dir or builtin:tiny-gpt2."
+    ),
+    backend: str | None = typer.Option(None, "--backend", "-b", help="pytorch, vllm or tensorrt."),
+    precision: str | None = typer.Option(
+        None, "--precision", "-p", help="float32, float16 or bfloat16."
+    ),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="PyTorch batch size."),
+    num_prompts: int | None = typer.Option(
+        None, "--num-prompts", "-n", help="Prompts in the measured window."
+    ),
+    max_output_tokens: int | None = typer.Option(
+        None, "--max-output-tokens", help="Tokens generated per prompt."
+    ),
+) -> None:
+    """Measure energy, throughput, latency and FLOPs of one experiment.
+
+    Examples: [bold]llem run examples/experiment.yaml[/] or
+    [bold]llem run --model builtin:tiny-gpt2 --precision float32 -n 8[/]
+
+    Exit 0 measured, 1 the experiment could not run, 2 unusable config.
+    """
+    from llenergymeasure.config.loader import apply_overrides, read_yaml, validate_experiment
+    from llenergymeasure.measurement.harness import run_experiment
+
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "model.name": model,
+            "backend": backend,
+            "fp_precision": precision,
+            "pytorch.batch_size": batch_size,
+            "dataset.num_prompts": num_prompts,
+            "max_output_tokens": max_output_tokens,
+        }.items()
+        if value is not None
+    }
+    if file is None and model is None:
+        raise ConfigError(
+            "nothing to run: give an experiment YAML or --model",
+            fix="llem run examples/experiment.yaml, or llem run --model builtin:tiny-gpt2",
+        )
+    data, lines = read_yaml(file) if file is not None else ({}, {})
+    config = validate_experiment(apply_overrides(data, overrides), file=file, lines=lines)
+
+    def progress(message: str) -> None:
+        if not as_json:
+            err.print(f"[dim]... {escape(message)}[/]")
+
+    result = run_experiment(config, output, progress=progress)
+    path = output / result.experiment_id / "result.json"
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        render_result(result, path)
