@@ -246,10 +246,10 @@ def test_neither_grid_nor_experiments_is_an_error() -> None:
 
 def test_experiments_alone_are_enough() -> None:
     campaign = CampaignConfig(
-        campaign_name="c", experiments=[{"config": "exp.yaml", "overrides": {"a.b": 1}}]
+        campaign_name="c", experiments=[{"config": "exp.yaml", "overrides": {"max_output_tokens": 8}}]
     )
     assert campaign.grid is None
-    assert campaign.experiments[0].overrides == {"a.b": 1}
+    assert campaign.experiments[0].overrides == {"max_output_tokens": 8}
 
 
 @pytest.mark.parametrize("at", ["25:00", "2:30", "7pm", "12:60", "1230"])

@@ -7,16 +7,30 @@ inside the commands that need them, so ``llem --help`` stays instant.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from llenergymeasure import __version__
 from llenergymeasure.cli import campaign, config_cmd, run
 from llenergymeasure.cli.render import fail
 from llenergymeasure.exceptions import LLEMError
 
+
+class _Group(TyperGroup):
+    """Ends every command's LLEMError as one message and its exit code, never a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LLEMError as error:
+            fail(error)
+
+
 app = typer.Typer(
     name="llem",
+    cls=_Group,
     help="Measure what LLM inference really costs: energy, throughput, latency, FLOPs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -53,11 +67,5 @@ def _root(
 
 
 def main() -> None:
-    """Console-script entry point: library errors end as one message and an exit code."""
-    try:
-        app()
-    except LLEMError as error:
-        try:
-            fail(error)
-        except typer.Exit as exit_:
-            sys.exit(exit_.exit_code)
+    """Console-script entry point."""
+    app()

@@ -36,7 +36,10 @@ class PyTorchConfig(BackendSection):
     install_hint: ClassVar[str] = "pip install 'llenergymeasure[pytorch]'"
 
     batch_size: int = Field(
-        1, ge=1, description="Prompts per generate() call.", json_schema_extra=meta(short="bs", runtime=True)
+        1,
+        ge=1,
+        description="Prompts per generate() call.",
+        json_schema_extra=meta(short="bs", runtime=True),
     )
     batching_strategy: Literal["static", "sorted"] = Field(
         "static",
@@ -69,7 +72,9 @@ class PyTorchConfig(BackendSection):
         json_schema_extra=meta(short="8bit", requires=[{"when": True, "needs": CUDA_BITSANDBYTES}]),
     )
     use_cache: bool = Field(
-        True, description="Use the KV cache during generation.", json_schema_extra=meta(short="kv", runtime=True)
+        True,
+        description="Use the KV cache during generation.",
+        json_schema_extra=meta(short="kv", runtime=True),
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto",

@@ -54,6 +54,17 @@ def _check_axes(
                 raise key_error(at, str(err)) from None
 
 
+def check_fixed_values(values: dict[str, Any]) -> None:
+    """Keys and values of a partial experiment (base_config, overrides, an experiment file)."""
+    for key, value in values.items():
+        if isinstance(value, list):
+            raise key_error(
+                (key,),
+                f"'{key}' is a list; fixed values cannot be lists; fix: make it an axis under grid.shared",
+            )
+    _check_axes(values, ExperimentConfig, ())
+
+
 class CampaignGridConfig(StrictModel):
     """The two-level grid: backends x models x shared axes x per-backend axes."""
 
@@ -118,11 +129,7 @@ class CampaignGridConfig(StrictModel):
                         (*where, key), f"'{key}' cannot be overridden; fix: {_RESERVED_AXES[key]}"
                     )
                 try:
-                    check_param_value(
-                        ExperimentConfig,
-                        key,
-                        value[0] if isinstance(value, list) and value else value,
-                    )
+                    resolve_param(ExperimentConfig, key)
                 except ValueError:
                     near = nearest_names(
                         key, [*section.model_fields, *ExperimentConfig.model_fields]
@@ -147,6 +154,12 @@ class ExplicitExperiment(StrictModel):
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="Dotted key -> value, applied on top."
     )
+
+    @field_validator("overrides")
+    @classmethod
+    def _check_overrides(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        check_fixed_values(overrides)
+        return overrides
 
 
 class ThermalWaitConfig(StrictModel):
@@ -239,15 +252,7 @@ class CampaignConfig(StrictModel):
     @classmethod
     def _check_base(cls, base: dict[str, Any] | str) -> dict[str, Any] | str:
         if isinstance(base, dict):
-            _check_axes(
-                {k: v for k, v in base.items() if not isinstance(v, list)}, ExperimentConfig, ()
-            )
-            for key, value in base.items():
-                if isinstance(value, list):
-                    raise key_error(
-                        (key,),
-                        f"'{key}' is a list; base_config holds fixed values; fix: make it an axis under grid.shared",
-                    )
+            check_fixed_values(base)
         return base
 
     @model_validator(mode="after")

@@ -165,7 +165,9 @@ def get_backend_params(backend: str) -> dict[str, ParamInfo]:
 def model_load_key(config: ExperimentConfig) -> tuple[Any, ...]:
     """What decides the loaded model: two configs with equal keys can share one loaded model."""
     section = config.backend_section
-    load_params = tuple(p for p, info in get_backend_params(config.backend).items() if not info.runtime)
+    load_params = tuple(
+        p for p, info in get_backend_params(config.backend).items() if not info.runtime
+    )
     return (
         config.backend,
         config.model.name,

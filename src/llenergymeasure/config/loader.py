@@ -12,8 +12,9 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticCustomError
 
-from llenergymeasure.config.campaign_config import CampaignConfig
+from llenergymeasure.config.campaign_config import CampaignConfig, check_fixed_values
 from llenergymeasure.config.dicts import clone, expand_model_shorthand, set_path
 from llenergymeasure.config.introspection import nearest_names, submodel
 from llenergymeasure.config.models import ExperimentConfig
@@ -106,7 +107,7 @@ def describe_errors(
     out = []
     for item in err.errors(include_url=False):
         loc: Path_ = (*prefix, *item["loc"], *(item.get("ctx") or {}).get("subpath", ()))
-        msg = item["msg"]
+        msg = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             parent = _model_at(root, loc[len(prefix) : -1])
             key = str(loc[-1])
@@ -172,6 +173,16 @@ def load_experiment_config(
     if overrides:
         data = apply_overrides(data, overrides)
     return validate_experiment(data, file=path, lines=lines)
+
+
+def check_experiment_file(data: dict[str, Any], path: str | Path, lines: dict[Path_, int]) -> None:
+    """Fail at load on an unknown key or impossible value in an experiment file of a campaign."""
+    try:
+        check_fixed_values(data)
+    except PydanticCustomError as err:
+        loc: Path_ = tuple((err.context or {}).get("subpath", ()))
+        line = _line_for(loc, lines)
+        raise ConfigError(err.message(), where=f"{path}:{line}" if line else str(path)) from None
 
 
 def load_campaign_config(path: str | Path) -> CampaignConfig:

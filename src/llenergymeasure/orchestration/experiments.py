@@ -8,7 +8,7 @@ from typing import Any
 
 from llenergymeasure.config.campaign_config import CampaignConfig
 from llenergymeasure.config.dicts import deep_merge, expand_model_shorthand
-from llenergymeasure.config.loader import apply_overrides, read_yaml
+from llenergymeasure.config.loader import apply_overrides, check_experiment_file, read_yaml
 from llenergymeasure.orchestration.grid import (
     GridExpansionResult,
     iter_campaign_grid,
@@ -33,7 +33,8 @@ def iter_campaign_experiments(
         stem = f"experiment{index + 1}"
         if explicit.config is not None:
             path = root / explicit.config
-            data, _ = read_yaml(path)
+            data, lines = read_yaml(path)
+            check_experiment_file(data, path, lines)
             stem = path.stem
         merged = deep_merge(expand_model_shorthand(base), expand_model_shorthand(data))
         merged = apply_overrides(merged, explicit.overrides)
