@@ -61,14 +61,20 @@ class SkipCondition:
     needs: str
 
     def matches(self, value: Any) -> bool:
+        return self.predicate()(value)
+
+    def predicate(self) -> Callable[[Any], bool]:
+        """The condition as a function of the field's value."""
         when = self.when
         if isinstance(when, dict):
             if "gt" in when:
-                return isinstance(value, (int, float)) and value > when["gt"]
+                limit = when["gt"]
+                return lambda v: isinstance(v, (int, float)) and v > limit
             if "in" in when:
-                return value in when["in"]
+                options = tuple(when["in"])
+                return lambda v: v in options
             raise ValueError(f"unknown condition {when!r} on {self.path}")
-        return bool(value == when and type(value) is type(when))
+        return lambda v: v == when and type(v) is type(when)
 
 
 @dataclass(frozen=True)
@@ -215,10 +221,14 @@ def get_param_skip_conditions() -> tuple[SkipCondition, ...]:
 
 
 @cache
-def _conditions_by_backend() -> dict[str, tuple[tuple[Callable[[Any], Any], SkipCondition], ...]]:
+def _conditions_by_backend() -> dict[
+    str, tuple[tuple[Callable[[Any], Any], Callable[[Any], bool], SkipCondition], ...]
+]:
     return {
         b: tuple(
-            (attrgetter(c.path), c) for c in get_param_skip_conditions() if c.backend in (None, b)
+            (attrgetter(c.path), c.predicate(), c)
+            for c in get_param_skip_conditions()
+            if c.backend in (None, b)
         )
         for b in BACKEND_SECTIONS
     }
@@ -227,9 +237,9 @@ def _conditions_by_backend() -> dict[str, tuple[tuple[Callable[[Any], Any], Skip
 def hardware_warnings(config: ExperimentConfig) -> list[str]:
     """Requirements beyond the backend's own that this validated config has."""
     found = []
-    for read, condition in _conditions_by_backend()[config.backend]:
+    for read, matches, condition in _conditions_by_backend()[config.backend]:
         value = read(config)
-        if condition.matches(value):
+        if matches(value):
             found.append(f"{condition.path}={value} needs {condition.needs}")
     return found
 

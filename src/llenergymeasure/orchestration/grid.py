@@ -229,24 +229,29 @@ def iter_campaign_grid(
             fixed_name.append(_name_part(("model", "name"), "", model))
         if prefix:
             fixed_name.insert(0, _UNSAFE.sub("-", str(prefix)))
-        paths = [axis.path for axis in plan.axes]
-        # name parts depend only on (axis, value): computed once, not per grid point
+        # Everything that depends only on (axis, value) is computed once, not per grid point:
+        # the name part, and how to set the value (0: top-level scalar, 1: scalar in a
+        # section, 2: the general deep merge).
         choices = [
             [
-                (value, None if axis.short is None else _name_part(axis.path, axis.short, value))
+                (
+                    _setter_kind(axis.path, value),
+                    axis.path,
+                    value,
+                    None if axis.short is None else _name_part(axis.path, axis.short, value),
+                )
                 for value in axis.values
             ]
             for axis in plan.axes
         ]
+        base = plan.base
         for combo in itertools.product(*choices):
-            config = clone(plan.base)
+            config = clone(base)
             name = fixed_name.copy()
-            for path, (value, part) in zip(paths, combo, strict=True):
-                if type(value) in _CONTAINERS:
-                    set_path(config, path, value)
-                elif len(path) == 1:  # the common cases, without the general merge
+            for kind, path, value, part in combo:
+                if kind == 0:
                     config[path[0]] = value
-                elif len(path) == 2:
+                elif kind == 1:
                     section = config.get(path[0])
                     if type(section) is not dict:
                         section = config[path[0]] = {}
@@ -257,6 +262,12 @@ def iter_campaign_grid(
                     name.append(part)
             config["name"] = "_".join(name)
             yield config
+
+
+def _setter_kind(path: tuple[str, ...], value: Any) -> int:
+    if type(value) in _CONTAINERS:
+        return 2
+    return 0 if len(path) == 1 else 1 if len(path) == 2 else 2
 
 
 _CONTAINERS = (dict, list)
@@ -277,6 +288,10 @@ def expand_campaign_grid(
 
 
 # --- validation ----------------------------------------------------------------------------
+
+
+_issue = GridValidationIssue
+
 
 def _describe(config: dict[str, Any]) -> str:
     model = config.get("model")
@@ -347,7 +362,7 @@ def _validate(config_dicts: Iterable[dict[str, Any]]) -> GridExpansionResult:
         except ValidationError as err:
             reason, rule = _reason(err)
             filtered.append(
-                GridValidationIssue(
+                _issue(
                     config_desc=desc, reason=reason, severity="error", backend=backend, rule=rule
                 )
             )
@@ -355,7 +370,7 @@ def _validate(config_dicts: Iterable[dict[str, Any]]) -> GridExpansionResult:
         digest = config_hash(model)
         if digest in seen:
             duplicates.append(
-                GridValidationIssue(
+                _issue(
                     config_desc=desc,
                     reason=f"same effective config as {seen[digest]}",
                     severity="warning",
@@ -377,7 +392,7 @@ def _validate(config_dicts: Iterable[dict[str, Any]]) -> GridExpansionResult:
         needs = hardware_warnings(model)
         if needs:
             warnings.append(
-                GridValidationIssue(
+                _issue(
                     config_desc=desc, reason="; ".join(needs), severity="warning", backend=backend
                 )
             )
