@@ -216,10 +216,12 @@ def _metrics(
     output_tokens = sum(r.output_tokens for r in records)
     input_tokens = sum(r.input_tokens for r in records)
     seconds = window.seconds
-    energy = window.reading.energy_j if window.reading is not None else None
+    reading = window.reading
+    energy = reading.energy_j if reading is not None else None
+    energy_window_s = reading.duration_s if reading is not None else seconds
     adjusted = None
-    if energy is not None and baseline is not None:
-        adjusted = energy - baseline.power_w * seconds
+    if energy is not None and baseline is not None:  # idle power over the energy window only
+        adjusted = energy - baseline.power_w * energy_window_s
     basis_energy = adjusted if adjusted is not None else energy
     ttfts = [r.ttft_s for r in records if r.ttft_s is not None]
     itls = [gap for r in records for gap in r.inter_token_s]
@@ -245,7 +247,9 @@ def _metrics(
         if basis_energy is None
         else ("adjusted" if adjusted is not None else "raw"),
         tokens_per_joule=output_tokens / basis_energy if basis_energy else None,
-        mean_power_w=energy / seconds if energy is not None and seconds > 0 else None,
+        mean_power_w=energy / energy_window_s
+        if energy is not None and energy_window_s > 0
+        else None,
         latency_s=latency,
         ttft_s=summarize(ttfts),
         itl_s=summarize(itls),
