@@ -1,0 +1,39 @@
+"""Backend name -> ``"module:Class"``, imported only when a backend is chosen.
+
+``import llenergymeasure.measurement.inference`` stays cheap: no backend module (and so no torch,
+transformers or vllm) is imported until ``create_backend`` is called, and even then the backend
+classes import their engines inside ``load``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import cast
+
+from llenergymeasure.exceptions import ConfigError
+from llenergymeasure.measurement.inference.base import InferenceBackend
+
+BACKENDS: dict[str, str] = {
+    "pytorch": "llenergymeasure.measurement.inference.pytorch:PyTorchBackend",
+    "vllm": "llenergymeasure.measurement.inference.vllm:VLLMBackend",
+    "tensorrt": "llenergymeasure.measurement.inference.tensorrt:TensorRTBackend",
+}
+"""Backend name -> where its class lives. The keys match ``config.models.Backend``."""
+
+
+def create_backend(name: str) -> InferenceBackend:
+    """A fresh, unloaded backend; unknown names -> ``ConfigError`` with a suggestion."""
+    try:
+        target = BACKENDS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(BACKENDS), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(
+            f"unknown backend '{name}'; {hint}the backends are: {', '.join(BACKENDS)}",
+            where="backend",
+            fix=f"set backend to one of: {', '.join(BACKENDS)}",
+        ) from None
+    module_name, _, class_name = target.partition(":")
+    backend_cls = getattr(importlib.import_module(module_name), class_name)
+    return cast(InferenceBackend, backend_cls())
