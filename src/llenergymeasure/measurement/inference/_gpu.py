@@ -80,6 +80,9 @@ class PendingGPUBackend:
     def tokenizer(self) -> Any:
         raise self._not_loaded()
 
+    def prepare(self, config: ExperimentConfig) -> None:
+        raise self._not_loaded()
+
     def generate(self, prompts: list[str]) -> list[RequestRecord]:
         raise self._not_loaded()
 

@@ -80,6 +80,11 @@ class InferenceBackend(Protocol):
         """Load the model (the heavy part, timed by the backend)."""
         ...
 
+    def prepare(self, config: ExperimentConfig) -> None:
+        """Apply another config's per-call settings (decoding, lengths, batch size) to the loaded
+        model; only called when the two configs share ``model_load_key``."""
+        ...
+
     def tokenizer(self) -> Any:
         """The model's tokenizer, for prompt loading; available after ``load``."""
         ...

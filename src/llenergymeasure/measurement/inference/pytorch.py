@@ -139,6 +139,14 @@ class PyTorchBackend:
             notes=tuple(notes),
         )
 
+    def prepare(self, config: ExperimentConfig) -> None:
+        if self._model is None:
+            raise _not_loaded()
+        self._config = config
+        self._gen_kwargs = _generation_kwargs(
+            config, config.pytorch or PyTorchConfig(), self._tokenizer
+        )
+
     def tokenizer(self) -> Any:
         if self._tokenizer is None:
             raise _not_loaded()

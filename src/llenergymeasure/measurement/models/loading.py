@@ -29,6 +29,9 @@ def import_transformers() -> Any:
             f"the pytorch backend needs torch and transformers, which are not installed ({exc})",
             fix=INSTALL_PYTORCH,
         ) from exc
+    # llem owns the terminal: no weight-loading progress bars or advice meant for other setups
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     return transformers
 
 
