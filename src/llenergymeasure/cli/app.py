@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from llenergymeasure import __version__
-from llenergymeasure.cli import campaign, config_cmd, run
+from llenergymeasure.cli import campaign, config_cmd, results_cmd, run
 from llenergymeasure.cli.render import fail
 from llenergymeasure.exceptions import LLEMError
 
@@ -38,6 +38,7 @@ app = typer.Typer(
 )
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(results_cmd.app, name="results")
 app.command("run")(run.run)
 
 
@@ -61,7 +62,7 @@ def _root(
     logger.add(
         sys.stderr,
         level="DEBUG" if verbose else "WARNING",
-        format="<level>{level.name.lower()}</level>: {message}",
+        format="<level>{level}</level>: {message}",
     )
     logger.enable("llenergymeasure")
 

@@ -1,0 +1,126 @@
+"""`llem run` end to end on the built-in offline model, and its failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .helpers import EXAMPLES, assert_clean, invoke
+
+FAST = [
+    "--model", "builtin:tiny-gpt2", "--precision", "float32",
+    "--num-prompts", "4", "--max-output-tokens", "4", "--batch-size", "2",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _offline(offline_model_cache: Path) -> None:
+    """Built-in model from the session cache; the Hub offline."""
+
+
+def fast_yaml(write_yaml, **extra: str) -> Path:  # type: ignore[no-untyped-def]
+    body = """
+        model: builtin:tiny-gpt2
+        fp_precision: float32
+        max_output_tokens: 4
+        dataset: {num_prompts: 4}
+        baseline: {duration_sec: 0.2, cache_ttl_sec: 0}
+        warmup: {max_prompts: 2}
+        energy: {source: estimate}
+    """
+    return write_yaml(body.rstrip(" ") + "".join(f"        {k}: {v}\n" for k, v in extra.items()))
+
+
+def test_run_writes_a_result_that_says_how_energy_was_obtained(write_yaml, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out"
+    result = invoke("run", fast_yaml(write_yaml), "-o", out, "--json")
+    assert_clean(result)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    files = list(out.glob("*/result.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text()) == data
+    metrics, energy = data["metrics"], data["energy"]
+    assert metrics["num_requests"] == 4 and 0 < metrics["output_tokens"] <= 16
+    assert metrics["tokens_per_second"] > 0 and metrics["energy_per_token_j"] is not None
+    assert energy["method"] == "estimate" and energy["is_estimate"] is True
+    assert energy["baseline_power_w"] is not None and metrics["energy_basis"] == "adjusted"
+    assert data["model"]["num_parameters"] > 0 and data["environment"]["python"]
+
+
+def test_flags_alone_run_an_experiment_and_the_table_says_estimate(tmp_path: Path) -> None:
+    result = invoke("run", *FAST, "-o", tmp_path)
+    assert_clean(result)
+    assert result.exit_code == 0, result.output
+    assert "ESTIMATE" in result.stdout and "tokens/s" in result.stdout
+    saved = json.loads(next(tmp_path.glob("*/result.json")).read_text())
+    assert saved["config"]["pytorch"]["batch_size"] == 2
+    assert saved["config"]["dataset"]["num_prompts"] == 4
+
+
+def test_streaming_reports_ttft_and_itl(write_yaml, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = invoke("run", fast_yaml(write_yaml, streaming="true"), "-o", tmp_path, "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)["metrics"]
+    assert metrics["ttft_s"]["count"] == 4
+    assert metrics["ttft_s"]["p50"] <= metrics["latency_s"]["p50"]
+    assert metrics["itl_s"]["count"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["--model", "./no/such/model"], 1, "no/such/model"),
+        (["--model", "builtin:tiny-gpt2", "--backend", "vllm"], 1, "needs an NVIDIA GPU"),
+        (["--model", "builtin:tiny-gpt2", "--backend", "pytorchh"], 2, "pytorch"),
+        (["--model", "builtin:tiny-gpt2", "--precision", "float8"], 2, "float8"),
+        ([], 2, "nothing to run"),
+    ],
+)
+def test_bad_inputs_end_with_one_message_and_no_result(
+    tmp_path: Path, args: list[str], code: int, needle: str
+) -> None:
+    result = invoke("run", *args, "-o", tmp_path)
+    assert_clean(result)
+    assert result.exit_code == code, result.output
+    assert needle in result.output
+    assert not list(tmp_path.glob("*/result.json"))
+
+
+def test_unreadable_dataset_is_reported_and_nothing_is_written(write_yaml, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = fast_yaml(write_yaml, dataset=f"{{name: {tmp_path / 'missing.jsonl'}}}")
+    result = invoke("run", config, "-o", tmp_path / "out")
+    assert_clean(result)
+    assert result.exit_code == 1 and "missing.jsonl" in result.output
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*/result.json"))
+
+
+def test_an_absent_energy_sensor_asked_for_by_name_is_an_error(write_yaml, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = fast_yaml(write_yaml)
+    config.write_text(config.read_text().replace("source: estimate", "source: nvml"))
+    result = invoke("run", config, "-o", tmp_path)
+    assert_clean(result)
+    if result.exit_code == 0:
+        pytest.skip("this machine has a usable NVIDIA GPU")
+    assert result.exit_code == 1 and "NVML" in result.output
+    assert "fix:" in result.output
+
+
+def test_the_console_script_runs_the_example(tmp_path: Path) -> None:
+    """The README's main job, through the real `llem` entry point."""
+    llem = Path(sys.executable).parent / "llem"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [str(llem), "run", str(EXAMPLES / "experiment.yaml"), "-o", str(tmp_path), "-n", "4"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "result:" in done.stdout and "Traceback" not in done.stderr
+    assert len(list(tmp_path.glob("*/result.json"))) == 1
