@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from llenergymeasure.cli.render import out, print_json
+from llenergymeasure.cli.render import err, out, print_json
 
 app = typer.Typer(help="Campaigns: grids of experiments run in cycles.", no_args_is_help=True)
 
@@ -101,3 +101,303 @@ def validate(
         render_plan(result, list_names=list_names)
     if not result.valid_configs:
         raise typer.Exit(1)
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+PLAN_ROWS_SHOWN = 60
+
+
+def _render_order(plan: Any) -> None:
+    entries = plan.to_run
+    table = Table(title=f"Run order ({len(entries)} runs)")
+    for column in ("#", "exp_id", "cycle", "backend", "name"):
+        table.add_column(column, justify="right" if column in ("#", "cycle") else "left")
+    for index, entry in enumerate(entries[:PLAN_ROWS_SHOWN], 1):
+        table.add_row(
+            str(index), escape(entry.exp_id), str(entry.cycle), entry.backend, escape(entry.name)
+        )
+    out.print(table)
+    if len(entries) > PLAN_ROWS_SHOWN:
+        out.print(f"  ... and {len(entries) - PLAN_ROWS_SHOWN} more")
+
+
+def _render_header(plan: Any, *, dry_run: bool) -> None:
+    from llenergymeasure.orchestration.manifest import PREVIOUS_PREFIX
+
+    execution = plan.campaign.execution
+    experiments, runs = len(plan.experiments), len(plan.to_run)
+    if plan.change.changed:
+        out.print("[bold yellow]The campaign file changed since this run started:[/]")
+        for line in plan.change.lines():
+            out.print(f"  - {escape(line)}")
+    for note in plan.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}")
+    if plan.move_aside:
+        verb = "would move" if dry_run else "will move"
+        out.print(
+            f"--fresh {verb} the existing contents of {escape(str(plan.output_dir))} to "
+            f"{escape(str(plan.output_dir / (PREVIOUS_PREFIX + '<time>')))}/ (nothing is deleted)"
+        )
+    done = f", {plan.completed} already completed" if plan.completed else ""
+    out.print(
+        f"[bold]{runs} run(s)[/] to do ({experiments} experiments x {execution.cycles} cycles, "
+        f"{execution.structure}{done}); executor {plan.executor}, model reuse "
+        f"{'on' if plan.reuse_models else 'off'}"
+    )
+    out.print(f"estimated duration: {escape(plan.estimate().text())}")
+    out.print(f"results: {escape(str(plan.output_dir))}")
+
+
+class _LiveProgress:
+    """Rich progress on stderr: experiment i/N, cycle, backend, name, phase, ETA."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=20),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[eta]}"),
+            console=err,
+        )
+        self.task: Any = None
+        self.current = ""
+
+    def on_start(self, plan: Any, total: int) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("starting", total=total, eta="")
+
+    def _describe(self, text: str, eta_s: float | None = None) -> None:
+        fields: dict[str, Any] = {"description": text}
+        if eta_s is not None:
+            fields["eta"] = f"ETA {_eta(eta_s)}"
+        self.progress.update(self.task, **fields)
+
+    def on_wait(self, reason: str, seconds: float) -> None:
+        if self.task is not None:
+            self._describe(f"waiting {seconds:g} s ({escape(reason)})")
+
+    def on_experiment_start(self, index: int, total: int, entry: Any, eta_s: float | None) -> None:
+        self.current = (
+            f"[{index}/{total}] cycle {entry.cycle} {entry.backend} [bold]{escape(entry.name)}[/]"
+        )
+        self._describe(self.current, eta_s)
+
+    def on_progress(self, entry: Any, message: str) -> None:
+        self._describe(f"{self.current} [dim]{escape(message)}[/]")
+
+    def on_experiment_end(self, index: int, total: int, entry: Any, eta_s: float | None) -> None:
+        from llenergymeasure.orchestration.executors.base import error_headline
+
+        if entry.status == "completed":
+            self.progress.console.print(f"[green]ok[/]   {escape(entry.exp_id)}")
+        else:
+            self.progress.console.print(
+                f"[red]FAIL[/] {escape(entry.exp_id)}: {escape(error_headline(entry.error))}"
+            )
+        self.progress.update(self.task, advance=1)
+        if eta_s is not None:
+            self.progress.update(self.task, eta=f"ETA {_eta(eta_s)}")
+
+    def on_finish(self, outcome: Any) -> None:
+        self.progress.stop()
+
+
+def _eta(seconds: float) -> str:
+    seconds = int(max(0.0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _render_outcome(outcome: Any, *, quiet: bool) -> None:
+    from llenergymeasure.orchestration.executors.base import error_headline
+
+    counts = ", ".join(f"{n} {status}" for status, n in outcome.counts.items() if n)
+    colour = {"completed": "green", "interrupted": "yellow"}.get(outcome.status, "red")
+    out.print(
+        f"[bold {colour}]campaign {outcome.status}[/]: {counts} "
+        f"({outcome.executed} run now, {outcome.wall_s:.1f} s)"
+    )
+    if outcome.stop_reason:
+        out.print(f"[red]stopped:[/] {escape(outcome.stop_reason)}")
+    if outcome.failures:
+        table = Table(title="Failures")
+        table.add_column("exp_id")
+        table.add_column("status")
+        table.add_column("error")
+        for entry in outcome.failures:
+            table.add_row(escape(entry.exp_id), entry.status, escape(error_headline(entry.error)))
+        out.print(table)
+        out.print("full errors: [bold]llem campaign status DIR --errors[/]")
+    if quiet:
+        return
+    for note in outcome.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}")
+    for path in outcome.exports:
+        out.print(f"wrote {escape(str(path))}")
+    if outcome.status in ("interrupted", "stopped", "completed_with_failures"):
+        out.print("continue with [bold]llem campaign run FILE -o DIR --resume[/]")
+
+
+@app.command("run")
+def run(
+    file: Path = typer.Argument(..., help="Campaign YAML."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Campaign directory (default: io.results_dir)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; run nothing."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the campaign in the directory: completed runs are kept."
+    ),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Move an earlier run in the directory aside and start over."
+    ),
+    cycles: int | None = typer.Option(None, "--cycles", min=1, help="Override execution.cycles."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before running."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No live display; log to DIR/campaign.log only."
+    ),
+) -> None:
+    """Run every valid experiment of a campaign in every cycle, with a resumable manifest.
+
+    Example: [bold]llem campaign run examples/campaign-cpu.yaml -o results/sweep[/]
+    (then [bold]--resume[/] after a crash or Ctrl-C; [bold]llem campaign status results/sweep[/]).
+
+    Writes DIR/manifest.json, DIR/<name>_c<cycle>/result.json, DIR/summary.csv,
+    DIR/summary.parquet, DIR/experiments.csv and DIR/campaign.log.
+    Exit 0 all completed, 1 failures or stopped early, 2 unusable file or directory state,
+    130 interrupted.
+    """
+    import sys
+
+    from loguru import logger
+
+    from llenergymeasure.orchestration.campaign import CampaignRunner, prepare_campaign
+
+    campaign, result = _plan(file)
+    directory = output if output is not None else Path(campaign.io.results_dir)
+    if not result.valid_configs:
+        render_plan(result, list_names=False)
+        raise typer.Exit(1)
+    plan = prepare_campaign(
+        campaign,
+        result,
+        directory,
+        resume=resume,
+        fresh=fresh,
+        cycles=cycles,
+        campaign_file=file,
+    )
+    if not quiet or dry_run:
+        out.print(f"[bold]{escape(campaign.campaign_name)}[/] ({escape(str(file))})")
+        render_plan(result, list_names=False)
+        _render_header(plan, dry_run=dry_run)
+    if dry_run:
+        _render_order(plan)
+        out.print("[dim]dry run: nothing was run or written[/]")
+        return
+    if not plan.to_run and not plan.move_aside:
+        out.print("nothing left to run: every run is completed")
+    if not yes and not quiet and sys.stdin.isatty() and not typer.confirm("Proceed?", default=True):
+        raise typer.Exit(1)
+    if quiet:
+        logger.remove()  # the campaign log is the only output besides the final line
+    runner = CampaignRunner(plan, observer=None if quiet else _LiveProgress())  # type: ignore[arg-type]
+    try:
+        outcome = runner.run()
+    except KeyboardInterrupt:  # a second Ctrl-C while cleaning up: the manifest is saved
+        err.print("[yellow]aborted[/]")
+        raise typer.Exit(130) from None
+    _render_outcome(outcome, quiet=quiet)
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
+# --- status --------------------------------------------------------------------------------------
+
+
+def _status_json(directory: Path, manifest: Any, holder: int | None) -> dict[str, Any]:
+    return {
+        "campaign_name": manifest.campaign_name,
+        "directory": str(directory),
+        "status": manifest.status,
+        "process_running": holder is not None,
+        "created_at": manifest.created_at,
+        "updated_at": manifest.updated_at,
+        "design_hash": manifest.design_hash,
+        "cycles": manifest.cycles,
+        "counts": manifest.counts(),
+        "failures": [
+            {"exp_id": e.exp_id, "status": e.status, "error": e.error} for e in manifest.failures()
+        ],
+        "events": [event.model_dump() for event in manifest.events],
+    }
+
+
+@app.command("status")
+def status(
+    directory: Path = typer.Argument(..., help="Campaign directory (holding manifest.json)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable status on stdout."),
+    errors: bool = typer.Option(False, "--errors", help="Show failures' full error text."),
+) -> None:
+    """Progress of a campaign: runs per status, failures with their errors, last update.
+
+    Example: [bold]llem campaign status results/sweep[/]
+    """
+    from llenergymeasure.exceptions import ConfigError
+    from llenergymeasure.orchestration.executors.base import error_headline
+    from llenergymeasure.orchestration.manifest import load_manifest, lock_holder
+
+    manifest = load_manifest(directory)
+    if manifest is None:
+        raise ConfigError(
+            f"no campaign manifest in {directory}",
+            fix="give the directory a campaign ran in (llem campaign run FILE -o DIR)",
+        )
+    holder = lock_holder(directory)
+    if as_json:
+        print_json(_status_json(directory, manifest, holder))
+        return
+    counts = manifest.counts()
+    active = sum(n for s, n in counts.items() if s != "skipped")
+    out.print(
+        f"[bold]{escape(manifest.campaign_name)}[/] in {escape(str(directory))}: "
+        f"{manifest.status}, {counts['completed']}/{active} completed"
+    )
+    running = (
+        f"a campaign process is running (pid {holder})"
+        if holder is not None
+        else "no campaign process is running"
+    )
+    out.print(f"created {manifest.created_at}, last update {manifest.updated_at}; {running}")
+    if manifest.status == "running" and holder is None:
+        out.print("[yellow]note:[/] the process that ran it stopped; continue with --resume")
+    table = Table(title="Runs per status")
+    table.add_column("status")
+    table.add_column("runs", justify="right")
+    for name, count in counts.items():
+        if count:
+            table.add_row(name, str(count))
+    out.print(table)
+    failures = manifest.failures()
+    if failures:
+        out.print(f"[bold red]{len(failures)} failed or interrupted[/]")
+        for entry in failures:
+            text = entry.error if errors else error_headline(entry.error)
+            out.print(f"  [red]{escape(entry.exp_id)}[/] ({entry.status}): {escape(text or '')}")
+    skipped = [e for e in manifest.entries if e.status == "skipped"]
+    if skipped:
+        reasons = Counter(e.reason or "skipped" for e in skipped)
+        for reason, count in reasons.most_common():
+            out.print(f"  [dim]skipped x {count}: {escape(reason)}[/]")

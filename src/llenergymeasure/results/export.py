@@ -1,0 +1,204 @@
+"""Tables of a campaign's results: a row per config (``summary.*``) and a row per
+experiment-cycle (``experiments.*``), as CSV, Parquet or JSON, each written atomically.
+
+Every energy column travels with ``energy_source``, ``energy_method`` and
+``energy_is_estimate``, so an estimate is never mistaken for a measurement. Parquet needs
+pyarrow (imported only here, only when asked); without it Parquet is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from llenergymeasure.exceptions import LLEMError, UnavailableError
+from llenergymeasure.files import write_atomic
+from llenergymeasure.results.aggregation import (
+    BOOTSTRAP_RESAMPLES,
+    EXPERIMENT_COLUMNS,
+    ConfigSummary,
+    RunRecord,
+    aggregate,
+    experiment_row,
+    summary_columns,
+)
+from llenergymeasure.results.schema import RESULT_FILE, load_result
+
+Format = Literal["csv", "parquet", "json"]
+FORMATS: tuple[str, ...] = ("csv", "parquet", "json")
+PARQUET_HINT = "pip install 'llenergymeasure[parquet]'"
+
+
+@dataclass
+class ExportReport:
+    """What was written, what was skipped and why, and the per-config summaries."""
+
+    paths: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    summaries: list[ConfigSummary] = field(default_factory=list)
+    experiments: int = 0
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return buffer.getvalue()
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def parquet_available() -> bool:
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def parquet_bytes(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> bytes:
+    """A Parquet file of the rows; UnavailableError naming the extra without pyarrow."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UnavailableError(
+            "Parquet export needs pyarrow, which is not installed", fix=PARQUET_HINT
+        ) from None
+    table = pa.table({c: [row.get(c) for row in rows] for c in columns})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def write_tables(
+    directory: Path,
+    records: Sequence[RunRecord],
+    *,
+    formats: Iterable[str] = ("csv", "parquet"),
+    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> ExportReport:
+    """Write ``summary.<fmt>`` and ``experiments.<fmt>`` into ``directory`` for each format.
+
+    A missing pyarrow skips Parquet with a note (it never fails the other formats).
+    """
+    chosen = list(dict.fromkeys(formats))
+    for fmt in chosen:
+        if fmt not in FORMATS:
+            raise LLEMError(
+                f"unknown export format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}"
+            )
+    summaries = aggregate(records, seed=seed, resamples=resamples)
+    summary_rows = [s.row() for s in summaries]
+    experiment_rows = [experiment_row(r) for r in sorted(records, key=_order)]
+    scolumns = summary_columns()
+    report = ExportReport(summaries=summaries, experiments=len(experiment_rows))
+    for fmt in chosen:
+        if fmt == "csv":
+            for name, columns, rows in (
+                ("summary.csv", scolumns, summary_rows),
+                ("experiments.csv", EXPERIMENT_COLUMNS, experiment_rows),
+            ):
+                write_atomic(directory / name, csv_text(columns, rows))
+                report.paths.append(directory / name)
+        elif fmt == "parquet":
+            if not parquet_available():
+                report.notes.append(f"Parquet skipped: pyarrow is not installed; {PARQUET_HINT}")
+                continue
+            for name, columns, rows in (
+                ("summary.parquet", scolumns, summary_rows),
+                ("experiments.parquet", EXPERIMENT_COLUMNS, experiment_rows),
+            ):
+                _write_bytes_atomic(directory / name, parquet_bytes(columns, rows))
+                report.paths.append(directory / name)
+        else:
+            data = {"configs": summary_rows, "experiments": experiment_rows}
+            path = directory / "summary.json"
+            write_atomic(path, json.dumps(data, indent=2, allow_nan=False, default=str) + "\n")
+            report.paths.append(path)
+    return report
+
+
+def _order(record: RunRecord) -> tuple[int, str]:
+    return (record.cycle, record.exp_id)
+
+
+def records_from_folder(directory: Path) -> list[RunRecord]:
+    """Records for a folder of results without a campaign manifest (e.g. ``llem run`` output).
+
+    Every ``*/result.json`` one level down counts as completed; results of the same config
+    are numbered as cycles in the order they started.
+    """
+    found = []
+    for path in sorted(directory.glob(f"*/{RESULT_FILE}")):
+        if path.parent.name.startswith("."):
+            continue
+        try:
+            found.append((load_result(path), path))
+        except LLEMError:
+            continue
+    found.sort(key=lambda item: (item[0].timings.started_at, item[0].experiment_id))
+    cycles: dict[str, int] = {}
+    records = []
+    for result, path in found:
+        cycle = cycles[result.config_hash] = cycles.get(result.config_hash, 0) + 1
+        records.append(
+            RunRecord(
+                exp_id=result.experiment_id,
+                name=result.name,
+                config_hash=result.config_hash,
+                backend=str(result.config.get("backend", "")),
+                cycle=cycle,
+                status="completed",
+                result=result,
+                result_path=str(path.relative_to(directory)),
+            )
+        )
+    return records
+
+
+__all__ = [
+    "FORMATS",
+    "PARQUET_HINT",
+    "ExportReport",
+    "csv_text",
+    "parquet_available",
+    "parquet_bytes",
+    "records_from_folder",
+    "write_tables",
+]

@@ -1,0 +1,169 @@
+"""Shared helpers: tiny campaign YAML, hand-made results, a fake executor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.config.loader import load_campaign_config
+from llenergymeasure.orchestration.campaign import CampaignPlan, prepare_campaign
+from llenergymeasure.orchestration.executors.base import ExecutionOutcome, ExperimentTask
+from llenergymeasure.orchestration.experiments import plan_campaign
+from llenergymeasure.results.schema import (
+    EnergyProvenance,
+    ExperimentResult,
+    Metrics,
+    Percentiles,
+    Timings,
+)
+
+TINY_BASE = """\
+base_config:
+  model: builtin:tiny-gpt2
+  fp_precision: float32
+  max_output_tokens: 4
+  dataset: {num_prompts: 2, synthetic_input_tokens: 8}
+  warmup: {max_prompts: 1, min_prompts: 1}
+  baseline: {enabled: false}
+  energy: {source: estimate}
+"""
+
+
+def campaign_yaml(
+    path: Path,
+    *,
+    name: str = "test-campaign",
+    outputs: tuple[int, ...] = (4, 6),
+    cycles: int = 2,
+    extra: str = "",
+    base: str = TINY_BASE,
+) -> Path:
+    """A campaign of ``len(outputs)`` tiny experiments (max_output_tokens axis) x cycles."""
+    text = (
+        f"campaign_name: {name}\n"
+        + base
+        + "grid:\n  backends: [pytorch]\n  shared:\n"
+        + f"    max_output_tokens: [{', '.join(map(str, outputs))}]\n"
+        + f"execution:\n  cycles: {cycles}\n"
+        + extra
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def prepare(file: Path, directory: Path, **options: Any) -> CampaignPlan:
+    campaign = load_campaign_config(file)
+    return prepare_campaign(
+        campaign, plan_campaign(campaign, file), directory, campaign_file=file, **options
+    )
+
+
+def _pct(value: float) -> Percentiles:
+    return Percentiles(mean=value, p50=value, p90=value * 1.5, p99=value * 2, count=2)
+
+
+def make_result(
+    exp_id: str,
+    name: str,
+    config_hash: str,
+    *,
+    tokens_per_second: float = 100.0,
+    energy_per_token_j: float | None = 0.5,
+    latency_s: float = 0.1,
+    method: str = "estimate",
+    is_estimate: bool = True,
+    ttft_s: float | None = None,
+    config: dict[str, Any] | None = None,
+) -> ExperimentResult:
+    """A schema-valid result with chosen metrics (no model run)."""
+    tokens = 8
+    energy = None if energy_per_token_j is None else energy_per_token_j * tokens
+    return ExperimentResult(
+        experiment_id=exp_id,
+        name=name,
+        llem_version="test",
+        config=config
+        or {
+            "model": {"name": "builtin:tiny-gpt2"},
+            "fp_precision": "float32",
+            "backend": "pytorch",
+        },
+        config_hash=config_hash,
+        environment={},
+        model={"source": "test", "device": "cpu", "dtype": "float32", "num_parameters": 1},
+        metrics=Metrics(
+            num_requests=2,
+            input_tokens=16,
+            output_tokens=tokens,
+            measured_window_s=tokens / tokens_per_second,
+            tokens_per_second=tokens_per_second,
+            requests_per_second=2 * tokens_per_second / tokens,
+            energy_j=energy,
+            energy_adjusted_j=None,
+            energy_per_token_j=energy_per_token_j,
+            energy_per_request_j=None if energy is None else energy / 2,
+            energy_basis=None if energy is None else "raw",
+            tokens_per_joule=None if energy is None else tokens / energy,
+            mean_power_w=None,
+            latency_s=_pct(latency_s),
+            ttft_s=None if ttft_s is None else _pct(ttft_s),
+            itl_s=None,
+            peak_memory_bytes=None,
+            peak_memory_method="unavailable",
+            flops=None,
+            flops_method="test",
+        ),
+        energy=EnergyProvenance(source=method, method=method, is_estimate=is_estimate),
+        timings=Timings(
+            started_at="2026-01-01T00:00:00+00:00",
+            finished_at="2026-01-01T00:00:01+00:00",
+            total_s=1.0,
+            baseline_s=0.0,
+            model_load_s=0.0,
+            model_reused=False,
+            warmup_s=0.0,
+            warmup_prompts=0,
+            warmup_converged=False,
+            warmup_final_cv=None,
+            measured_window_s=tokens / tokens_per_second,
+        ),
+    )
+
+
+class FakeExecutor:
+    """Writes a hand-made result per task; fails, or raises KeyboardInterrupt, on request."""
+
+    name = "fake"
+
+    def __init__(
+        self,
+        *,
+        fail: set[str] | None = None,
+        interrupt: set[str] | None = None,
+        on_run: Any = None,
+    ) -> None:
+        self.fail = fail or set()
+        self.interrupt = interrupt or set()
+        self.on_run = on_run
+        self.calls: list[str] = []
+        self.closed = 0
+
+    def run(self, task: ExperimentTask, progress: Any = None) -> ExecutionOutcome:
+        self.calls.append(task.exp_id)
+        if progress is not None:
+            progress("measuring")
+        if self.on_run is not None:
+            self.on_run(task)
+        if task.exp_id in self.interrupt or task.name in self.interrupt:
+            raise KeyboardInterrupt
+        if task.exp_id in self.fail or task.name in self.fail:
+            return ExecutionOutcome("failed", error=f"boom in {task.exp_id}")
+        result = make_result(
+            task.exp_id, task.name, task.config_hash, tokens_per_second=100.0 + task.cycle
+        )
+        result.save(task.output_dir / task.exp_id)
+        return ExecutionOutcome("completed", result_path=task.result_path, result=result)
+
+    def close(self) -> None:
+        self.closed += 1

@@ -1,0 +1,86 @@
+"""The plan builder: each structure's order, seeded shuffles, gaps, experiment ids."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from llenergymeasure.config.campaign_config import ExecutionConfig
+from llenergymeasure.orchestration.campaign import gap_between, plan_order, safe_name
+from llenergymeasure.orchestration.manifest import ManifestEntry
+
+
+def names(order: list[tuple[int, int]]) -> list[str]:
+    return [f"{'ABCDE'[i]}{c}" for i, c in order]
+
+
+def test_interleaved_runs_every_experiment_once_per_cycle_in_file_order() -> None:
+    assert names(plan_order(3, 2, "interleaved")) == ["A1", "B1", "C1", "A2", "B2", "C2"]
+
+
+def test_grouped_repeats_each_experiment_back_to_back() -> None:
+    assert names(plan_order(3, 2, "grouped")) == ["A1", "A2", "B1", "B2", "C1", "C2"]
+
+
+def test_shuffled_is_a_permutation_per_cycle_reproducible_for_a_seed() -> None:
+    order = plan_order(5, 4, "shuffled", seed=7)
+    assert order == plan_order(5, 4, "shuffled", seed=7)
+    for cycle in range(1, 5):
+        assert sorted(i for i, c in order if c == cycle) == list(range(5))
+    assert [c for _, c in order] == [c for c in range(1, 5) for _ in range(5)]  # cycle by cycle
+    cycles = [[i for i, c in order if c == cycle] for cycle in range(1, 5)]
+    assert all(a != b for a, b in itertools.pairwise(cycles))
+    assert order != plan_order(5, 4, "shuffled", seed=8)
+
+
+def test_shuffled_order_follows_the_documented_per_cycle_seed() -> None:
+    import random
+
+    order = plan_order(6, 1, "shuffled", seed=3)
+    expected = list(range(6))
+    random.Random("3:1").shuffle(expected)
+    assert [i for i, _ in order] == expected
+
+
+def test_shuffled_never_repeats_the_previous_cycle_even_with_two_experiments() -> None:
+    order = plan_order(2, 6, "shuffled", seed=1)
+    cycles = [[i for i, c in order if c == cycle] for cycle in range(1, 7)]
+    assert all(a != b for a, b in itertools.pairwise(cycles))
+
+
+@pytest.mark.parametrize("structure", ["interleaved", "shuffled", "grouped"])
+def test_every_pair_exactly_once(structure: str) -> None:
+    order = plan_order(4, 3, structure, seed=11)
+    assert sorted(order) == [(i, c) for i in range(4) for c in range(1, 4)]
+
+
+def test_single_experiment_and_empty_plans() -> None:
+    assert plan_order(1, 3, "shuffled") == [(0, 1), (0, 2), (0, 3)]
+    assert plan_order(0, 3, "interleaved") == []
+    with pytest.raises(ValueError, match="unknown structure"):
+        plan_order(2, 2, "random")
+
+
+def _entry(name: str, cycle: int) -> ManifestEntry:
+    return ManifestEntry(
+        exp_id=f"{name}_c{cycle}", name=name, config_hash=name * 4, backend="pytorch", cycle=cycle
+    )
+
+
+def test_gaps_config_gap_within_a_cycle_cycle_gap_between_cycles() -> None:
+    execution = ExecutionConfig(config_gap_seconds=2, cycle_gap_seconds=9)
+    assert gap_between(_entry("a", 1), _entry("b", 1), execution) == (2, "config gap")
+    assert gap_between(_entry("b", 1), _entry("a", 2), execution) == (9, "cycle gap")
+
+
+def test_gaps_in_grouped_order_cycle_gap_between_repetitions() -> None:
+    execution = ExecutionConfig(structure="grouped", config_gap_seconds=2, cycle_gap_seconds=9)
+    assert gap_between(_entry("a", 1), _entry("a", 2), execution) == (9, "cycle gap")
+    assert gap_between(_entry("a", 2), _entry("b", 1), execution) == (2, "config gap")
+
+
+def test_safe_name_keeps_readable_names_and_replaces_path_characters() -> None:
+    assert safe_name("pytorch_tiny-gpt2_bs4") == "pytorch_tiny-gpt2_bs4"
+    assert safe_name("org/model x:1") == "org-model-x-1"
+    assert safe_name("..") == "experiment"
