@@ -25,12 +25,18 @@ from pydantic import BaseModel, Field, ValidationError
 
 from llenergymeasure.config.campaign_config import CampaignGridConfig
 from llenergymeasure.config.dicts import clone, expand_model_shorthand, set_path
-from llenergymeasure.config.identity import config_hash
+from llenergymeasure.config.identity import (
+    SectionJSON,
+    config_hash,
+    section_exclusions,
+    section_json,
+)
 from llenergymeasure.config.introspection import (
     get_backend_capabilities,
     get_backend_params,
     get_shared_params,
     hardware_warnings,
+    submodel,
 )
 from llenergymeasure.config.models import BACKEND_SECTIONS, ExperimentConfig
 
@@ -342,6 +348,68 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+class _SectionCache:
+    """Validated config sections, keyed by their input.
+
+    A grid repeats the same few sections (the base's dataset, a decoder point, a pytorch
+    point) across thousands of grid points; validating each distinct section once and handing
+    ``ExperimentConfig`` the validated instance makes validation several times cheaper. The
+    result is the same: section validation depends only on the section's own input, and every
+    cross-field rule still runs per config on ``ExperimentConfig``. Absent sections get the
+    instance their default would produce; any section that fails sends the config through
+    plain validation, so errors read exactly as they would without the cache. The cache keeps
+    its instances alive, so ``json`` (their hash bytes by ``id``) stays valid.
+    """
+
+    def __init__(self) -> None:
+        self._validated: dict[tuple[str, str], BaseModel] = {}
+        self.json: SectionJSON = {}
+        self._exclusions = section_exclusions()
+        defaulted = {
+            name: self._section(name, {})
+            for name, has_default in _SECTION_DEFAULTS.items()
+            if has_default
+        }
+        self._absent = {  # per backend: what validation would fill in for sections left out
+            backend: {**defaulted, backend: self._section(backend, {})}
+            for backend in BACKEND_SECTIONS
+        }
+
+    def _section(self, name: str, data: dict[str, Any]) -> BaseModel:
+        key = (name, repr(data))
+        instance = self._validated.get(key)
+        if instance is None:
+            instance = _SECTION_CLASSES[name].model_validate(data)
+            self._validated[key] = instance
+            self.json[id(instance)] = section_json(instance, self._exclusions[name])
+        return instance
+
+    def prepare(self, raw: dict[str, Any]) -> dict[str, Any] | None:
+        """``raw`` with its sections replaced by validated instances; None if one fails."""
+        absent = self._absent.get(raw.get("backend", "pytorch"))
+        if absent is None:
+            return None
+        prepared = {**absent, **raw}
+        try:
+            for name, data in raw.items():
+                if type(data) is dict and name in _SECTION_CLASSES:
+                    prepared[name] = self._section(name, data)
+        except ValidationError:
+            return None
+        return prepared
+
+
+_SECTION_CLASSES = {
+    name: section_cls
+    for name, info in ExperimentConfig.model_fields.items()
+    if (section_cls := submodel(info.annotation)) is not None
+}
+_SECTION_DEFAULTS = {
+    name: ExperimentConfig.model_fields[name].default_factory is not None
+    for name in _SECTION_CLASSES
+}
+
+
 def _validate(config_dicts: Iterable[dict[str, Any]]) -> GridExpansionResult:
     valid: list[dict[str, Any]] = []
     hashes: list[str] = []
@@ -353,12 +421,14 @@ def _validate(config_dicts: Iterable[dict[str, Any]]) -> GridExpansionResult:
     backends_seen: dict[str, None] = {}
     total = 0
     validate = ExperimentConfig.model_validate
+    sections = _SectionCache()
     for raw in config_dicts:
         total += 1
         desc = raw.get("name") or _describe(raw)
         backend = raw.get("backend", "pytorch")
         try:
-            model = validate(raw)
+            prepared = sections.prepare(raw)
+            model = validate(raw if prepared is None else prepared)
         except ValidationError as err:
             reason, rule = _reason(err)
             filtered.append(
@@ -367,7 +437,7 @@ def _validate(config_dicts: Iterable[dict[str, Any]]) -> GridExpansionResult:
                 )
             )
             continue
-        digest = config_hash(model)
+        digest = config_hash(model, sections.json)
         if digest in seen:
             duplicates.append(
                 _issue(
