@@ -95,10 +95,12 @@ def test_typo_inside_every_section_is_an_error(section: str) -> None:
     assert ("extra_forbidden", (section, "bogus_key")) in [(e["type"], e["loc"]) for e in errors]
 
 
-def test_values_are_checked_on_assignment() -> None:
+def test_a_validated_config_cannot_be_changed() -> None:
     config = ExperimentConfig.model_validate({"model": "gpt2"})
-    with pytest.raises(ValidationError):
-        config.fp_precision = "float64"  # type: ignore[assignment]
+    with pytest.raises(ValidationError, match="frozen"):
+        config.fp_precision = "float16"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        config.decoder.top_k = 10  # type: ignore[misc]
 
 
 # --- combination rules -----------------------------------------------------------------------

@@ -15,9 +15,10 @@ from pydantic_core import PydanticCustomError
 
 
 class StrictModel(BaseModel):
-    """A config section: unknown keys are errors, values are checked on assignment too."""
+    """A config section: unknown keys are errors; once validated it never changes (frozen), so
+    one validated section can safely be shared, and what was validated is what runs."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def meta(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ModelWrapValidatorHandler, field_validator, model_validator
 
 from llenergymeasure.config._base import StrictModel, combination_error, meta
 from llenergymeasure.config.backend_configs import (
@@ -100,8 +100,14 @@ class DecoderConfig(StrictModel):
         json_schema_extra=meta(short="sample"),
     )
 
-    @model_validator(mode="after")
-    def _fill_from_preset(self) -> DecoderConfig:
+    @model_validator(mode="wrap")
+    @classmethod
+    def _fill_from_preset(
+        cls, data: Any, handler: ModelWrapValidatorHandler[DecoderConfig]
+    ) -> DecoderConfig:
+        if type(data) is cls:
+            return data  # an instance was filled and checked when it was validated
+        self = handler(data)
         preset = DECODER_PRESETS[self.preset or "deterministic"]
         values = self.__dict__
         user_set = self.model_fields_set
