@@ -213,6 +213,23 @@ def test_ctrl_c_marks_the_running_experiment_interrupted_and_resume_finishes(
     assert load_manifest(out).entries[1].attempts == 2  # type: ignore[union-attr]
 
 
+def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path) -> None:
+    import signal
+
+    def terminate(task: ExperimentTask) -> None:
+        if task.exp_id == f"{B}_c1":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    out = tmp_path / "out"
+    before = signal.getsignal(signal.SIGTERM)
+    outcome = runner(
+        prepare(campaign_yaml(tmp_path / "c.yaml"), out), FakeExecutor(on_run=terminate)
+    ).run()
+    assert outcome.exit_code == 130
+    assert statuses(out)[f"{B}_c1"] == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) is before  # restored
+
+
 def test_ctrl_c_after_the_result_was_written_counts_it_completed(tmp_path: Path) -> None:
     def write_then_interrupt(task: ExperimentTask) -> None:
         if task.exp_id == f"{A}_c1":
@@ -425,7 +442,7 @@ def test_without_nvml_the_thermal_wait_is_skipped_once_with_a_note(
         bootstrap_resamples=50,
     ).run()
     assert outcome.status == "completed" and sleeps == []
-    assert any(note.startswith("thermal wait skipped") for note in outcome.notes)
+    assert not any("thermal" in note for note in outcome.notes)  # quietly, in the log only
     assert "thermal wait skipped" in (tmp_path / "out" / "campaign.log").read_text()
 
 

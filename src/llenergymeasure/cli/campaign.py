@@ -271,7 +271,7 @@ def run(
 ) -> None:
     """Run every valid experiment of a campaign in every cycle, with a resumable manifest.
 
-    Example: [bold]llem campaign run examples/campaign-cpu.yaml -o results/sweep[/]
+    Example: [bold]llem campaign run campaign.yaml -o results/sweep[/]
     (then [bold]--resume[/] after a crash or Ctrl-C; [bold]llem campaign status results/sweep[/]).
 
     Writes DIR/manifest.json, DIR/<name>_c<cycle>/result.json, DIR/summary.csv,

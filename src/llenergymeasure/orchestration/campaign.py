@@ -374,6 +374,14 @@ def prepare_campaign(
     }
     file_text = str(campaign_file) if campaign_file is not None else None
     if existing is not None and resume:
+        from llenergymeasure.orchestration.manifest import lock_holder
+
+        holder = lock_holder(output_dir)
+        if holder is not None:
+            notes.append(
+                f"a campaign process (pid {holder}) is still running in {output_dir}: "
+                "running entries below may be live"
+            )
         manifest, change, more = _reconcile(existing, experiments, campaign, output_dir, executor)
         manifest.campaign_file = file_text or manifest.campaign_file
         plan = CampaignPlan(manifest=manifest, mode="resume", change=change, **common)
@@ -541,6 +549,8 @@ class CampaignOutcome:
     thermal_wait_s: float = 0.0
     schedule_wait_s: float = 0.0
     executor_s: float = 0.0
+    export_s: float = 0.0
+    release_s: float = 0.0
     stop_reason: str | None = None
     exports: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -777,7 +787,9 @@ class CampaignRunner:
             logger.warning("campaign interrupted; `--resume` continues it")
         finally:
             self._running = None
+            released = time.perf_counter()
             executor.close()
+            outcome.release_s = time.perf_counter() - released
         if outcome.status != "interrupted":
             failed = any(e.status == "failed" for e in manifest.entries)
             if outcome.stop_reason:
@@ -788,11 +800,11 @@ class CampaignRunner:
             manifest.log(outcome.status, outcome.stop_reason)
             self._save()
         outcome.thermal_wait_s = thermal.waited_s
-        if thermal.skipped_reason and plan.campaign.execution.thermal_wait.enabled:
-            outcome.notes.append(f"thermal wait skipped: {thermal.skipped_reason}")
         outcome.counts = manifest.counts()
         outcome.failures = [e for e in manifest.entries if e.status in ("failed", "interrupted")]
+        exported = time.perf_counter()
         self._export(outcome)
+        outcome.export_s = time.perf_counter() - exported
         outcome.wall_s = self.clock() - started
         if outcome.status != "interrupted":
             from llenergymeasure.orchestration.notify import notify

@@ -76,8 +76,12 @@ class SubprocessExecutor:
 
         def read_stderr(stream: IO[str]) -> None:
             for line in stream:
-                tail.append(line.rstrip("\n"))
-                logger.debug("[{}] {}", task.exp_id, line.rstrip("\n"))
+                text = line.rstrip("\n")
+                tail.append(text)
+                if text.startswith(("WARNING: ", "ERROR: ", "CRITICAL: ")):
+                    logger.warning("[{}] {}", task.exp_id, text.split(": ", 1)[1])
+                else:
+                    logger.debug("[{}] {}", task.exp_id, text)
 
         task.output_dir.mkdir(parents=True, exist_ok=True)
         child = subprocess.Popen(

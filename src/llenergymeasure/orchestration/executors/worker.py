@@ -12,7 +12,10 @@ Exit status: 0 measured, 1 the experiment failed, 2 bad arguments.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -24,12 +27,27 @@ def _send(kind: str, payload: str) -> None:
     sys.stdout.flush()
 
 
+def _die_with_parent() -> None:
+    """Exit when the campaign process dies (even by kill -9): never an orphan run that writes
+    a result after the campaign moved on."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(137)
+
+    threading.Thread(target=watch, daemon=True, name="llem-parent-watch").start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 3:
         sys.stderr.write("usage: python -m ...executors.worker CONFIG_JSON OUTPUT_DIR EXP_ID\n")
         return 2
     config_json, output_dir, exp_id = args
+    _die_with_parent()
 
     from loguru import logger
 
