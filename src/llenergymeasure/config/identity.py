@@ -8,54 +8,72 @@ campaign manifest keys results on it.
 
 The hashed bytes are the JSON of the top-level scalar fields, then the JSON of each section in
 field order. Hashing section by section lets grid validation, which shares one validated
-section object among many grid points, serialise each distinct section once.
+section object among many grid points, serialise each distinct section once (``SectionMemo``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from operator import itemgetter
 
 from pydantic import BaseModel
 
 from llenergymeasure.config.introspection import submodel
 from llenergymeasure.config.models import ExperimentConfig
 
-SectionJSON = dict[int, bytes]
-"""``id(section) -> its JSON``, for section objects the caller keeps alive."""
-
-_SECTIONS: tuple[tuple[str, set[str] | None], ...] = tuple(
-    (name, {"preset"} if name == "decoder" else None)
-    for name, info in ExperimentConfig.model_fields.items()
-    if submodel(info.annotation) is not None
+SECTION_NAMES = tuple(
+    name for name, info in ExperimentConfig.model_fields.items() if submodel(info.annotation)
 )
-_SCALARS = {name for name in ExperimentConfig.model_fields if name not in dict(_SECTIONS)} - {
-    "name"
-}
+_EXCLUDED = {"decoder": {"preset"}}
+_SCALARS = set(ExperimentConfig.model_fields) - set(SECTION_NAMES) - {"name"}
 _serialize_scalars = ExperimentConfig.__pydantic_serializer__.to_json
+_sections_of = itemgetter(*SECTION_NAMES)
 
 
-def section_json(section: BaseModel, exclude: set[str] | None) -> bytes:
-    return section.__pydantic_serializer__.to_json(section, exclude=exclude)
+def section_json(name: str, section: BaseModel | None) -> bytes:
+    """The hashed JSON of one section of a config."""
+    if section is None:
+        return b"null"
+    return section.__pydantic_serializer__.to_json(section, exclude=_EXCLUDED.get(name))
 
 
-def config_hash(config: ExperimentConfig, known: SectionJSON | None = None) -> str:
-    """sha256 of the effective (validated) config, ``name`` excluded.
+def _joined(sections: tuple[BaseModel | None, ...]) -> bytes:
+    return b"\n".join([section_json(n, s) for n, s in zip(SECTION_NAMES, sections, strict=True)])
 
-    ``known`` may hold the JSON of section objects the caller keeps alive (see grid validation).
+
+class SectionMemo:
+    """The hashed JSON of section objects its owner keeps alive, by ``id``.
+
+    Ids are only trusted for objects that were remembered (and so are alive); a config holding
+    any other section is hashed the plain way.
     """
-    values: dict[str, Any] = config.__dict__
-    known = known if known is not None else {}
-    parts = [_serialize_scalars(config, include=_SCALARS)]
-    parts += [
-        b"null"
-        if (section := values[name]) is None
-        else known.get(id(section)) or section_json(section, exclude)
-        for name, exclude in _SECTIONS
-    ]
-    return hashlib.sha256(b"\n".join(parts)).hexdigest()
+
+    def __init__(self) -> None:
+        self._json: dict[int, bytes] = {id(None): b"null"}
+        self._joined: dict[tuple[int, ...], bytes] = {}
+
+    def remember(self, name: str, section: BaseModel) -> None:
+        self._json[id(section)] = section_json(name, section)
+
+    def knows(self, section: BaseModel | None) -> bool:
+        """Whether this object was remembered (so its ``id`` is its own)."""
+        return id(section) in self._json
+
+    def joined(self, sections: tuple[BaseModel | None, ...]) -> bytes:
+        ids = tuple(map(id, sections))
+        found = self._joined.get(ids)
+        if found is None:
+            try:
+                found = b"\n".join([self._json[i] for i in ids])
+            except KeyError:
+                return _joined(sections)
+            self._joined[ids] = found
+        return found
 
 
-def section_exclusions() -> dict[str, set[str] | None]:
-    """Per section field, the keys its hash leaves out."""
-    return dict(_SECTIONS)
+def config_hash(config: ExperimentConfig, memo: SectionMemo | None = None) -> str:
+    """sha256 of the effective (validated) config, ``name`` excluded."""
+    sections = _sections_of(config.__dict__)
+    joined = memo.joined(sections) if memo is not None else _joined(sections)
+    scalars = _serialize_scalars(config, include=_SCALARS)
+    return hashlib.sha256(scalars + b"\n" + joined).hexdigest()

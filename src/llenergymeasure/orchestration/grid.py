@@ -25,15 +25,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from llenergymeasure.config.campaign_config import CampaignGridConfig
 from llenergymeasure.config.dicts import clone, expand_model_shorthand, set_path
-from llenergymeasure.config.identity import (
-    SectionJSON,
-    config_hash,
-    section_exclusions,
-    section_json,
-)
+from llenergymeasure.config.identity import SectionMemo, config_hash
 from llenergymeasure.config.introspection import (
     get_backend_capabilities,
     get_backend_params,
+    get_param_skip_conditions,
     get_shared_params,
     hardware_warnings,
     submodel,
@@ -251,8 +247,23 @@ def iter_campaign_grid(
             for axis in plan.axes
         ]
         base = plan.base
+        # flat dicts in the base (sections of plain values) are copied with one C-level call
+        flat = [
+            (key, value)
+            for key, value in base.items()
+            if type(value) is dict and not any(type(v) in _CONTAINERS for v in value.values())
+        ]
+        deep = [
+            key
+            for key, value in base.items()
+            if type(value) in _CONTAINERS and (key, value) not in flat
+        ]
         for combo in itertools.product(*choices):
-            config = clone(base)
+            config = {**base}
+            for key, value in flat:
+                config[key] = {**value}
+            for key in deep:
+                config[key] = clone(base[key])
             name = fixed_name.copy()
             for kind, path, value, part in combo:
                 if kind == 0:
@@ -358,31 +369,38 @@ class _SectionCache:
     cross-field rule still runs per config on ``ExperimentConfig``. Absent sections get the
     instance their default would produce; any section that fails sends the config through
     plain validation, so errors read exactly as they would without the cache. The cache keeps
-    its instances alive, so ``json`` (their hash bytes by ``id``) stays valid.
+    its instances alive, which is what lets ``memo`` serialise each of them once for hashing.
     """
 
     def __init__(self) -> None:
-        self._validated: dict[tuple[str, str], BaseModel] = {}
-        self.json: SectionJSON = {}
-        self._exclusions = section_exclusions()
+        self._validated: dict[Any, BaseModel] = {}
+        self.memo = SectionMemo()
+        self._warnings: dict[int, list[str]] = {}
         defaulted = {
-            name: self._section(name, {})
+            name: self._validate_section(name, {}, (name, (), ()))
             for name, has_default in _SECTION_DEFAULTS.items()
             if has_default
         }
         self._absent = {  # per backend: what validation would fill in for sections left out
-            backend: {**defaulted, backend: self._section(backend, {})}
+            backend: {**defaulted, backend: self._validate_section(backend, {}, (backend, (), ()))}
             for backend in BACKEND_SECTIONS
         }
 
-    def _section(self, name: str, data: dict[str, Any]) -> BaseModel:
-        key = (name, repr(data))
-        instance = self._validated.get(key)
-        if instance is None:
-            instance = _SECTION_CLASSES[name].model_validate(data)
-            self._validated[key] = instance
-            self.json[id(instance)] = section_json(instance, self._exclusions[name])
+    def _validate_section(self, name: str, data: dict[str, Any], key: Any) -> BaseModel:
+        instance = _SECTION_CLASSES[name].model_validate(data)
+        self._validated[key] = instance
+        self.memo.remember(name, instance)
         return instance
+
+    def hardware_warnings(self, model: ExperimentConfig) -> list[str]:
+        """``hardware_warnings``, remembered per backend section where only it decides them."""
+        section = model.__dict__[model.backend]
+        if model.backend not in _DECIDED_BY_SECTION or not self.memo.knows(section):
+            return hardware_warnings(model)
+        found = self._warnings.get(id(section))
+        if found is None:
+            found = self._warnings[id(section)] = hardware_warnings(model)
+        return found
 
     def prepare(self, raw: dict[str, Any]) -> dict[str, Any] | None:
         """``raw`` with its sections replaced by validated instances; None if one fails."""
@@ -390,10 +408,19 @@ class _SectionCache:
         if absent is None:
             return None
         prepared = {**absent, **raw}
+        validated = self._validated
         try:
-            for name, data in raw.items():
-                if type(data) is dict and name in _SECTION_CLASSES:
-                    prepared[name] = self._section(name, data)
+            for name in _SECTION_CLASSES.keys() & raw.keys():
+                data = raw[name]
+                if type(data) is not dict:
+                    continue
+                try:  # types in the key: 1, 1.0 and True are equal as dict keys, not as inputs
+                    key: Any = (name, tuple(data.items()), tuple(map(type, data.values())))
+                    instance = validated.get(key)
+                except TypeError:  # an unhashable value (a list): key by its text
+                    key = (name, repr(data))
+                    instance = validated.get(key)
+                prepared[name] = instance or self._validate_section(name, data, key)
         except ValidationError:
             return None
         return prepared
@@ -404,6 +431,16 @@ _SECTION_CLASSES = {
     for name, info in ExperimentConfig.model_fields.items()
     if (section_cls := submodel(info.annotation)) is not None
 }
+_DECIDED_BY_SECTION = {
+    backend
+    for backend in BACKEND_SECTIONS
+    if all(
+        c.path.startswith(f"{backend}.")
+        for c in get_param_skip_conditions()
+        if c.backend in (None, backend)
+    )
+}
+"""Backends whose hardware warnings depend on their own section alone."""
 _SECTION_DEFAULTS = {
     name: ExperimentConfig.model_fields[name].default_factory is not None
     for name in _SECTION_CLASSES
@@ -437,7 +474,7 @@ def _validate(config_dicts: Iterable[dict[str, Any]]) -> GridExpansionResult:
                 )
             )
             continue
-        digest = config_hash(model, sections.json)
+        digest = config_hash(model, sections.memo)
         if digest in seen:
             duplicates.append(
                 _issue(
@@ -459,7 +496,7 @@ def _validate(config_dicts: Iterable[dict[str, Any]]) -> GridExpansionResult:
         names.add(desc)
         seen[digest] = desc
         backends_seen[model.backend] = None
-        needs = hardware_warnings(model)
+        needs = sections.hardware_warnings(model)
         if needs:
             warnings.append(
                 _issue(
