@@ -21,7 +21,7 @@ from llenergymeasure.orchestration.manifest import (
     load_manifest,
 )
 
-from .helpers import FakeExecutor, campaign_yaml, make_result, prepare
+from .helpers import TINY_BASE, FakeExecutor, campaign_yaml, make_result, prepare
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fakes.fake_pynvml import FakeGPU, install
@@ -145,6 +145,20 @@ def test_dry_run_estimate_counts_gaps_and_says_unknown_without_timings(tmp_path:
     estimate = prepare(file, tmp_path / "out").estimate()
     assert (estimate.runs, estimate.gaps_s, estimate.unknown_runs) == (4, 14.0, 4)
     assert estimate.text().startswith("unknown")
+    assert estimate.baselines_s == 0  # the tiny configs disable it
+    slow = campaign_yaml(
+        tmp_path / "s.yaml",
+        base=TINY_BASE.replace(
+            "{enabled: false}", "{enabled: true, duration_sec: 3, cache_ttl_sec: 0}"
+        ),
+    )
+    with_baselines = prepare(slow, tmp_path / "out2").estimate()
+    assert with_baselines.baselines_s == 12.0
+    assert "at least 12 s" in with_baselines.text()
+    cached = campaign_yaml(
+        tmp_path / "k.yaml", base=TINY_BASE.replace("{enabled: false}", "{duration_sec: 3}")
+    )
+    assert prepare(cached, tmp_path / "out3").estimate().baselines_s == 3.0  # measured once
 
 
 def test_failures_are_isolated_recorded_and_listed(tmp_path: Path) -> None:
@@ -471,4 +485,4 @@ def test_a_second_run_in_the_same_directory_is_refused_while_one_holds_the_lock(
 
     assert lock_holder(out) is None
     with campaign_lock(out):
-        assert lock_holder(out) == os.getpid() or lock_holder(out) is None  # same-process flock
+        assert lock_holder(out) == os.getpid()  # flock is per open file, even in one process

@@ -266,7 +266,10 @@ def run(
     cycles: int | None = typer.Option(None, "--cycles", min=1, help="Override execution.cycles."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before running."),
     quiet: bool = typer.Option(
-        False, "--quiet", "-q", help="No live display; log to DIR/campaign.log only."
+        False,
+        "--quiet",
+        "-q",
+        help="Unattended: no plan, prompt or live display; log to DIR/campaign.log; print one final line.",
     ),
 ) -> None:
     """Run every valid experiment of a campaign in every cycle, with a resumable manifest.

@@ -125,6 +125,9 @@ class PlannedExperiment:
     model: str
     precision: str
     config: dict[str, Any]
+    baseline_s: float | None = None
+    """Idle baseline it measures (None: disabled)."""
+    baseline_cached: bool = True
 
 
 def planned_experiments(grid: GridExpansionResult) -> list[PlannedExperiment]:
@@ -142,6 +145,8 @@ def planned_experiments(grid: GridExpansionResult) -> list[PlannedExperiment]:
                 model=config.model.name,
                 precision=config.fp_precision,
                 config=raw,
+                baseline_s=config.baseline.duration_sec if config.baseline.enabled else None,
+                baseline_cached=config.baseline.cache_ttl_sec > 0,
             )
         )
     return planned
@@ -217,19 +222,25 @@ class DurationEstimate:
     runs: int
     gaps_s: float
     known_s: float
+    """Sum of earlier total times of the runs that have one."""
     unknown_runs: int
+    baselines_s: float = 0.0
+    """Idle baselines the runs without earlier timings will measure (a lower bound for them)."""
 
     def text(self) -> str:
         if self.runs == 0:
             return "nothing to run"
-        gaps = f"{_duration(self.gaps_s)} of configured gaps"
+        parts = f"{_duration(self.gaps_s)} of configured gaps"
+        if self.baselines_s:
+            parts += f", {_duration(self.baselines_s)} of idle baselines"
         if self.unknown_runs == 0:
-            return f"about {_duration(self.known_s + self.gaps_s)} (earlier timings + {gaps})"
+            return f"about {_duration(self.known_s + self.gaps_s)} (earlier timings + {parts})"
+        floor = _duration(self.known_s + self.gaps_s + self.baselines_s)
         if self.unknown_runs == self.runs:
-            return f"unknown (no earlier timings of these experiments; {gaps})"
+            return f"unknown: no earlier timings of these experiments (at least {floor}: {parts})"
         return (
-            f"at least {_duration(self.known_s + self.gaps_s)} "
-            f"({self.unknown_runs} of {self.runs} runs have no earlier timing; {gaps})"
+            f"at least {floor} ({self.unknown_runs} of {self.runs} runs have no earlier "
+            f"timing; {parts})"
         )
 
 
@@ -277,7 +288,20 @@ class CampaignPlan:
         execution = self.campaign.execution
         gaps = sum(gap_between(a, b, execution)[0] for a, b in itertools.pairwise(entries))
         known = [self.timings_s[e.config_hash] for e in entries if e.config_hash in self.timings_s]
-        return DurationEstimate(len(entries), gaps, sum(known), len(entries) - len(known))
+        baselines, measured_once = 0.0, False
+        by_hash = self.by_hash
+        for entry in entries:
+            experiment = by_hash.get(entry.config_hash)
+            if entry.config_hash in self.timings_s or experiment is None:
+                continue
+            if experiment.baseline_s is not None and (
+                not experiment.baseline_cached or not measured_once
+            ):
+                baselines += experiment.baseline_s  # a cached one is measured once
+                measured_once = True
+        return DurationEstimate(
+            len(entries), gaps, sum(known), len(entries) - len(known), baselines
+        )
 
 
 def _entry(experiment: PlannedExperiment, cycle: int, used_ids: set[str]) -> ManifestEntry:
