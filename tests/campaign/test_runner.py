@@ -244,6 +244,19 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path) -> None:
     assert signal.getsignal(signal.SIGTERM) is before  # restored
 
 
+def test_an_unexpected_runner_error_is_recorded_then_raised(tmp_path: Path) -> None:
+    def explode(task: ExperimentTask) -> None:
+        raise RuntimeError("disk on fire")
+
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        runner(prepare(campaign_yaml(tmp_path / "c.yaml"), out), FakeExecutor(on_run=explode)).run()
+    manifest = load_manifest(out)
+    assert manifest is not None and manifest.status == "stopped"
+    assert manifest.entries[0].status == "failed"
+    assert "RuntimeError: disk on fire" in (manifest.entries[0].error or "")
+
+
 def test_ctrl_c_after_the_result_was_written_counts_it_completed(tmp_path: Path) -> None:
     def write_then_interrupt(task: ExperimentTask) -> None:
         if task.exp_id == f"{A}_c1":

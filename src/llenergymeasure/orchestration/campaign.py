@@ -44,6 +44,7 @@ from llenergymeasure.orchestration.executors.base import (
 )
 from llenergymeasure.orchestration.executors.base import (
     ExperimentTask,
+    describe_error,
     error_headline,
 )
 from llenergymeasure.orchestration.grid import GridExpansionResult
@@ -809,6 +810,16 @@ class CampaignRunner:
             manifest.log("interrupted", "Ctrl-C or SIGTERM")
             self._save()
             logger.warning("campaign interrupted; `--resume` continues it")
+        except Exception as error:  # a bug or a full disk: record what we can, then surface it
+            if self._running is not None:
+                self._running.status = "failed"
+                self._running.error = describe_error(error)
+                self._running.finished_at = now_iso()
+            manifest.status = "stopped"
+            manifest.log("stopped by an error", str(error))
+            with contextlib.suppress(Exception):
+                self._save()
+            raise
         finally:
             self._running = None
             released = time.perf_counter()
