@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from llenergymeasure.config._base import StrictModel, combination_error, meta
+from llenergymeasure.config._base import StrictModel, meta
 
 AMPERE = "an Ampere or newer NVIDIA GPU (compute capability >= 8.0)"
 ADA_HOPPER = "an Ada or Hopper NVIDIA GPU (compute capability >= 8.9) for FP8"
@@ -81,16 +81,6 @@ class PyTorchConfig(BackendSection):
         description="auto: CUDA when available, else CPU.",
         json_schema_extra=meta(short="dev", requires=[{"when": "cuda", "needs": "an NVIDIA GPU"}]),
     )
-
-    @model_validator(mode="after")
-    def _one_quantisation(self) -> PyTorchConfig:
-        if self.load_in_4bit and self.load_in_8bit:
-            raise combination_error(
-                "load_in_4bit + load_in_8bit",
-                "pytorch.load_in_4bit and pytorch.load_in_8bit are both true; "
-                "fix: choose one quantisation",
-            )
-        return self
 
 
 class VLLMConfig(BackendSection):

@@ -171,16 +171,6 @@ class WarmupConfig(StrictModel):
     max_prompts: int = Field(32, ge=1, description="Upper bound on warmup prompts.")
     window_size: int = Field(3, ge=2, description="Batches over which the CV is computed.")
 
-    @model_validator(mode="after")
-    def _bounds(self) -> WarmupConfig:
-        if self.min_prompts > self.max_prompts:
-            raise combination_error(
-                "warmup min_prompts > max_prompts",
-                f"warmup.min_prompts ({self.min_prompts}) exceeds warmup.max_prompts "
-                f"({self.max_prompts}); fix: raise max_prompts or lower min_prompts",
-            )
-        return self
-
 
 class BaselineConfig(StrictModel):
     """Idle power measured before the experiment and subtracted from its energy."""
@@ -227,15 +217,6 @@ class TrafficConfig(StrictModel):
         None, gt=0, description="Mean arrivals per second.", json_schema_extra=meta(short="qps")
     )
 
-    @model_validator(mode="after")
-    def _qps_needed(self) -> TrafficConfig:
-        if self.mode != "none" and self.target_qps is None:
-            raise combination_error(
-                "traffic without target_qps",
-                f"traffic.mode={self.mode} needs traffic.target_qps; fix: set target_qps, e.g. 2.0",
-            )
-        return self
-
 
 class ExperimentConfig(StrictModel):
     """One experiment: a model on a backend at a precision, with its measurement settings."""
@@ -275,6 +256,8 @@ class ExperimentConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> ExperimentConfig:
+        """Every cross-field rule, in one place (sections hold single values only, so a
+        validated section can be reused by many configs without re-running checks)."""
         values = self.__dict__
         for other in BACKEND_SECTIONS:
             if other != self.backend and values[other] is not None:
@@ -298,7 +281,26 @@ class ExperimentConfig(StrictModel):
                 f"min_output_tokens ({self.min_output_tokens}) exceeds max_output_tokens "
                 f"({self.max_output_tokens}); fix: lower min_output_tokens or raise max_output_tokens",
             )
+        warmup = self.warmup
+        if warmup.min_prompts > warmup.max_prompts:
+            raise combination_error(
+                "warmup min_prompts > max_prompts",
+                f"warmup.min_prompts ({warmup.min_prompts}) exceeds warmup.max_prompts "
+                f"({warmup.max_prompts}); fix: raise max_prompts or lower min_prompts",
+            )
+        traffic = self.traffic
+        if traffic.mode != "none" and traffic.target_qps is None:
+            raise combination_error(
+                "traffic without target_qps",
+                f"traffic.mode={traffic.mode} needs traffic.target_qps; fix: set target_qps, e.g. 2.0",
+            )
         pytorch = values["pytorch"]
+        if pytorch is not None and pytorch.load_in_4bit and pytorch.load_in_8bit:
+            raise combination_error(
+                "load_in_4bit + load_in_8bit",
+                "pytorch.load_in_4bit and pytorch.load_in_8bit are both true; "
+                "fix: choose one quantisation",
+            )
         if (
             pytorch is not None
             and pytorch.attn_implementation == "flash_attention_2"
