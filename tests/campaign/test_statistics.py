@@ -17,6 +17,7 @@ from llenergymeasure.results.aggregation import (
     summary_columns,
 )
 from llenergymeasure.results.export import records_from_folder, write_tables
+from llenergymeasure.results.statistics import bootstrap_ci
 
 from .helpers import make_result
 
@@ -69,7 +70,8 @@ def test_mean_std_cv_match_hand_computed_values() -> None:
 
 
 def test_bootstrap_ci_is_reproducible_for_a_seed_and_brackets_the_mean() -> None:
-    records = [record(c, v) for c, v in enumerate([10.0, 11.0, 15.0, 12.0, 9.0], 1)]
+    # 6 cycles: 6**6 resamples is more than 4000, so they are drawn (seeded), not enumerated
+    records = [record(c, v) for c, v in enumerate([10.0, 11.0, 15.0, 12.0, 9.0, 11.4], 1)]
     first = aggregate(records, seed=42, resamples=4000)[0].stats["tokens_per_second"]
     again = aggregate(records, seed=42, resamples=4000)[0].stats["tokens_per_second"]
     other = aggregate(records, seed=43, resamples=4000)[0].stats["tokens_per_second"]
@@ -79,6 +81,18 @@ def test_bootstrap_ci_is_reproducible_for_a_seed_and_brackets_the_mean() -> None
     assert first.ci_low is not None and first.ci_high is not None
     assert first.mean == pytest.approx(11.4)
     assert 9.0 <= first.ci_low < first.mean < first.ci_high <= 15.0
+
+
+def test_few_cycles_get_the_exact_bootstrap_whatever_the_seed() -> None:
+    # 3 values: all 27 resamples enumerated; the means' 2.5% and 97.5% points by hand:
+    # sorted means of [1, 2, 4]: the lowest is 1 (1/27 = 3.7% > 2.5%), the highest 4
+    values = [1.0, 2.0, 4.0]
+    assert bootstrap_ci(values, seed=1) == bootstrap_ci(values, seed=2) == (1.0, 4.0)
+    # 5 values: a tighter interval than the data's range, still exact and seed-free
+    five = [10.0, 11.0, 15.0, 12.0, 9.0]
+    low, high = bootstrap_ci(five, seed=1) or (0.0, 0.0)
+    assert (low, high) == bootstrap_ci(five, seed=99)
+    assert 9.0 < low < 11.4 < high < 15.0
 
 
 def test_two_cycles_ci_is_the_two_values_and_is_flagged_low() -> None:

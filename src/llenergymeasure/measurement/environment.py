@@ -11,6 +11,7 @@ import platform
 import socket
 import sys
 from datetime import datetime, timezone
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,11 @@ _CONTAINER_CGROUP_MARKERS = ("docker", "kubepods", "containerd", "libpod", "lxc"
 
 def library_versions() -> dict[str, str | None]:
     """Installed versions from package metadata; never imports the libraries themselves."""
+    return dict(_installed_versions())
+
+
+@cache  # metadata lookups are slow and installs do not change under a running process
+def _installed_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
     for key, candidates in LIBRARIES.items():
         versions[key] = None

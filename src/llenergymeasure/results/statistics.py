@@ -3,10 +3,11 @@ a seeded bootstrap confidence interval."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from llenergymeasure.results.schema import Percentiles
@@ -60,14 +61,26 @@ class CycleStats:
 def bootstrap_ci(
     values: Sequence[float], *, confidence: float = 0.95, resamples: int = 10_000, seed: int = 0
 ) -> tuple[float, float] | None:
-    """Percentile bootstrap CI of the mean, reproducible for a seed; None for fewer than 2 values."""
+    """Percentile bootstrap CI of the mean; None for fewer than 2 values.
+
+    With few values (n**n <= resamples: up to 5 cycles at the default) every one of the n**n
+    equally likely resamples is enumerated, so the CI is exact and needs no seed; otherwise
+    ``resamples`` are drawn with a seeded generator, reproducibly.
+    """
     n = len(values)
     if n < 2:
         return None
-    rng = random.Random(seed)
-    means = sorted(statistics.fmean(rng.choices(values, k=n)) for _ in range(resamples))
-    tail = (1 - confidence) / 2 * 100
-    return percentile(means, tail), percentile(means, 100 - tail)
+    if n**n <= resamples:
+        samples: Iterable[tuple[float, ...]] = itertools.product(values, repeat=n)
+    else:
+        draws = random.Random(seed).choices(values, k=n * resamples)
+        samples = zip(*[iter(draws)] * n, strict=True)  # consecutive groups of n draws
+    means = sorted(total / n for total in map(math.fsum, samples))
+    # inverted-CDF quantiles: exact for the enumerated distribution's equally likely atoms
+    tail = (1 - confidence) / 2 * len(means)
+    return means[max(math.ceil(tail) - 1, 0)], means[
+        min(math.floor(len(means) - tail), len(means) - 1)
+    ]
 
 
 def cycle_stats(values: Sequence[float], *, seed: int = 0, resamples: int = 10_000) -> CycleStats:

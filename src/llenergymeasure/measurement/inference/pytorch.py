@@ -172,10 +172,10 @@ class PyTorchBackend:
         self._config = None
         self._device = None
         self._gen_kwargs = {}
-        gc.collect()
-        if on_cuda:
+        if on_cuda:  # hand the device memory back now; on CPU reference counting frees it
             import torch
 
+            gc.collect()
             torch.cuda.empty_cache()
 
     # --------------------------------------------------------------- generation
