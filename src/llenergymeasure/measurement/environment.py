@@ -38,21 +38,17 @@ _CONTAINER_CGROUP_MARKERS = ("docker", "kubepods", "containerd", "libpod", "lxc"
 
 def library_versions() -> dict[str, str | None]:
     """Installed versions from package metadata; never imports the libraries themselves."""
-    return dict(_installed_versions())
+    return {key: _installed_version(candidates) for key, candidates in LIBRARIES.items()}
 
 
 @cache  # metadata lookups are slow and installs do not change under a running process
-def _installed_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for key, candidates in LIBRARIES.items():
-        versions[key] = None
-        for dist in candidates:
-            try:
-                versions[key] = metadata.version(dist)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-    return versions
+def _installed_version(candidates: tuple[str, ...]) -> str | None:
+    for dist in candidates:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _read_text(path: Path) -> str | None:
