@@ -215,3 +215,22 @@ def test_campaign_missing_base_config_file(write_yaml: WriteYaml) -> None:
     path = write_yaml("campaign_name: c\nbase_config: nowhere.yaml\ngrid: {}\n")
     with pytest.raises(ConfigError, match=r"nowhere\.yaml"):
         load_campaign_config(path)
+
+
+def test_yaml_booleans_are_only_true_and_false(write_yaml) -> None:  # type: ignore[no-untyped-def]
+    """YAML 1.1 would read `on:` as the boolean True and `no` as False."""
+    from llenergymeasure.config.loader import load_campaign_config, read_yaml
+
+    path = write_yaml(
+        """
+        campaign_name: c
+        base_config: {model: m, streaming: true, dataset: {name: "no"}}
+        grid: {backends: [pytorch]}
+        notify:
+          on: [completion]
+        """
+    )
+    data, _ = read_yaml(path)
+    assert "on" in data["notify"] and data["base_config"]["streaming"] is True
+    campaign = load_campaign_config(path)
+    assert campaign.notify.on == ["completion"]

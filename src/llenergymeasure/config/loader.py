@@ -7,6 +7,7 @@ Structural mistakes (YAML syntax, unknown key, wrong type, a value a field can n
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,20 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.exceptions import ConfigError
 
 Path_ = tuple[str | int, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML with YAML 1.2 booleans: only true/false, so keys like ``on:`` and values like
+    ``no`` stay strings instead of turning into booleans."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 class InvalidCombinationError(ConfigError):
@@ -59,8 +74,8 @@ def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[Path_, int]]:
             f"cannot read {file}: {err}", fix="check the file's permissions and encoding"
         ) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
