@@ -8,19 +8,15 @@ pyarrow (imported only here, only when asked); without it Parquet is skipped wit
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from llenergymeasure.exceptions import LLEMError, UnavailableError
-from llenergymeasure.files import write_atomic
+from llenergymeasure.files import write_atomic, write_bytes_atomic, write_json_atomic
 from llenergymeasure.results.aggregation import (
     BOOTSTRAP_RESAMPLES,
     EXPERIMENT_COLUMNS,
@@ -64,21 +60,6 @@ def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in columns])
     return buffer.getvalue()
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def parquet_available() -> bool:
@@ -144,12 +125,12 @@ def write_tables(
                 ("summary.parquet", scolumns, summary_rows),
                 ("experiments.parquet", EXPERIMENT_COLUMNS, experiment_rows),
             ):
-                _write_bytes_atomic(directory / name, parquet_bytes(columns, rows))
+                write_bytes_atomic(directory / name, parquet_bytes(columns, rows))
                 report.paths.append(directory / name)
         else:
             data = {"configs": summary_rows, "experiments": experiment_rows}
             path = directory / "summary.json"
-            write_atomic(path, json.dumps(data, indent=2, allow_nan=False, default=str) + "\n")
+            write_json_atomic(path, data)
             report.paths.append(path)
     return report
 
