@@ -246,7 +246,8 @@ def test_neither_grid_nor_experiments_is_an_error() -> None:
 
 def test_experiments_alone_are_enough() -> None:
     campaign = CampaignConfig(
-        campaign_name="c", experiments=[{"config": "exp.yaml", "overrides": {"max_output_tokens": 8}}]
+        campaign_name="c",
+        experiments=[{"config": "exp.yaml", "overrides": {"max_output_tokens": 8}}],
     )
     assert campaign.grid is None
     assert campaign.experiments[0].overrides == {"max_output_tokens": 8}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +96,17 @@ def select_energy_source(
                 logger.info("energy source auto: skipped {}", "; ".join(skipped))
             logger.info("energy source auto -> {} ({})", name, availability.reason)
             if name == "estimate":
-                logger.warning(
-                    "no energy sensor available: energy will be an ESTIMATE from CPU "
-                    "utilisation x TDP, labelled as such in the results"
-                )
+                _warn_estimate_once()
             chosen: EnergySource = cls.from_options(options)
             return chosen
         skipped.append(f"{name}: {availability.reason}")
     raise AssertionError("the estimate source is always available")  # pragma: no cover
+
+
+@cache
+def _warn_estimate_once() -> None:
+    """Said once per process, not once per experiment of a campaign."""
+    logger.warning(
+        "no energy sensor available: energy will be an ESTIMATE from CPU utilisation x TDP, "
+        "labelled as such in the results"
+    )
