@@ -53,10 +53,11 @@ def probe_energy_sources(*, rapl_root: Path | None = None) -> dict[str, Availabi
 
 
 def clear_probe_caches() -> None:
-    """Forget cached probe results (tests, or after the driver state changed)."""
+    """Forget cached probe results and warnings (tests, or after the driver state changed)."""
     from llenergymeasure.measurement.energy import nvml
 
     nvml.clear_probe_cache()
+    _warn_estimate_once.cache_clear()
 
 
 def select_energy_source(
