@@ -198,3 +198,25 @@ def test_directory_that_is_not_a_model(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelLoadError, match="not a loadable model directory"):
         load_tokenizer(ModelConfig(name=str(tmp_path)), resolve_model_source(str(tmp_path)))
+
+
+def test_an_unresolvable_hub_means_the_local_cache_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No DNS for the Hub: from_pretrained is told to use the cache, instead of retrying for a minute."""
+    import socket
+
+    from llenergymeasure.measurement.models import loading
+
+    def no_dns(*args: object, **kwargs: object) -> object:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    loading._hub_resolves.cache_clear()
+    try:
+        assert loading.hub_access("org/some-model") == {"local_files_only": True}
+        assert loading.hub_access(str(tmp_path)) == {}  # a local directory needs no Hub
+    finally:
+        loading._hub_resolves.cache_clear()

@@ -39,6 +39,7 @@ from llenergymeasure.measurement.inference.base import (
 )
 from llenergymeasure.measurement.models.builtin import resolve_model_source
 from llenergymeasure.measurement.models.loading import (
+    hub_access,
     import_transformers,
     load_tokenizer,
     translate_load_errors,
@@ -93,7 +94,9 @@ class PyTorchBackend:
         started = time.perf_counter()
         try:
             with translate_load_errors(config.model, source):
-                model = transformers.AutoModelForCausalLM.from_pretrained(source, **kwargs)
+                model = transformers.AutoModelForCausalLM.from_pretrained(
+                    source, **kwargs, **hub_access(source)
+                )
             if quantization is None:
                 model.to(device)
             if device.type == "cuda":

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+from loguru import logger
 
 from llenergymeasure.config.models import ModelConfig
 from llenergymeasure.exceptions import ModelLoadError, UnavailableError
@@ -45,7 +49,10 @@ def load_tokenizer(model: ModelConfig, source: str, notes: list[str] | None = No
     transformers = import_transformers()
     with translate_load_errors(model, source, part="tokenizer"):
         tokenizer = transformers.AutoTokenizer.from_pretrained(
-            source, revision=model.revision, trust_remote_code=model.trust_remote_code
+            source,
+            revision=model.revision,
+            trust_remote_code=model.trust_remote_code,
+            **hub_access(source),
         )
     changed = prepare_tokenizer(tokenizer)
     if notes is not None:
@@ -131,6 +138,8 @@ def _translate(exc: BaseException, model: ModelConfig, source: str, part: str) -
         )
     offline = _hub_offline()
     why = "offline mode is on (HF_HUB_OFFLINE)" if offline else "no network"
+    if not offline and not _hub_resolves():
+        why = "no network: the Hub's host name does not resolve"
     return ModelLoadError(
         f"model '{name}' is not a local directory and could not be fetched from the Hugging "
         f"Face Hub ({why} and not in the local cache)",
@@ -139,6 +148,35 @@ def _translate(exc: BaseException, model: ModelConfig, source: str, part: str) -
         "directory, or use builtin:tiny-gpt2; without a network, set HF_HUB_OFFLINE=1 to "
         "skip the retries",
     )
+
+
+def hub_access(source: str) -> dict[str, Any]:
+    """Extra ``from_pretrained`` kwargs: the local cache only when the Hub cannot be reached.
+
+    Without this, a machine with no network spends a minute in huggingface_hub's retries
+    before the same "not in the local cache" error.
+    """
+    if Path(source).is_dir() or _hub_offline() or _hub_resolves():
+        return {}
+    return {"local_files_only": True}
+
+
+@cache
+def _hub_resolves() -> bool:
+    """Whether the Hub's host name resolves (a failed DNS lookup answers at once)."""
+    from urllib.parse import urlparse
+
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return True  # let from_pretrained say what is wrong
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        logger.info("the Hugging Face Hub ({}) cannot be resolved: local cache only", host)
+        return False
+    return True
 
 
 def _hub_offline() -> bool:
