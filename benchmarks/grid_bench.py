@@ -30,7 +30,14 @@ from llenergymeasure.orchestration.grid import (
     validate_campaign_grid,
 )
 
-BASE = {"model": "builtin:tiny-gpt2", "max_input_tokens": 256, "dataset": {"num_prompts": 16}}
+BASE = {  # the base_config of examples/campaign.yaml: what a real campaign fixes
+    "model": "builtin:tiny-gpt2",
+    "max_input_tokens": 256,
+    "max_output_tokens": 64,
+    "dataset": {"name": "builtin:prompts", "num_prompts": 32},
+    "baseline": {"duration_sec": 5},
+    "warmup": {"max_prompts": 16},
+}
 
 
 def grid_20k() -> CampaignGridConfig:
