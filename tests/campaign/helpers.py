@@ -167,3 +167,18 @@ class FakeExecutor:
 
     def close(self) -> None:
         self.closed += 1
+
+
+class FakeTime:
+    """A clock that only moves when something sleeps; records every sleep."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds

@@ -21,7 +21,7 @@ from llenergymeasure.orchestration.manifest import (
     load_manifest,
 )
 
-from .helpers import TINY_BASE, FakeExecutor, campaign_yaml, make_result, prepare
+from .helpers import TINY_BASE, FakeExecutor, FakeTime, campaign_yaml, make_result, prepare
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fakes.fake_pynvml import FakeGPU, install
@@ -48,19 +48,6 @@ class Recorder(CampaignObserver):
 
     def on_finish(self, outcome: Any) -> None:
         self.events.append(("finish", outcome.status))
-
-
-class FakeTime:
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def runner(plan: Any, executor: Any = None, **kw: Any) -> CampaignRunner:

@@ -17,20 +17,7 @@ from llenergymeasure.orchestration.campaign import CampaignRunner
 from llenergymeasure.orchestration.notify import send_webhook
 from llenergymeasure.orchestration.schedule import Scheduler, seconds_until
 
-from .helpers import FakeExecutor, campaign_yaml, prepare
-
-
-class FakeTime:
-    def __init__(self, start: float) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from .helpers import FakeExecutor, FakeTime, campaign_yaml, prepare
 
 
 def local(hour: int, minute: int, second: int = 0) -> datetime:
