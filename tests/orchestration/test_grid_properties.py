@@ -81,6 +81,7 @@ bases = st.fixed_dictionaries(
         "pytorch": st.just({"use_cache": False}),
         "vllm": st.just({"enforce_eager": True}),
         "dataset": st.just({"num_prompts": 4}),
+        "name": st.sampled_from(["study", 7]),
     },
 )
 
@@ -154,3 +155,18 @@ def test_expansion_is_deterministic(grid: CampaignGridConfig, base: dict[str, An
     assert first.valid_configs == again.valid_configs
     assert first.config_hashes == again.config_hashes
     assert first.summary == again.summary
+
+
+@PROPERTY_SETTINGS
+@given(grid=grids(), base=bases, taken=st.integers(0, 5))
+def test_validating_the_lazy_grid_equals_validating_its_dicts(
+    grid: CampaignGridConfig, base: dict[str, Any], taken: int
+) -> None:
+    """The grid's own stream is validated from axis choices; the outcome must be the same."""
+    expanded = expand_campaign_grid(grid, base)
+    points = iter_campaign_grid(grid, base)
+    assert [next(points, None) for _ in range(taken)] == (expanded + [None] * taken)[:taken]
+    from_points = validate_campaign_grid(points)
+    from_dicts = validate_campaign_grid(expanded[taken:])
+    assert from_points.model_dump() == from_dicts.model_dump()
+    assert list(points) == []  # validation consumed the rest

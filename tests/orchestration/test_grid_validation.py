@@ -16,6 +16,7 @@ from llenergymeasure.orchestration.grid import (
     GridValidationIssue,
     config_hash,
     expand_campaign_grid,
+    iter_campaign_grid,
     validate_campaign_grid,
 )
 
@@ -344,6 +345,54 @@ def test_validate_accepts_any_iterable() -> None:
     assert from_gen.valid_configs == from_list.valid_configs
     assert from_gen.config_hashes == from_list.config_hashes
     assert from_gen.total_generated == 2
+
+
+# --- the lazy grid, validated from its axis choices ----------------------------------------------
+
+
+def _both_ways(grid: CampaignGridConfig, base: dict[str, Any]) -> GridExpansionResult:
+    """Validate the lazy grid and its dicts; they must agree. Returns the lazy grid's result."""
+    from_points = validate_campaign_grid(iter_campaign_grid(grid, base))
+    assert (
+        from_points.model_dump()
+        == validate_campaign_grid(expand_campaign_grid(grid, base)).model_dump()
+    )
+    return from_points
+
+
+def test_a_section_an_axis_value_breaks_is_filtered_with_its_location() -> None:
+    # model_construct skips the load-time value checks a YAML campaign gets
+    grid = CampaignGridConfig.model_construct(
+        backends=["pytorch"],
+        models=None,
+        shared={"max_output_tokens": [8, 16]},
+        backend_overrides={"pytorch": {"batch_size": [1, 0]}},
+    )
+    result = _both_ways(grid, BASE)
+    assert [c["pytorch"]["batch_size"] for c in result.valid_configs] == [1, 1]
+    assert len(result.filtered_configs) == 2
+    assert all("pytorch.batch_size" in i.reason for i in result.filtered_configs)
+
+
+def test_a_base_section_that_fails_filters_every_point_with_its_location() -> None:
+    grid = CampaignGridConfig(shared={"fp_precision": ["float16", "bfloat16"]})
+    result = _both_ways(grid, {**BASE, "dataset": {"num_prompts": 0}})
+    assert result.valid_configs == []
+    assert [i.config_desc for i in result.filtered_configs] == [
+        "pytorch_gpt2_fp16",
+        "pytorch_gpt2_bf16",
+    ]
+    assert all("dataset.num_prompts" in i.reason for i in result.filtered_configs)
+
+
+def test_points_followed_by_plain_dicts_are_validated_as_one_list() -> None:
+    grid = CampaignGridConfig(shared={"fp_precision": ["float16", "bfloat16"]})
+    extra = [{**BASE, "fp_precision": "float16", "name": "again"}, {**BASE, "name": "own"}]
+    result = validate_campaign_grid(iter_campaign_grid(grid, BASE).followed_by(extra))
+    assert [c["name"] for c in result.valid_configs] == ["pytorch_gpt2_fp16", "pytorch_gpt2_bf16"]
+    # "own" is the default (bfloat16) config: a duplicate of a grid point, like "again"
+    assert [d.config_desc for d in result.duplicates] == ["again", "own"]
+    assert result.total_generated == 4
 
 
 def test_result_lines_up_hashes_with_valid_configs() -> None:

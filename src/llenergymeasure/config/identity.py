@@ -6,9 +6,10 @@ hash covers the validated config with every default and preset filled in. The pr
 is left out: it only says where the sampling values came from, and they are hashed. The
 campaign manifest keys results on it.
 
-The hashed bytes are the JSON of the top-level scalar fields, then the JSON of each section in
-field order. Hashing section by section lets grid validation, which shares one validated
-section object among many grid points, serialise each distinct section once (``SectionMemo``).
+The hashed bytes are the JSON of each section in field order, then the JSON of the top-level
+scalar fields. Hashing section by section lets grid validation, which shares one validated
+section object among many grid points, serialise and hash each distinct combination of
+sections once (``SectionMemo``), and then only the scalars per point.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def section_json(name: str, section: BaseModel | None) -> bytes:
     return section.__pydantic_serializer__.to_json(section, exclude=_EXCLUDED.get(name))
 
 
-def _joined(sections: tuple[BaseModel | None, ...]) -> bytes:
-    return b"\n".join([section_json(n, s) for n, s in zip(SECTION_NAMES, sections, strict=True)])
+def _sections_hasher(sections: tuple[BaseModel | None, ...]) -> hashlib._Hash:
+    joined = b"\n".join([section_json(n, s) for n, s in zip(SECTION_NAMES, sections, strict=True)])
+    return hashlib.sha256(joined)
 
 
 class SectionMemo:
@@ -50,7 +52,7 @@ class SectionMemo:
 
     def __init__(self) -> None:
         self._json: dict[int, bytes] = {id(None): b"null"}
-        self._joined: dict[tuple[int, ...], bytes] = {}
+        self._hashers: dict[tuple[int, ...], hashlib._Hash] = {}
 
     def remember(self, name: str, section: BaseModel) -> None:
         self._json[id(section)] = section_json(name, section)
@@ -59,21 +61,22 @@ class SectionMemo:
         """Whether this object was remembered (so its ``id`` is its own)."""
         return id(section) in self._json
 
-    def joined(self, sections: tuple[BaseModel | None, ...]) -> bytes:
+    def sections_hasher(self, sections: tuple[BaseModel | None, ...]) -> hashlib._Hash:
+        """A sha256 that has consumed these sections (a fresh copy, free to update)."""
         ids = tuple(map(id, sections))
-        found = self._joined.get(ids)
+        found = self._hashers.get(ids)
         if found is None:
             try:
-                found = b"\n".join([self._json[i] for i in ids])
+                found = hashlib.sha256(b"\n".join([self._json[i] for i in ids]))
             except KeyError:
-                return _joined(sections)
-            self._joined[ids] = found
-        return found
+                return _sections_hasher(sections)
+            self._hashers[ids] = found
+        return found.copy()
 
 
 def config_hash(config: ExperimentConfig, memo: SectionMemo | None = None) -> str:
     """sha256 of the effective (validated) config, ``name`` excluded."""
     sections = _sections_of(config.__dict__)
-    joined = memo.joined(sections) if memo is not None else _joined(sections)
-    scalars = _serialize_scalars(config, include=_SCALARS)
-    return hashlib.sha256(scalars + b"\n" + joined).hexdigest()
+    hasher = memo.sections_hasher(sections) if memo is not None else _sections_hasher(sections)
+    hasher.update(b"\n" + _serialize_scalars(config, include=_SCALARS))
+    return hasher.hexdigest()

@@ -11,6 +11,7 @@ from llenergymeasure.config.dicts import deep_merge, expand_model_shorthand
 from llenergymeasure.config.loader import apply_overrides, check_experiment_file, read_yaml
 from llenergymeasure.orchestration.grid import (
     GridExpansionResult,
+    GridPoints,
     iter_campaign_grid,
     validate_campaign_grid,
 )
@@ -18,15 +19,20 @@ from llenergymeasure.orchestration.grid import (
 
 def iter_campaign_experiments(
     campaign: CampaignConfig, campaign_file: str | Path | None = None
-) -> Iterator[dict[str, Any]]:
+) -> GridPoints:
     """Grid points first, then explicit experiments (paths relative to the campaign file).
 
     ``base_config`` lies under both; an explicit experiment is named after its ``name`` key or
     its file's stem.
     """
     base = campaign.base_config if isinstance(campaign.base_config, dict) else {}
-    if campaign.grid is not None:
-        yield from iter_campaign_grid(campaign.grid, base)
+    points = iter_campaign_grid(campaign.grid, base) if campaign.grid is not None else GridPoints()
+    return points.followed_by(_explicit_experiments(campaign, campaign_file, base))
+
+
+def _explicit_experiments(
+    campaign: CampaignConfig, campaign_file: str | Path | None, base: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
     root = Path(campaign_file).parent if campaign_file else Path.cwd()
     for index, explicit in enumerate(campaign.experiments):
         data: dict[str, Any] = {}

@@ -5,7 +5,9 @@ axes) into experiment config dicts, in a deterministic order: backends, models, 
 backend axes, as written, the last axis varying fastest. ``validate_campaign_grid`` instantiates
 ``ExperimentConfig`` for each (no GPU needed), filters invalid combinations with their reasons,
 drops points that validate to the same effective config, and flags hardware requirements that
-introspection derives from the models.
+introspection derives from the models. Given the lazy grid itself (``iter_campaign_grid``), it
+validates each point from its axis choices, reusing the sections validated for the same
+choices, and builds the dicts only of the points it keeps.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import attrgetter, itemgetter
 from typing import Any, Literal
 
 from loguru import logger
@@ -184,7 +187,11 @@ def _plan(grid: CampaignGridConfig, base_config: dict[str, Any] | None) -> list[
                 path = tuple(key.split("."))
             values = _as_values(value)
             axes.append(_Axis(key, path, values, _short_for(path) if len(values) > 1 else None))
-        backend_base = {k: v for k, v in base.items() if k not in BACKEND_SECTIONS or k == backend}
+        backend_base = {  # name: generated per point, from the base's name as a prefix
+            k: v
+            for k, v in base.items()
+            if k != "name" and (k not in BACKEND_SECTIONS or k == backend)
+        }
         backend_base["backend"] = backend
         plans.append(_BackendPlan(backend, backend_base, tuple(axes)))
     return plans
@@ -215,79 +222,145 @@ def count_campaign_grid(grid: CampaignGridConfig) -> int:
     return sum(plan.count for plan in _plan(grid, None))
 
 
+class _Choice:
+    """One value of one axis, with what depends only on it worked out once, not per point.
+
+    ``kind`` says how the value is set: 0 a top-level scalar, 1 a scalar in a section, 2 the
+    general deep merge. ``part`` is its piece of the experiment name ("": not named). Hashed
+    by identity, so tuples of choices key the validator's caches whatever the value's type.
+    """
+
+    __slots__ = ("kind", "part", "path", "value")
+
+    def __init__(self, axis: _Axis, value: Any) -> None:
+        self.path = axis.path
+        self.value = value
+        self.kind = 2 if type(value) in _CONTAINERS else min(len(axis.path) - 1, 2)
+        self.part = "" if axis.short is None else _name_part(axis.path, axis.short, value)
+
+
+_CONTAINERS = (dict, list)
+_part_of = attrgetter("part")
+
+
+def _apply(config: dict[str, Any], choices: Iterable[_Choice]) -> None:
+    """Set each choice's value in ``config``, in order."""
+    for choice in choices:
+        kind, path, value = choice.kind, choice.path, choice.value
+        if kind == 0:
+            config[path[0]] = value
+        elif kind == 1:
+            section = config.get(path[0])
+            if type(section) is not dict:
+                section = config[path[0]] = {}
+            section[path[1]] = value
+        else:
+            set_path(config, path, value)
+
+
+class _Expander:
+    """Builds the config dict of any grid point of one backend's plan from its choices."""
+
+    def __init__(self, plan: _BackendPlan, name_prefix: str | None, models_vary: bool) -> None:
+        self.backend = plan.backend
+        self.base = plan.base
+        self.axes = plan.axes
+        self.choices = [tuple(_Choice(axis, value) for value in axis.values) for axis in plan.axes]
+        self._fixed_name = [plan.backend]
+        model = None if models_vary else plan.base.get("model", {}).get("name")
+        if model:
+            self._fixed_name.append(_name_part(("model", "name"), "", model))
+        if name_prefix:
+            self._fixed_name.insert(0, _UNSAFE.sub("-", str(name_prefix)))
+        # flat dicts in the base (sections of plain values) are copied with one C-level call
+        self._flat = [
+            (key, value)
+            for key, value in plan.base.items()
+            if type(value) is dict and not any(type(v) in _CONTAINERS for v in value.values())
+        ]
+        self._deep = [
+            key
+            for key, value in plan.base.items()
+            if type(value) in _CONTAINERS and (key, value) not in self._flat
+        ]
+
+    def combos(self) -> Iterator[tuple[_Choice, ...]]:
+        """Every grid point of the plan, in order: the last axis varies fastest."""
+        return itertools.product(*self.choices)
+
+    def name(self, combo: tuple[_Choice, ...]) -> str:
+        return "_".join([*self._fixed_name, *filter(None, map(_part_of, combo))])
+
+    def build(self, combo: tuple[_Choice, ...], name: str | None = None) -> dict[str, Any]:
+        """A fresh config dict (sharing no mutable state) with its readable ``name``."""
+        base = self.base
+        config = {**base}
+        for key, value in self._flat:
+            config[key] = {**value}
+        for key in self._deep:
+            config[key] = clone(base[key])
+        _apply(config, combo)
+        config["name"] = name or self.name(combo)
+        return config
+
+
+class GridPoints(Iterator[dict[str, Any]]):
+    """A lazy stream of experiment config dicts: grid points, then any plain dicts appended.
+
+    Iterating yields one fresh dict per point. ``validate_campaign_grid`` also recognises it and
+    validates the points not yet yielded from their axis choices, so a section shaped by the
+    same choices is looked up instead of being re-read from every dict; the outcome is the
+    same as validating the dicts.
+    """
+
+    def __init__(self, parts: Iterable[_Expander | Iterable[dict[str, Any]]] = ()) -> None:
+        self._parts = list(parts)
+        self._current: tuple[_Expander | None, Iterator[Any]] | None = None
+
+    def followed_by(self, config_dicts: Iterable[dict[str, Any]]) -> GridPoints:
+        """These points, then ``config_dicts`` (read lazily, after the grid)."""
+        self._parts.append(config_dicts)
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        while self._current is not None or self._parts:
+            if self._current is None:
+                self._current = _opened(self._parts.pop(0))
+            expander, items = self._current
+            for item in items:
+                return item if expander is None else expander.build(item)
+            self._current = None
+        raise StopIteration
+
+    def take_parts(self) -> Iterator[tuple[_Expander | None, Iterator[Any]]]:
+        """Hand over the parts left, each with its position; the taker exhausts each one."""
+        while self._current is not None or self._parts:
+            part = self._current or _opened(self._parts.pop(0))
+            self._current = None
+            yield part
+
+
+def _opened(
+    part: _Expander | Iterable[dict[str, Any]],
+) -> tuple[_Expander | None, Iterator[Any]]:
+    """(expander, its combos) for a grid part; (None, its dicts) for plain dicts."""
+    if isinstance(part, _Expander):
+        return part, part.combos()
+    return None, iter(part)
+
+
 def iter_campaign_grid(
     grid: CampaignGridConfig, base_config: dict[str, Any] | None = None
-) -> Iterator[dict[str, Any]]:
+) -> GridPoints:
     """Lazily yield one config dict per grid point, each with a readable ``name``.
 
     ``base_config`` is deep-merged under every point and never mutated; no two yielded dicts
     share mutable state.
     """
     prefix = (base_config or {}).get("name")
-    for plan in _plan(grid, base_config):
-        fixed_name = [plan.backend]
-        model = plan.base.get("model", {}).get("name") if grid.models is None else None
-        if model:
-            fixed_name.append(_name_part(("model", "name"), "", model))
-        if prefix:
-            fixed_name.insert(0, _UNSAFE.sub("-", str(prefix)))
-        # Everything that depends only on (axis, value) is computed once, not per grid point:
-        # the name part, and how to set the value (0: top-level scalar, 1: scalar in a
-        # section, 2: the general deep merge).
-        choices = [
-            [
-                (
-                    _setter_kind(axis.path, value),
-                    axis.path,
-                    value,
-                    None if axis.short is None else _name_part(axis.path, axis.short, value),
-                )
-                for value in axis.values
-            ]
-            for axis in plan.axes
-        ]
-        base = plan.base
-        # flat dicts in the base (sections of plain values) are copied with one C-level call
-        flat = [
-            (key, value)
-            for key, value in base.items()
-            if type(value) is dict and not any(type(v) in _CONTAINERS for v in value.values())
-        ]
-        deep = [
-            key
-            for key, value in base.items()
-            if type(value) in _CONTAINERS and (key, value) not in flat
-        ]
-        for combo in itertools.product(*choices):
-            config = {**base}
-            for key, value in flat:
-                config[key] = {**value}
-            for key in deep:
-                config[key] = clone(base[key])
-            name = fixed_name.copy()
-            for kind, path, value, part in combo:
-                if kind == 0:
-                    config[path[0]] = value
-                elif kind == 1:
-                    section = config.get(path[0])
-                    if type(section) is not dict:
-                        section = config[path[0]] = {}
-                    section[path[1]] = value
-                else:
-                    set_path(config, path, value)
-                if part:
-                    name.append(part)
-            config["name"] = "_".join(name)
-            yield config
-
-
-def _setter_kind(path: tuple[str, ...], value: Any) -> int:
-    if type(value) in _CONTAINERS:
-        return 2
-    return 0 if len(path) == 1 else 1 if len(path) == 2 else 2
-
-
-_CONTAINERS = (dict, list)
+    return GridPoints(
+        _Expander(plan, prefix, grid.models is not None) for plan in _plan(grid, base_config)
+    )
 
 
 def expand_campaign_grid(
@@ -337,8 +410,17 @@ def validate_campaign_grid(config_dicts: Iterable[dict[str, Any]]) -> GridExpans
     Points that validate to an already-seen config are reported as duplicates and kept once.
     Input dicts are never mutated.
     """
+    validation = _Validation()
     with _collector_paused():
-        return _validate(config_dicts)
+        if isinstance(config_dicts, GridPoints):
+            for expander, items in config_dicts.take_parts():
+                if expander is None:
+                    validation.add_dicts(items)
+                else:
+                    validation.add_points(expander, items)
+        else:
+            validation.add_dicts(config_dicts)
+    return validation.result()
 
 
 @contextmanager
@@ -377,19 +459,26 @@ class _SectionCache:
         self.memo = SectionMemo()
         self._warnings: dict[int, list[str]] = {}
         defaulted = {
-            name: self._validate_section(name, {}, (name, (), ()))
+            name: self.section(name, {})
             for name, has_default in _SECTION_DEFAULTS.items()
             if has_default
         }
         self._absent = {  # per backend: what validation would fill in for sections left out
-            backend: {**defaulted, backend: self._validate_section(backend, {}, (backend, (), ()))}
+            backend: {**defaulted, backend: self.section(backend, {})}
             for backend in BACKEND_SECTIONS
         }
 
-    def _validate_section(self, name: str, data: dict[str, Any], key: Any) -> BaseModel:
-        instance = _SECTION_CLASSES[name].model_validate(data)
-        self._validated[key] = instance
-        self.memo.remember(name, instance)
+    def section(self, name: str, data: dict[str, Any]) -> BaseModel:
+        """The validated section for this input; raises ``ValidationError`` if it fails."""
+        try:  # types in the key: 1, 1.0 and True are equal as dict keys, not as inputs
+            key: Any = (name, tuple(data.items()), tuple(map(type, data.values())))
+            instance = self._validated.get(key)
+        except TypeError:  # an unhashable value (a list): key by its text
+            key = (name, repr(data))
+            instance = self._validated.get(key)
+        if instance is None:
+            instance = self._validated[key] = _SECTION_CLASSES[name].model_validate(data)
+            self.memo.remember(name, instance)
         return instance
 
     def hardware_warnings(self, model: ExperimentConfig) -> list[str]:
@@ -408,19 +497,11 @@ class _SectionCache:
         if absent is None:
             return None
         prepared = {**absent, **raw}
-        validated = self._validated
         try:
             for name in _SECTION_CLASSES.keys() & raw.keys():
                 data = raw[name]
-                if type(data) is not dict:
-                    continue
-                try:  # types in the key: 1, 1.0 and True are equal as dict keys, not as inputs
-                    key: Any = (name, tuple(data.items()), tuple(map(type, data.values())))
-                    instance = validated.get(key)
-                except TypeError:  # an unhashable value (a list): key by its text
-                    key = (name, repr(data))
-                    instance = validated.get(key)
-                prepared[name] = instance or self._validate_section(name, data, key)
+                if type(data) is dict:
+                    prepared[name] = self.section(name, data)
         except ValidationError:
             return None
         return prepared
@@ -447,45 +528,144 @@ _SECTION_DEFAULTS = {
 }
 
 
-def _validate(config_dicts: Iterable[dict[str, Any]]) -> GridExpansionResult:
-    valid: list[dict[str, Any]] = []
-    hashes: list[str] = []
-    filtered: list[GridValidationIssue] = []
-    duplicates: list[GridValidationIssue] = []
-    warnings: list[GridValidationIssue] = []
-    seen: dict[str, str] = {}
-    names: set[str] = set()
-    backends_seen: dict[str, None] = {}
-    total = 0
-    validate = ExperimentConfig.model_validate
-    sections = _SectionCache()
-    for raw in config_dicts:
-        total += 1
-        desc = raw.get("name") or _describe(raw)
-        backend = raw.get("backend", "pytorch")
+class _PointPreparer:
+    """``_SectionCache.prepare`` for the grid points of one plan, from their axis choices.
+
+    Each top-level key that axes touch (a section, or a scalar field) gets its value from the
+    choices of just those axes, worked out (and for a section, validated) once per distinct
+    tuple of choices and then looked up: a point costs a few dictionary lookups instead of
+    re-reading every section of its dict. It builds exactly what ``prepare`` builds from the
+    point's dict, because it applies the same choices to the same base.
+    """
+
+    def __init__(self, expander: _Expander, sections: _SectionCache, base: dict[str, Any]) -> None:
+        self._expander = expander
+        self._sections = sections
+        self._base = base
+        touched: dict[str, list[int]] = {}
+        for index, axis in enumerate(expander.axes):
+            touched.setdefault(axis.path[0], []).append(index)
+        self._targets: list[tuple[str, itemgetter[Any], dict[Any, Any]]] = [
+            (key, itemgetter(*indices), {}) for key, indices in touched.items()
+        ]
+
+    @classmethod
+    def of(cls, expander: _Expander, sections: _SectionCache) -> _PointPreparer | None:
+        """None where points must go the plain way: the base fails, or an axis sets ``backend``."""
+        base = sections.prepare(expander.base)
+        if base is None or any(axis.path[0] == "backend" for axis in expander.axes):
+            return None
+        return cls(expander, sections, base)
+
+    def prepare(self, combo: tuple[_Choice, ...]) -> dict[str, Any] | None:
+        prepared = self._base.copy()
+        for key, choices_of, values in self._targets:
+            choices = choices_of(combo)
+            value = values.get(choices, _UNKNOWN)
+            if value is _UNKNOWN:
+                value = values[choices] = self._value(key, choices)
+            if value is _FAILED:
+                return None
+            prepared[key] = value
+        return prepared
+
+    def _value(self, key: str, choices: Any) -> Any:
+        """What these choices put at ``key``: a validated section, or the plain value."""
+        base = self._expander.base
+        partial = {key: clone(base[key])} if key in base else {}
+        _apply(partial, choices if type(choices) is tuple else (choices,))
+        value = partial[key]
+        if key in _SECTION_CLASSES and type(value) is dict:
+            try:
+                return self._sections.section(key, value)
+            except ValidationError:
+                return _FAILED
+        return value
+
+
+_UNKNOWN = object()
+_FAILED = object()
+
+
+class _Validation:
+    """The outcome of validating grid points, built up one point at a time."""
+
+    def __init__(self) -> None:
+        self.valid: list[dict[str, Any]] = []
+        self.hashes: list[str] = []
+        self.filtered: list[GridValidationIssue] = []
+        self.duplicates: list[GridValidationIssue] = []
+        self.warnings: list[GridValidationIssue] = []
+        self.seen: dict[str, str] = {}
+        self.names: set[str] = set()
+        self.backends: dict[str, None] = {}
+        self.total = 0
+        self.sections = _SectionCache()
+
+    def add_dicts(self, config_dicts: Iterable[dict[str, Any]]) -> None:
+        prepare = self.sections.prepare
+        for raw in config_dicts:
+            desc = raw.get("name") or _describe(raw)
+            prepared = prepare(raw)
+            admitted = self.admit(
+                raw if prepared is None else prepared, desc, raw.get("backend", "pytorch")
+            )
+            if admitted is not None:
+                self.keep(raw, desc, *admitted)
+
+    def add_points(self, expander: _Expander, combos: Iterator[tuple[_Choice, ...]]) -> None:
+        """Grid points from their choices; a point's dict is only built if it is kept."""
+        preparer = _PointPreparer.of(expander, self.sections)
+        if preparer is None:
+            self.add_dicts(map(expander.build, combos))
+            return
+        prepare, name_of, build, backend = (
+            preparer.prepare,
+            expander.name,
+            expander.build,
+            expander.backend,
+        )
+        for combo in combos:
+            desc = name_of(combo)
+            prepared = prepare(combo)
+            raw: dict[str, Any] | None = None
+            if prepared is None:  # a section fails: validate the dict, for the plain message
+                prepared = raw = build(combo, desc)
+            admitted = self.admit(prepared, desc, backend)
+            if admitted is not None:
+                self.keep(raw or build(combo, desc), desc, *admitted)
+
+    def admit(
+        self, data: dict[str, Any], desc: str, backend: str
+    ) -> tuple[ExperimentConfig, str] | None:
+        """The validated config and its hash, or None (recorded as filtered or duplicate)."""
+        self.total += 1
         try:
-            prepared = sections.prepare(raw)
-            model = validate(raw if prepared is None else prepared)
+            model = _validate_config(data)
         except ValidationError as err:
             reason, rule = _reason(err)
-            filtered.append(
+            self.filtered.append(
                 _issue(
                     config_desc=desc, reason=reason, severity="error", backend=backend, rule=rule
                 )
             )
-            continue
-        digest = config_hash(model, sections.memo)
-        if digest in seen:
-            duplicates.append(
+            return None
+        digest = config_hash(model, self.sections.memo)
+        if digest in self.seen:
+            self.duplicates.append(
                 _issue(
                     config_desc=desc,
-                    reason=f"same effective config as {seen[digest]}",
+                    reason=f"same effective config as {self.seen[digest]}",
                     severity="warning",
                     backend=backend,
                     rule="duplicate",
                 )
             )
-            continue
+            return None
+        return model, digest
+
+    def keep(self, raw: dict[str, Any], desc: str, model: ExperimentConfig, digest: str) -> None:
+        names = self.names
         if desc in names or "name" not in raw:
             unique, n = desc, 1
             while unique in names:
@@ -494,29 +674,37 @@ def _validate(config_dicts: Iterable[dict[str, Any]]) -> GridExpansionResult:
             desc = unique
             raw = {**raw, "name": desc}
         names.add(desc)
-        seen[digest] = desc
-        backends_seen[model.backend] = None
-        needs = sections.hardware_warnings(model)
+        self.seen[digest] = desc
+        self.backends[model.backend] = None
+        needs = self.sections.hardware_warnings(model)
         if needs:
-            warnings.append(
+            self.warnings.append(
                 _issue(
-                    config_desc=desc, reason="; ".join(needs), severity="warning", backend=backend
+                    config_desc=desc,
+                    reason="; ".join(needs),
+                    severity="warning",
+                    backend=model.backend,
                 )
             )
-        valid.append(raw)
-        hashes.append(digest)
-    caps = get_backend_capabilities()
-    requirements = {
-        b: f"{b} needs an NVIDIA GPU and the {caps[b].python_package} package: {caps[b].install_hint}"
-        for b in backends_seen
-        if caps[b].requires_gpu
-    }
-    return GridExpansionResult.model_construct(
-        valid_configs=valid,
-        config_hashes=hashes,
-        filtered_configs=filtered,
-        duplicates=duplicates,
-        warnings=warnings,
-        backend_requirements=requirements,
-        total_generated=total,
-    )
+        self.valid.append(raw)
+        self.hashes.append(digest)
+
+    def result(self) -> GridExpansionResult:
+        caps = get_backend_capabilities()
+        requirements = {
+            b: f"{b} needs an NVIDIA GPU and the {caps[b].python_package} package: {caps[b].install_hint}"
+            for b in self.backends
+            if caps[b].requires_gpu
+        }
+        return GridExpansionResult.model_construct(
+            valid_configs=self.valid,
+            config_hashes=self.hashes,
+            filtered_configs=self.filtered,
+            duplicates=self.duplicates,
+            warnings=self.warnings,
+            backend_requirements=requirements,
+            total_generated=self.total,
+        )
+
+
+_validate_config = ExperimentConfig.model_validate
