@@ -6,7 +6,7 @@ Prints ratios measured side by side in one run (this machine is shared and noisy
   peak RSS growth while streaming 1,000,000 configs through iter_campaign_grid   target < 100 MB
 
 Times are CPU seconds of this process (time.process_time), which other load on a shared
-machine disturbs less than wall time. Run: .venv/bin/python benchmarks/grid_bench.py [--repeats 5]
+machine disturbs less than wall time. Run: .venv/bin/python benchmarks/grid_bench.py [--repeats 9]
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def rss_mb() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
 
     grid = grid_20k()

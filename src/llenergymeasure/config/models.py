@@ -259,58 +259,57 @@ class ExperimentConfig(StrictModel):
         """Every cross-field rule, in one place (sections hold single values only, so a
         validated section can be reused by many configs without re-running checks)."""
         values = self.__dict__
+        backend, precision = values["backend"], values["fp_precision"]
         for other in BACKEND_SECTIONS:
-            if other != self.backend and values[other] is not None:
+            if other != backend and values[other] is not None:
                 raise combination_error(
-                    f"{other} section + backend {self.backend}",
-                    f"a '{other}:' section is set but backend is '{self.backend}'; "
+                    f"{other} section + backend {backend}",
+                    f"a '{other}:' section is set but backend is '{backend}'; "
                     f"fix: remove the '{other}:' section or set backend: {other}",
                 )
-        section_cls = BACKEND_SECTIONS[self.backend]
-        if values[self.backend] is None:
-            values[self.backend] = section_cls()
-        if self.fp_precision not in section_cls.supported_precisions:
+        section_cls = BACKEND_SECTIONS[backend]
+        if values[backend] is None:
+            values[backend] = section_cls()
+        if precision not in section_cls.supported_precisions:
             raise combination_error(
-                f"{self.backend} + {self.fp_precision}",
-                f"backend {self.backend} does not support fp_precision={self.fp_precision}; "
+                f"{backend} + {precision}",
+                f"backend {backend} does not support fp_precision={precision}; "
                 f"fix: use one of {', '.join(section_cls.supported_precisions)}",
             )
-        if self.min_output_tokens > self.max_output_tokens:
+        min_out, max_out = values["min_output_tokens"], values["max_output_tokens"]
+        if min_out > max_out:
             raise combination_error(
                 "min_output_tokens > max_output_tokens",
-                f"min_output_tokens ({self.min_output_tokens}) exceeds max_output_tokens "
-                f"({self.max_output_tokens}); fix: lower min_output_tokens or raise max_output_tokens",
+                f"min_output_tokens ({min_out}) exceeds max_output_tokens ({max_out}); "
+                "fix: lower min_output_tokens or raise max_output_tokens",
             )
-        warmup = self.warmup
+        warmup = values["warmup"]
         if warmup.min_prompts > warmup.max_prompts:
             raise combination_error(
                 "warmup min_prompts > max_prompts",
                 f"warmup.min_prompts ({warmup.min_prompts}) exceeds warmup.max_prompts "
                 f"({warmup.max_prompts}); fix: raise max_prompts or lower min_prompts",
             )
-        traffic = self.traffic
+        traffic = values["traffic"]
         if traffic.mode != "none" and traffic.target_qps is None:
             raise combination_error(
                 "traffic without target_qps",
                 f"traffic.mode={traffic.mode} needs traffic.target_qps; fix: set target_qps, e.g. 2.0",
             )
         pytorch = values["pytorch"]
-        if pytorch is not None and pytorch.load_in_4bit and pytorch.load_in_8bit:
-            raise combination_error(
-                "load_in_4bit + load_in_8bit",
-                "pytorch.load_in_4bit and pytorch.load_in_8bit are both true; "
-                "fix: choose one quantisation",
-            )
-        if (
-            pytorch is not None
-            and pytorch.attn_implementation == "flash_attention_2"
-            and self.fp_precision == "float32"
-        ):
-            raise combination_error(
-                "flash_attention_2 + float32",
-                "pytorch.attn_implementation=flash_attention_2 needs fp_precision float16 or "
-                f"bfloat16 (and {AMPERE}); fix: change fp_precision or use attn_implementation: sdpa",
-            )
+        if pytorch is not None:
+            if pytorch.load_in_4bit and pytorch.load_in_8bit:
+                raise combination_error(
+                    "load_in_4bit + load_in_8bit",
+                    "pytorch.load_in_4bit and pytorch.load_in_8bit are both true; "
+                    "fix: choose one quantisation",
+                )
+            if pytorch.attn_implementation == "flash_attention_2" and precision == "float32":
+                raise combination_error(
+                    "flash_attention_2 + float32",
+                    "pytorch.attn_implementation=flash_attention_2 needs fp_precision float16 or "
+                    f"bfloat16 (and {AMPERE}); fix: change fp_precision or use attn_implementation: sdpa",
+                )
         return self
 
     @property

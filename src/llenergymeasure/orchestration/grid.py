@@ -484,11 +484,11 @@ class _SectionCache:
     def hardware_warnings(self, model: ExperimentConfig) -> list[str]:
         """``hardware_warnings``, remembered per backend section where only it decides them."""
         section = model.__dict__[model.backend]
-        if model.backend not in _DECIDED_BY_SECTION or not self.memo.knows(section):
-            return hardware_warnings(model)
-        found = self._warnings.get(id(section))
+        found = self._warnings.get(id(section))  # ids stored are of remembered, live sections
         if found is None:
-            found = self._warnings[id(section)] = hardware_warnings(model)
+            found = hardware_warnings(model)
+            if model.backend in _DECIDED_BY_SECTION and self.memo.knows(section):
+                self._warnings[id(section)] = found
         return found
 
     def prepare(self, raw: dict[str, Any]) -> dict[str, Any] | None:
@@ -707,4 +707,4 @@ class _Validation:
         )
 
 
-_validate_config = ExperimentConfig.model_validate
+_validate_config = ExperimentConfig.__pydantic_validator__.validate_python
