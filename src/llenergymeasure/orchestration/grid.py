@@ -41,6 +41,7 @@ from llenergymeasure.config.models import BACKEND_SECTIONS, ExperimentConfig
 
 __all__ = [
     "GridExpansionResult",
+    "GridPoints",
     "GridValidationIssue",
     "config_hash",
     "count_campaign_grid",
