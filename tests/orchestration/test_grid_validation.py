@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from llenergymeasure.config.campaign_config import CampaignGridConfig
+from llenergymeasure.config.identity import SCALAR_NAMES, SECTION_NAMES
 from llenergymeasure.config.models import DECODER_PRESETS, ExperimentConfig
 from llenergymeasure.orchestration.grid import (
     GridExpansionResult,
@@ -52,6 +53,10 @@ def test_hash_is_stable_across_processes() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert proc.stdout.strip() == config_hash(_cfg(backend="vllm", vllm={"max_num_seqs": 8}))
+
+
+def test_hash_covers_every_field_but_name() -> None:
+    assert sorted([*SECTION_NAMES, *SCALAR_NAMES, "name"]) == sorted(ExperimentConfig.model_fields)
 
 
 def test_hash_excludes_name() -> None:

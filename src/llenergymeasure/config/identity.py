@@ -6,8 +6,8 @@ hash covers the validated config with every default and preset filled in. The pr
 is left out: it only says where the sampling values came from, and they are hashed. The
 campaign manifest keys results on it.
 
-The hashed bytes are the JSON of each section in field order, then the JSON of the top-level
-scalar fields. Hashing section by section lets grid validation, which shares one validated
+The hashed bytes are the JSON of each section in field order, then the JSON array of the
+top-level scalar values in field order (all plain JSON types: strings, numbers, booleans). Hashing section by section lets grid validation, which shares one validated
 section object among many grid points, serialise and hash each distinct combination of
 sections once (``SectionMemo``), and then only the scalars per point.
 """
@@ -18,6 +18,7 @@ import hashlib
 from operator import itemgetter
 
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from llenergymeasure.config.introspection import submodel
 from llenergymeasure.config.models import ExperimentConfig
@@ -26,9 +27,11 @@ SECTION_NAMES = tuple(
     name for name, info in ExperimentConfig.model_fields.items() if submodel(info.annotation)
 )
 _EXCLUDED = {"decoder": {"preset"}}
-_SCALARS = set(ExperimentConfig.model_fields) - set(SECTION_NAMES) - {"name"}
-_serialize_scalars = ExperimentConfig.__pydantic_serializer__.to_json
+SCALAR_NAMES = tuple(
+    name for name in ExperimentConfig.model_fields if name not in SECTION_NAMES and name != "name"
+)
 _sections_of = itemgetter(*SECTION_NAMES)
+_scalars_of = itemgetter(*SCALAR_NAMES)
 
 
 def section_json(name: str, section: BaseModel | None) -> bytes:
@@ -78,5 +81,5 @@ def config_hash(config: ExperimentConfig, memo: SectionMemo | None = None) -> st
     """sha256 of the effective (validated) config, ``name`` excluded."""
     sections = _sections_of(config.__dict__)
     hasher = memo.sections_hasher(sections) if memo is not None else _sections_hasher(sections)
-    hasher.update(b"\n" + _serialize_scalars(config, include=_SCALARS))
+    hasher.update(b"\n" + to_json(_scalars_of(config.__dict__)))
     return hasher.hexdigest()
