@@ -226,22 +226,24 @@ def count_campaign_grid(grid: CampaignGridConfig) -> int:
 class _Choice:
     """One value of one axis, with what depends only on it worked out once, not per point.
 
-    ``kind`` says how the value is set: 0 a top-level scalar, 1 a scalar in a section, 2 the
-    general deep merge. ``part`` is its piece of the experiment name ("": not named). Hashed
-    by identity, so tuples of choices key the validator's caches whatever the value's type.
+        ``kind`` says how the value is set: 0 a top-level scalar, 1 a scalar in a section, 2 the
+        general deep merge. ``suffix`` is what it adds to the experiment name: "_" and its name part,
+    or "" when the axis does not vary. Hashed
+        by identity, so tuples of choices key the validator's caches whatever the value's type.
     """
 
-    __slots__ = ("kind", "part", "path", "value")
+    __slots__ = ("kind", "path", "suffix", "value")
 
     def __init__(self, axis: _Axis, value: Any) -> None:
         self.path = axis.path
         self.value = value
         self.kind = 2 if type(value) in _CONTAINERS else min(len(axis.path) - 1, 2)
-        self.part = "" if axis.short is None else _name_part(axis.path, axis.short, value)
+        part = "" if axis.short is None else _name_part(axis.path, axis.short, value)
+        self.suffix = f"_{part}" if part else ""
 
 
 _CONTAINERS = (dict, list)
-_part_of = attrgetter("part")
+_suffix_of = attrgetter("suffix")
 
 
 def _apply(config: dict[str, Any], choices: Iterable[_Choice]) -> None:
@@ -267,12 +269,13 @@ class _Expander:
         self.base = plan.base
         self.axes = plan.axes
         self.choices = [tuple(_Choice(axis, value) for value in axis.values) for axis in plan.axes]
-        self._fixed_name = [plan.backend]
+        fixed_name = [plan.backend]
         model = None if models_vary else plan.base.get("model", {}).get("name")
         if model:
-            self._fixed_name.append(_name_part(("model", "name"), "", model))
+            fixed_name.append(_name_part(("model", "name"), "", model))
         if name_prefix:
-            self._fixed_name.insert(0, _UNSAFE.sub("-", str(name_prefix)))
+            fixed_name.insert(0, _UNSAFE.sub("-", str(name_prefix)))
+        self._name_start = "_".join(fixed_name)
         # flat dicts in the base (sections of plain values) are copied with one C-level call
         self._flat = [
             (key, value)
@@ -290,7 +293,7 @@ class _Expander:
         return itertools.product(*self.choices)
 
     def name(self, combo: tuple[_Choice, ...]) -> str:
-        return "_".join([*self._fixed_name, *filter(None, map(_part_of, combo))])
+        return self._name_start + "".join(map(_suffix_of, combo))
 
     def build(self, combo: tuple[_Choice, ...], name: str | None = None) -> dict[str, Any]:
         """A fresh config dict (sharing no mutable state) with its readable ``name``."""
