@@ -339,14 +339,20 @@ def _pick_device(torch: Any, choice: str) -> Any:
     return torch.device("cuda", torch.cuda.current_device())
 
 
-def _check_attention(section: PyTorchConfig, device: Any) -> None:
-    if section.attn_implementation != "flash_attention_2":
-        return
+def _gpu_feature_missing(device: Any, package: str) -> list[str]:
+    """What is missing for a feature that needs an NVIDIA GPU and ``package``."""
     missing = []
     if device.type != "cuda":
         missing.append(f"the model runs on {device.type}, not an NVIDIA GPU")
-    if not package_installed("flash_attn"):
-        missing.append("the flash_attn package is not installed")
+    if not package_installed(package):
+        missing.append(f"the {package} package is not installed")
+    return missing
+
+
+def _check_attention(section: PyTorchConfig, device: Any) -> None:
+    if section.attn_implementation != "flash_attention_2":
+        return
+    missing = _gpu_feature_missing(device, "flash_attn")
     if missing:
         raise UnavailableError(
             "pytorch.attn_implementation=flash_attention_2 needs an Ampere or newer NVIDIA GPU "
@@ -361,11 +367,7 @@ def _quantization_config(transformers: Any, section: PyTorchConfig, device: Any,
     if not (section.load_in_4bit or section.load_in_8bit):
         return None
     key = "pytorch.load_in_4bit" if section.load_in_4bit else "pytorch.load_in_8bit"
-    missing = []
-    if device.type != "cuda":
-        missing.append(f"the model runs on {device.type}, not an NVIDIA GPU")
-    if not package_installed("bitsandbytes"):
-        missing.append("the bitsandbytes package is not installed")
+    missing = _gpu_feature_missing(device, "bitsandbytes")
     if missing:
         raise UnavailableError(
             f"{key} needs an NVIDIA GPU and the bitsandbytes package ({'; '.join(missing)})",
