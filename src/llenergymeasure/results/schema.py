@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -81,6 +81,18 @@ class Metrics(_Record):
     flops_method: str
 
 
+class QualityFlag(_Record):
+    """Something the measurement layer found that limits how far a number can be trusted.
+
+    ``untrusted`` flags keep the cycle out of every aggregate across cycles (it is counted as
+    left out, with the flag's code); ``warning`` flags are shown but aggregated.
+    """
+
+    code: str = Field(description="Stable identifier, e.g. adjusted_energy_nonpositive.")
+    severity: Literal["warning", "untrusted"]
+    message: str = Field(description="What was found and what it means, for people.")
+
+
 class Timings(_Record):
     """How long each phase took, and when the experiment ran."""
 
@@ -112,6 +124,14 @@ class ExperimentResult(_Record):
     energy: EnergyProvenance
     timings: Timings
     timeseries_file: str | None = None
+    flags: list[QualityFlag] = Field(
+        default_factory=list, description="Measurement-quality findings; see QualityFlag."
+    )
+
+    @property
+    def untrusted(self) -> list[QualityFlag]:
+        """The flags that keep this result out of aggregates."""
+        return [f for f in self.flags if f.severity == "untrusted"]
 
     def save(self, directory: Path) -> Path:
         """Write ``directory/result.json`` atomically and return its path."""
