@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import inspect
 import sys
+import time
 
 import pytest
 
@@ -42,6 +44,52 @@ def test_fake_error_codes_and_class_names_match_real(real_pynvml) -> None:
     assert err.value == real_pynvml.NVML_ERROR_NOT_SUPPORTED
     real_err = real_pynvml.NVMLError(real_pynvml.NVML_ERROR_NOT_SUPPORTED)
     assert type(real_err).__name__ == type(err).__name__
+
+
+def test_fake_constants_match_real(real_pynvml) -> None:
+    for name, value in fake_pynvml.CONSTANTS.items():
+        assert getattr(real_pynvml, name) == value, name
+
+
+def test_fake_field_value_struct_has_the_real_layout(real_pynvml) -> None:
+    def layout(struct) -> list[tuple[str, int]]:
+        return [(name, ctypes.sizeof(kind)) for name, kind in struct._fields_]
+
+    assert layout(fake_pynvml.c_nvmlFieldValue_t) == layout(real_pynvml.c_nvmlFieldValue_t)
+    assert layout(fake_pynvml.c_nvmlValue_t) == layout(real_pynvml.c_nvmlValue_t)
+
+
+def test_fake_field_values_answer_like_nvml(monkeypatch) -> None:
+    fake = fake_pynvml.install(
+        monkeypatch, [fake_pynvml.FakeGPU(power_w=200.0, instant_power_w=250.0)]
+    )
+    fake.nvmlInit()
+    handle = fake.nvmlDeviceGetHandleByIndex(0)
+    instant, other = fake.nvmlDeviceGetFieldValues(
+        handle, [fake_pynvml.NVML_FI_DEV_POWER_INSTANT, 9999]
+    )
+    assert instant.nvmlReturn == fake_pynvml.NVML_SUCCESS and instant.value.uiVal == 250_000
+    assert other.nvmlReturn == fake_pynvml.NVML_ERROR_NOT_SUPPORTED
+    assert fake.nvmlDeviceGetPowerUsage(handle) == 200_000
+    fake.nvmlShutdown()
+
+
+def test_fake_counter_steps_at_its_update_period(monkeypatch) -> None:
+    fake = fake_pynvml.install(
+        monkeypatch,
+        [fake_pynvml.FakeGPU(power_w=1000.0, counter_period_s=0.05)],
+        advance_with_time=True,
+    )
+    fake.nvmlInit()
+    handle = fake.nvmlDeviceGetHandleByIndex(0)
+    seen = set()
+    deadline = time.perf_counter() + 0.3
+    while time.perf_counter() < deadline:
+        seen.add(fake.nvmlDeviceGetTotalEnergyConsumption(handle))
+    fake.nvmlShutdown()
+    assert 4 <= len(seen) <= 8  # ~6 steps of 50 J in 0.3 s, not a continuous ramp
+    steps = sorted(b - a for a, b in zip(sorted(seen), sorted(seen)[1:], strict=False))
+    assert steps[len(steps) // 2] == 50_000
 
 
 def test_fake_refuses_calls_before_init_like_real_nvml() -> None:

@@ -12,6 +12,8 @@ or shuts down too early fails its tests.
 
 from __future__ import annotations
 
+import ctypes
+import math
 import string
 import threading
 import time
@@ -45,6 +47,26 @@ NVML_ERROR_GPU_NOT_FOUND = 28
 NVML_ERROR_UNKNOWN = 999
 
 NVML_TEMPERATURE_GPU = 0
+NVML_FEATURE_DISABLED = 0
+NVML_FEATURE_ENABLED = 1
+NVML_DEVICE_MIG_DISABLE = 0x0
+NVML_DEVICE_MIG_ENABLE = 0x1
+NVML_CLOCK_GRAPHICS = 0
+NVML_CLOCK_SM = 1
+NVML_CLOCK_MEM = 2
+NVML_CLOCK_ID_CURRENT = 0
+NVML_CLOCK_ID_APP_CLOCK_TARGET = 1
+NVML_CLOCK_ID_APP_CLOCK_DEFAULT = 2
+NVML_CLOCK_ID_CUSTOMER_BOOST_MAX = 3
+NVML_PSTATE_UNKNOWN = 32
+NVML_VALUE_TYPE_DOUBLE = 0
+NVML_VALUE_TYPE_UNSIGNED_INT = 1
+NVML_VALUE_TYPE_UNSIGNED_LONG = 2
+NVML_VALUE_TYPE_UNSIGNED_LONG_LONG = 3
+NVML_VALUE_TYPE_SIGNED_LONG_LONG = 4
+NVML_VALUE_TYPE_SIGNED_INT = 5
+NVML_FI_DEV_POWER_AVERAGE = 185
+NVML_FI_DEV_POWER_INSTANT = 186
 
 nvmlClocksEventReasonGpuIdle = 0x1
 nvmlClocksEventReasonSwPowerCap = 0x4
@@ -53,7 +75,50 @@ nvmlClocksEventReasonSwThermalSlowdown = 0x20
 nvmlClocksEventReasonHwThermalSlowdown = 0x40
 
 ERROR_CODES = {k: v for k, v in globals().items() if k.startswith("NVML_ERROR_")}
-CONSTANTS = {k: v for k, v in globals().items() if k.startswith(("NVML_", "nvmlClocksEventReason"))}
+CONSTANTS = {
+    k: v
+    for k, v in globals().items()
+    if k.startswith(("NVML_", "nvmlClocksEventReason")) and not k.startswith("NVML_ERROR_")
+}
+CONSTANTS.update(ERROR_CODES)
+
+
+class c_nvmlValue_t(ctypes.Union):
+    """Same layout as pynvml.c_nvmlValue_t."""
+
+    _fields_ = [
+        ("dVal", ctypes.c_double),
+        ("uiVal", ctypes.c_uint),
+        ("ulVal", ctypes.c_ulong),
+        ("ullVal", ctypes.c_ulonglong),
+        ("sllVal", ctypes.c_longlong),
+        ("siVal", ctypes.c_int),
+        ("usVal", ctypes.c_ushort),
+    ]
+
+
+class c_nvmlFieldValue_t(ctypes.Structure):
+    """Same layout as pynvml.c_nvmlFieldValue_t (what nvmlDeviceGetFieldValues returns)."""
+
+    _fields_ = [
+        ("fieldId", ctypes.c_uint32),
+        ("scopeId", ctypes.c_uint32),
+        ("timestamp", ctypes.c_int64),
+        ("latencyUsec", ctypes.c_int64),
+        ("valueType", ctypes.c_uint),
+        ("nvmlReturn", ctypes.c_uint),
+        ("value", c_nvmlValue_t),
+    ]
+
+
+@dataclass
+class FakeProcess:
+    """What nvmlDeviceGetComputeRunningProcesses returns per process (friendly object)."""
+
+    pid: int
+    usedGpuMemory: int | None = None
+    gpuInstanceId: int = 0xFFFFFFFF
+    computeInstanceId: int = 0xFFFFFFFF
 
 
 class NVMLError(Exception):
@@ -115,6 +180,21 @@ class FakeGPU:
     enforced_power_limit_w: float = 700.0
     compute_capability: tuple[int, int] = (9, 0)
     has_energy_counter: bool = True  # False models a pre-Volta GPU
+    counter_period_s: float | None = None  # the counter only moves every this many seconds
+    counter_phase_s: float = 0.0  # ... at phase + k x period after the fake was made
+    instant_power_w: float | None = None  # NVML_FI_DEV_POWER_INSTANT; None: power_w
+    average_power_w: float | None = None  # nvmlDeviceGetPowerUsage; None: power_w
+    supports_instant_power: bool = True
+    mig_mode: int | None = 0  # current MIG mode; None: MIG not supported by this GPU
+    processes: list[FakeProcess] | None = None  # compute processes using the GPU
+    pstate: int = 0
+    sm_clock_mhz: int = 1980
+    mem_clock_mhz: int = 2619
+    app_sm_clock_mhz: int = 1755
+    app_mem_clock_mhz: int = 2619
+    max_sm_clock_mhz: int = 1980
+    persistence_mode: int = 1
+    ecc_mode: tuple[int, int] | None = (1, 1)  # (current, pending); None: not supported
 
 
 @dataclass(frozen=True)
@@ -146,6 +226,7 @@ class FakeNVML(types.ModuleType):
         for name, value in {**CONSTANTS, **ERROR_CLASSES}.items():
             setattr(self, name, value)
         self.NVMLError = NVMLError
+        self.c_nvmlFieldValue_t = c_nvmlFieldValue_t
         for i, gpu in enumerate(gpus):
             gpu.uuid = gpu.uuid or f"GPU-{i:08d}-fake-uuid-{i:04d}"
         self.gpus = gpus
@@ -242,11 +323,65 @@ class FakeNVML(types.ModuleType):
         if not gpu.has_energy_counter:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         if self.advance_with_time:
-            return gpu.energy_mj + int(gpu.power_w * (time.perf_counter() - self._t0) * 1000)
+            t = time.perf_counter() - self._t0
+            if gpu.counter_period_s:  # the value of the counter's last update
+                steps = math.floor((t - gpu.counter_phase_s) / gpu.counter_period_s)
+                t = max(0.0, gpu.counter_phase_s + steps * gpu.counter_period_s)
+            return gpu.energy_mj + int(gpu.power_w * t * 1000)
         return gpu.energy_mj
 
     def nvmlDeviceGetPowerUsage(self, handle: Any) -> int:
-        return int(self._gpu("nvmlDeviceGetPowerUsage", handle).power_w * 1000)
+        gpu = self._gpu("nvmlDeviceGetPowerUsage", handle)
+        power_w = gpu.power_w if gpu.average_power_w is None else gpu.average_power_w
+        return int(power_w * 1000)
+
+    def nvmlDeviceGetFieldValues(self, handle: Any, fieldIds: list[Any]) -> Any:
+        gpu = self._gpu("nvmlDeviceGetFieldValues", handle)
+        values = (c_nvmlFieldValue_t * len(fieldIds))()
+        for value, field_id in zip(values, fieldIds, strict=True):
+            value.fieldId = field_id
+            value.timestamp = int(time.time() * 1e6)
+            if field_id == NVML_FI_DEV_POWER_INSTANT and gpu.supports_instant_power:
+                power_w = gpu.power_w if gpu.instant_power_w is None else gpu.instant_power_w
+                value.valueType = NVML_VALUE_TYPE_UNSIGNED_INT
+                value.value.uiVal = int(power_w * 1000)
+                value.nvmlReturn = NVML_SUCCESS
+            else:
+                value.nvmlReturn = NVML_ERROR_NOT_SUPPORTED
+        return values
+
+    def nvmlDeviceGetMigMode(self, device: Any) -> list[int]:
+        gpu = self._gpu("nvmlDeviceGetMigMode", device)
+        if gpu.mig_mode is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return [gpu.mig_mode, gpu.mig_mode]
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[FakeProcess]:
+        return list(self._gpu("nvmlDeviceGetComputeRunningProcesses", handle).processes or [])
+
+    def nvmlDeviceGetPerformanceState(self, handle: Any) -> int:
+        return self._gpu("nvmlDeviceGetPerformanceState", handle).pstate
+
+    def nvmlDeviceGetClockInfo(self, handle: Any, type: int) -> int:
+        gpu = self._gpu("nvmlDeviceGetClockInfo", handle)
+        return gpu.mem_clock_mhz if type == NVML_CLOCK_MEM else gpu.sm_clock_mhz
+
+    def nvmlDeviceGetApplicationsClock(self, handle: Any, type: int) -> int:
+        gpu = self._gpu("nvmlDeviceGetApplicationsClock", handle)
+        return gpu.app_mem_clock_mhz if type == NVML_CLOCK_MEM else gpu.app_sm_clock_mhz
+
+    def nvmlDeviceGetMaxClockInfo(self, handle: Any, type: int) -> int:
+        gpu = self._gpu("nvmlDeviceGetMaxClockInfo", handle)
+        return gpu.app_mem_clock_mhz if type == NVML_CLOCK_MEM else gpu.max_sm_clock_mhz
+
+    def nvmlDeviceGetPersistenceMode(self, handle: Any) -> int:
+        return self._gpu("nvmlDeviceGetPersistenceMode", handle).persistence_mode
+
+    def nvmlDeviceGetEccMode(self, handle: Any) -> list[int]:
+        gpu = self._gpu("nvmlDeviceGetEccMode", handle)
+        if gpu.ecc_mode is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return list(gpu.ecc_mode)
 
     def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int:
         if sensor != NVML_TEMPERATURE_GPU:
