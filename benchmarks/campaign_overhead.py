@@ -50,8 +50,9 @@ cold_start:
 
 def run_once(root: Path, *, cycles: int, cold: bool) -> dict[str, Any]:
     from llenergymeasure.config.loader import load_campaign_config
-    from llenergymeasure.orchestration.campaign import CampaignRunner, prepare_campaign
     from llenergymeasure.orchestration.experiments import plan_campaign
+    from llenergymeasure.orchestration.plan import prepare_campaign
+    from llenergymeasure.orchestration.runner import CampaignRunner
     from llenergymeasure.results.schema import load_result
 
     tag = "cold" if cold else "reuse"

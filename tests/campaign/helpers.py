@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.config.loader import load_campaign_config
-from llenergymeasure.orchestration.campaign import CampaignPlan, prepare_campaign
 from llenergymeasure.orchestration.executors.base import ExecutionOutcome, ExperimentTask
 from llenergymeasure.orchestration.experiments import plan_campaign
+from llenergymeasure.orchestration.plan import CampaignPlan, prepare_campaign
 from llenergymeasure.results.schema import (
     EnergyProvenance,
     ExperimentResult,

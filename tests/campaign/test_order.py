@@ -7,8 +7,9 @@ import itertools
 import pytest
 
 from llenergymeasure.config.campaign_config import ExecutionConfig
-from llenergymeasure.orchestration.campaign import gap_between, plan_order, safe_name
 from llenergymeasure.orchestration.manifest import ManifestEntry
+from llenergymeasure.orchestration.order import gap_between, plan_order
+from llenergymeasure.orchestration.planned import safe_name
 
 
 def names(order: list[tuple[int, int]]) -> list[str]:

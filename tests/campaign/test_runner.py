@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from llenergymeasure.exceptions import ConfigError
-from llenergymeasure.orchestration.campaign import CampaignObserver, CampaignRunner
 from llenergymeasure.orchestration.executors.base import ExperimentTask
 from llenergymeasure.orchestration.manifest import (
     MANIFEST_FILE,
@@ -20,6 +19,8 @@ from llenergymeasure.orchestration.manifest import (
     design_hash,
     load_manifest,
 )
+from llenergymeasure.orchestration.outcome import CampaignObserver
+from llenergymeasure.orchestration.runner import CampaignRunner
 
 from .helpers import TINY_BASE, FakeExecutor, FakeTime, campaign_yaml, make_result, prepare
 

@@ -11,9 +11,7 @@ from pydantic import BaseModel
 from llenergymeasure.config.backend_configs import PyTorchConfig, TensorRTConfig, VLLMConfig
 from llenergymeasure.config.introspection import (
     _unwrap_optional,
-    campaign_json_schema,
     check_param_value,
-    experiment_json_schema,
     get_backend_capabilities,
     get_backend_params,
     get_param_skip_conditions,
@@ -24,6 +22,7 @@ from llenergymeasure.config.introspection import (
     submodel,
 )
 from llenergymeasure.config.models import BACKEND_SECTIONS, ExperimentConfig
+from llenergymeasure.config.schemas import campaign_json_schema, experiment_json_schema
 
 SECTION_CLASSES = {"pytorch": PyTorchConfig, "vllm": VLLMConfig, "tensorrt": TensorRTConfig}
 

@@ -286,7 +286,8 @@ def run(
 
     from loguru import logger
 
-    from llenergymeasure.orchestration.campaign import CampaignRunner, prepare_campaign
+    from llenergymeasure.orchestration.plan import prepare_campaign
+    from llenergymeasure.orchestration.runner import CampaignRunner
 
     campaign, result = _plan(file)
     directory = output if output is not None else Path(campaign.io.results_dir)

@@ -125,7 +125,7 @@ def schema(
 
     Example: [bold]llem config schema campaign > campaign.schema.json[/]
     """
-    from llenergymeasure.config.introspection import campaign_json_schema, experiment_json_schema
+    from llenergymeasure.config.schemas import campaign_json_schema, experiment_json_schema
     from llenergymeasure.exceptions import ConfigError
 
     schemas = {"experiment": experiment_json_schema, "campaign": campaign_json_schema}

@@ -31,8 +31,8 @@ def export(
     manifest, every DIR/*/result.json counts (one cycle per run of the same config).
     """
     from llenergymeasure.exceptions import LLEMError, UnavailableError
-    from llenergymeasure.orchestration.campaign import campaign_records
     from llenergymeasure.orchestration.manifest import load_manifest
+    from llenergymeasure.orchestration.runner import campaign_records
     from llenergymeasure.results.export import (
         FORMATS,
         PARQUET_HINT,

@@ -305,15 +305,3 @@ def check_param_value(model: type[BaseModel], path: str, value: Any) -> None:
             raise ValueError(f"{path}: {value!r} is not a valid choice; valid: {valid}") from None
         problem = err.errors()[0]["msg"]
         raise ValueError(f"{path}: {value!r} is not valid ({problem})") from None
-
-
-def experiment_json_schema() -> dict[str, Any]:
-    """JSON Schema of an experiment YAML."""
-    return ExperimentConfig.model_json_schema()
-
-
-def campaign_json_schema() -> dict[str, Any]:
-    """JSON Schema of a campaign YAML."""
-    from llenergymeasure.config.campaign_config import CampaignConfig
-
-    return CampaignConfig.model_json_schema()

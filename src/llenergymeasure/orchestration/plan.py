@@ -1,0 +1,261 @@
+"""Planning a campaign: what will run, in which order, with which executor, and how long it
+may take. :func:`prepare_campaign` reads the disk (an existing manifest, earlier results) and
+writes nothing, so a dry run and a confirmation prompt can sit between planning and running.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from llenergymeasure.config.campaign_config import CampaignConfig, ExecutionConfig
+from llenergymeasure.exceptions import ConfigError, LLEMError
+from llenergymeasure.orchestration.grid import GridExpansionResult
+from llenergymeasure.orchestration.manifest import (
+    PREVIOUS_PREFIX,
+    Manifest,
+    ManifestEntry,
+    design_hash,
+    load_manifest,
+    manifest_path,
+    now_iso,
+    result_file,
+)
+from llenergymeasure.orchestration.order import gap_between, plan_order
+from llenergymeasure.orchestration.planned import (
+    PlannedExperiment,
+    new_entry,
+    planned_experiments,
+)
+from llenergymeasure.orchestration.resume import DesignChange, reconcile
+
+
+def choose_executor(execution: ExecutionConfig) -> tuple[str, list[str]]:
+    """The executor that will run, with a note when it differs from the one asked for."""
+    if execution.experiment_timeout_seconds is not None and execution.executor == "inprocess":
+        return "subprocess", [
+            f"execution.experiment_timeout_seconds={execution.experiment_timeout_seconds:g}: "
+            "each experiment runs in its own process so the timeout can be enforced "
+            "(models are loaded cold, no reuse); set executor: subprocess to silence this note"
+        ]
+    return execution.executor, []
+
+
+@dataclass
+class DurationEstimate:
+    """What the plan will take, as far as it is known."""
+
+    runs: int
+    gaps_s: float
+    known_s: float
+    """Sum of earlier total times of the runs that have one."""
+    unknown_runs: int
+    baselines_s: float = 0.0
+    """Idle baselines the runs without earlier timings will measure (a lower bound for them)."""
+
+    def text(self) -> str:
+        if self.runs == 0:
+            return "nothing to run"
+        parts = f"{_duration(self.gaps_s)} of configured gaps"
+        if self.baselines_s:
+            parts += f", {_duration(self.baselines_s)} of idle baselines"
+        if self.unknown_runs == 0:
+            return f"about {_duration(self.known_s + self.gaps_s)} (earlier timings + {parts})"
+        floor = _duration(self.known_s + self.gaps_s + self.baselines_s)
+        if self.unknown_runs == self.runs:
+            return f"unknown: no earlier timings of these experiments (at least {floor}: {parts})"
+        return (
+            f"at least {floor} ({self.unknown_runs} of {self.runs} runs have no earlier "
+            f"timing; {parts})"
+        )
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@dataclass
+class CampaignPlan:
+    """Everything decided before anything runs; see :func:`prepare_campaign`."""
+
+    campaign: CampaignConfig
+    output_dir: Path
+    experiments: list[PlannedExperiment]
+    manifest: Manifest
+    mode: Literal["new", "resume", "fresh"]
+    executor: str
+    reuse_models: bool
+    change: DesignChange = field(default_factory=DesignChange)
+    notes: list[str] = field(default_factory=list)
+    move_aside: bool = False
+    timings_s: dict[str, float] = field(default_factory=dict)
+    """Mean earlier ``total_s`` per config hash (from results already in the directory)."""
+
+    @property
+    def by_hash(self) -> dict[str, PlannedExperiment]:
+        return {e.config_hash: e for e in self.experiments}
+
+    @property
+    def to_run(self) -> list[ManifestEntry]:
+        """Entries still to run, in run order."""
+        return [e for e in self.manifest.entries if e.status not in ("completed", "skipped")]
+
+    @property
+    def completed(self) -> int:
+        return sum(e.status == "completed" for e in self.manifest.entries)
+
+    def estimate(self, entries: Sequence[ManifestEntry] | None = None) -> DurationEstimate:
+        entries = self.to_run if entries is None else entries
+        execution = self.campaign.execution
+        gaps = sum(gap_between(a, b, execution)[0] for a, b in itertools.pairwise(entries))
+        known = [self.timings_s[e.config_hash] for e in entries if e.config_hash in self.timings_s]
+        baselines, measured_once = 0.0, False
+        by_hash = self.by_hash
+        for entry in entries:
+            experiment = by_hash.get(entry.config_hash)
+            if entry.config_hash in self.timings_s or experiment is None:
+                continue
+            if experiment.baseline_s is not None and (
+                not experiment.baseline_cached or not measured_once
+            ):
+                baselines += experiment.baseline_s  # a cached one is measured once
+                measured_once = True
+        return DurationEstimate(
+            len(entries), gaps, sum(known), len(entries) - len(known), baselines
+        )
+
+
+def _earlier_timings(directory: Path, entries: Sequence[ManifestEntry]) -> dict[str, float]:
+    from llenergymeasure.results.schema import load_result
+
+    seen: dict[str, list[float]] = {}
+    for entry in entries:
+        if entry.status != "completed":
+            continue
+        try:
+            result = load_result(result_file(directory, entry))
+        except LLEMError:
+            continue
+        seen.setdefault(entry.config_hash, []).append(result.timings.total_s)
+    return {digest: statistics.fmean(values) for digest, values in seen.items()}
+
+
+def _has_content(directory: Path) -> bool:
+    return directory.is_dir() and any(
+        not p.name.startswith(PREVIOUS_PREFIX) and p.name != ".campaign.lock"
+        for p in directory.iterdir()
+    )
+
+
+def prepare_campaign(
+    campaign: CampaignConfig,
+    grid: GridExpansionResult,
+    output_dir: Path,
+    *,
+    resume: bool = False,
+    fresh: bool = False,
+    cycles: int | None = None,
+    campaign_file: Path | None = None,
+) -> CampaignPlan:
+    """Decide what will run and in which order; reads the disk, writes nothing.
+
+    An existing manifest without ``resume`` or ``fresh`` is a ConfigError naming both flags.
+    """
+    if resume and fresh:
+        raise ConfigError(
+            "--resume and --fresh exclude each other",
+            fix="--resume continues the campaign in the directory; --fresh moves it aside and starts over",
+        )
+    if cycles is not None:
+        execution = campaign.execution.model_copy(update={"cycles": cycles})
+        campaign = campaign.model_copy(update={"execution": execution})
+    execution = campaign.execution
+    experiments = planned_experiments(grid)
+    if not experiments:
+        raise LLEMError(
+            "the campaign has no valid experiment to run",
+            fix="`llem campaign validate FILE` shows why each one was filtered",
+        )
+    executor, notes = choose_executor(execution)
+    if execution.structure == "grouped" and campaign.schedule.interval_seconds:
+        notes.append(
+            "structure grouped: schedule.interval_seconds paces the start of each experiment's block"
+        )
+    existing = load_manifest(output_dir)
+    if existing is not None and not (resume or fresh):
+        counts = existing.counts()
+        total = len([e for e in existing.entries if e.status != "skipped"])
+        raise ConfigError(
+            f"{output_dir} already holds campaign '{existing.campaign_name}' "
+            f"({counts['completed']}/{total} completed, last update {existing.updated_at})",
+            where=str(manifest_path(output_dir)),
+            fix="--resume to continue it, --fresh to move it aside (nothing is deleted) and "
+            "start over, or -o to use another directory",
+        )
+    common: dict[str, Any] = {
+        "campaign": campaign,
+        "output_dir": output_dir,
+        "experiments": experiments,
+        "executor": executor,
+        "reuse_models": not campaign.cold_start.force_cold_start and executor == "inprocess",
+        "notes": notes,
+    }
+    file_text = str(campaign_file) if campaign_file is not None else None
+    if existing is not None and resume:
+        from llenergymeasure.orchestration.manifest import lock_holder
+
+        holder = lock_holder(output_dir)
+        if holder is not None:
+            notes.append(
+                f"a campaign process (pid {holder}) is still running in {output_dir}: "
+                "running entries below may be live"
+            )
+        manifest, change, more = reconcile(existing, experiments, campaign, output_dir, executor)
+        manifest.campaign_file = file_text or manifest.campaign_file
+        plan = CampaignPlan(manifest=manifest, mode="resume", change=change, **common)
+        plan.notes.extend(more)
+        plan.timings_s = _earlier_timings(output_dir, manifest.entries)
+        return plan
+
+    now = now_iso()
+    used: set[str] = set()
+    manifest = Manifest(
+        campaign_name=campaign.campaign_name,
+        design_hash=design_hash([e.config_hash for e in experiments]),
+        created_at=now,
+        updated_at=now,
+        cycles=execution.cycles,
+        structure=execution.structure,
+        seed=execution.seed,
+        executor=executor,
+        campaign_file=file_text,
+        entries=[
+            new_entry(experiments[i], cycle, used)
+            for i, cycle in plan_order(
+                len(experiments), execution.cycles, execution.structure, execution.seed
+            )
+        ],
+    )
+    plan = CampaignPlan(manifest=manifest, mode="fresh" if fresh else "new", **common)
+    if fresh:
+        plan.move_aside = _has_content(output_dir)
+    else:
+        if resume:
+            plan.notes.append(f"nothing to resume in {output_dir}: starting a new campaign")
+        clash = next((e for e in manifest.entries if result_file(output_dir, e).exists()), None)
+        if clash is not None:
+            raise ConfigError(
+                f"{output_dir} already holds results without a campaign manifest "
+                f"(e.g. {result_file(output_dir, clash)})",
+                fix="use --fresh to move them aside (nothing is deleted), or -o to use another directory",
+            )
+    return plan

@@ -1,0 +1,424 @@
+"""The campaign runner: a prepared plan run entry by entry through an executor, the manifest
+rewritten atomically after every change, statistics and tables at the end.
+
+The executor (``executors/``) is the only thing the runner knows about where an experiment
+runs; torch is never imported here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import signal
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from llenergymeasure.exceptions import LLEMError
+from llenergymeasure.orchestration.executors.base import Executor as ExecutorProtocol
+from llenergymeasure.orchestration.executors.base import (
+    ExperimentTask,
+    describe_error,
+    error_headline,
+)
+from llenergymeasure.orchestration.manifest import (
+    LOG_FILE,
+    Manifest,
+    ManifestEntry,
+    campaign_lock,
+    move_aside,
+    now_iso,
+    result_file,
+    result_is_valid,
+)
+from llenergymeasure.orchestration.order import gap_between
+from llenergymeasure.orchestration.outcome import CampaignObserver, CampaignOutcome
+from llenergymeasure.orchestration.plan import CampaignPlan, prepare_campaign
+from llenergymeasure.orchestration.schedule import Clock, Scheduler, Sleep
+from llenergymeasure.orchestration.thermal import TemperatureProbe, ThermalGuard
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM handled like Ctrl-C (mark interrupted, save, exit) while the campaign runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class CampaignRunner:
+    """Runs a :class:`CampaignPlan`. Time, sleep, the executor and the GPU temperature probe
+    are injectable for tests."""
+
+    def __init__(
+        self,
+        plan: CampaignPlan,
+        *,
+        executor: ExecutorProtocol | None = None,
+        observer: CampaignObserver | None = None,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.time,
+        temperatures: TemperatureProbe | None = None,
+        export_formats: Sequence[str] = ("csv", "parquet"),
+        bootstrap_resamples: int | None = None,
+        log_to_file: bool = True,
+    ) -> None:
+        self.plan = plan
+        self.observer = observer or CampaignObserver()
+        self.sleep, self.clock = sleep, clock
+        self._executor = executor
+        self._temperatures = temperatures
+        self.export_formats = tuple(export_formats)
+        self.bootstrap_resamples = bootstrap_resamples
+        self.log_to_file = log_to_file
+        self._running: ManifestEntry | None = None
+
+    def _make_executor(self) -> ExecutorProtocol:
+        if self._executor is not None:
+            return self._executor
+        from llenergymeasure.orchestration.executors import create_executor
+
+        execution = self.plan.campaign.execution
+        if self.plan.executor == "subprocess":
+            return create_executor("subprocess", timeout_s=execution.experiment_timeout_seconds)
+        return create_executor("inprocess", reuse_models=self.plan.reuse_models)
+
+    def _save(self) -> None:
+        self.plan.manifest.save(self.plan.output_dir)
+
+    def run(self) -> CampaignOutcome:
+        """Run every entry still to run. Ctrl-C (or SIGTERM) marks the running experiment
+        interrupted, saves the manifest and returns an ``interrupted`` outcome (exit 130)."""
+        directory = self.plan.output_dir
+        started = self.clock()
+        with campaign_lock(directory):
+            moved_to = move_aside(directory) if self.plan.move_aside else None
+            sink = None
+            if self.log_to_file:
+                sink = logger.add(
+                    directory / LOG_FILE,
+                    level="INFO",
+                    format="{time:YYYY-MM-DD HH:mm:ss} {level: <7} {message}",
+                )
+            try:
+                outcome = self._run_locked(started, moved_to)
+            finally:
+                if sink is not None:
+                    logger.remove(sink)
+        self.observer.on_finish(outcome)
+        return outcome
+
+    def _run_locked(self, started: float, moved_to: Path | None) -> CampaignOutcome:
+        plan, directory = self.plan, self.plan.output_dir
+        manifest = plan.manifest
+        if moved_to is not None:
+            logger.info("previous run moved to {}", moved_to)
+        logger.info(
+            "campaign {} ({}): {} run(s) to do, executor {}, model reuse {}",
+            manifest.campaign_name,
+            plan.mode,
+            len(plan.to_run),
+            plan.executor,
+            "on" if plan.reuse_models else "off",
+        )
+        for line in plan.change.lines() + plan.notes:
+            logger.info("{}", line)
+        manifest.status = "running"
+        detail = "; ".join(plan.change.lines() + plan.notes) or None
+        manifest.log(
+            {"new": "started", "fresh": "started fresh", "resume": "resumed"}[plan.mode], detail
+        )
+        if moved_to is not None:
+            manifest.log("moved previous run aside", str(moved_to))
+        self._save()
+        executor = self._make_executor()
+        thermal = ThermalGuard(
+            plan.campaign.execution,
+            temperatures=self._temperatures,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+        outcome = CampaignOutcome(
+            status="completed",
+            output_dir=directory,
+            counts={},
+            failures=[],
+            executed=0,
+            wall_s=0.0,
+            moved_to=moved_to,
+            notes=list(plan.notes),
+        )
+        try:
+            with _sigterm_as_interrupt():
+                self._loop(executor, thermal, outcome)
+        except KeyboardInterrupt:
+            outcome.status = "interrupted"
+            self._mark_interrupted()
+            manifest.status = "interrupted"
+            manifest.log("interrupted", "Ctrl-C or SIGTERM")
+            self._save()
+            logger.warning("campaign interrupted; `--resume` continues it")
+        except Exception as error:  # a bug or a full disk: record what we can, then surface it
+            if self._running is not None:
+                self._running.status = "failed"
+                self._running.error = describe_error(error)
+                self._running.finished_at = now_iso()
+            manifest.status = "stopped"
+            manifest.log("stopped by an error", str(error))
+            with contextlib.suppress(Exception):
+                self._save()
+            raise
+        finally:
+            self._running = None
+            released = time.perf_counter()
+            executor.close()
+            outcome.release_s = time.perf_counter() - released
+        if outcome.status != "interrupted":
+            failed = any(e.status == "failed" for e in manifest.entries)
+            if outcome.stop_reason:
+                outcome.status = "stopped"
+            elif failed:
+                outcome.status = "completed_with_failures"
+            manifest.status = outcome.status
+            manifest.log(outcome.status, outcome.stop_reason)
+            self._save()
+        outcome.thermal_wait_s = thermal.waited_s
+        outcome.counts = manifest.counts()
+        outcome.failures = [e for e in manifest.entries if e.status in ("failed", "interrupted")]
+        exported = time.perf_counter()
+        self._export(outcome)
+        outcome.export_s = time.perf_counter() - exported
+        outcome.wall_s = self.clock() - started
+        if outcome.status != "interrupted":
+            from llenergymeasure.orchestration.notify import notify
+
+            outcome.webhook_sent = notify(
+                plan.campaign.notify, outcome.status, outcome.payload(manifest)
+            )
+        logger.info(
+            "campaign {}: {} in {:.1f} s{}",
+            outcome.status,
+            ", ".join(f"{n} {k}" for k, n in outcome.counts.items() if n),
+            outcome.wall_s,
+            f" ({outcome.stop_reason})" if outcome.stop_reason else "",
+        )
+        return outcome
+
+    def _mark_interrupted(self) -> None:
+        entry = self._running
+        if entry is None:
+            return
+        entry.finished_at = now_iso()
+        if result_is_valid(self.plan.output_dir, entry):  # it finished just before Ctrl-C
+            entry.status, entry.error = "completed", None
+        else:
+            entry.status = "interrupted"
+            entry.error = "interrupted (Ctrl-C or SIGTERM); --resume runs it again"
+
+    def _loop(
+        self, executor: ExecutorProtocol, thermal: ThermalGuard, outcome: CampaignOutcome
+    ) -> None:
+        plan, campaign = self.plan, self.plan.campaign
+        execution = campaign.execution
+        entries = plan.to_run
+        total = len(entries)
+        by_hash = plan.by_hash
+        self.observer.on_start(plan, total)
+        scheduler = Scheduler(campaign.schedule, clock=self.clock, sleep=self.sleep)
+        if scheduler.active:
+            scheduler.wait_for_start(self.observer.on_wait)
+            outcome.schedule_wait_s = scheduler.waited_s
+        units: set[Any] = set()
+        previous: ManifestEntry | None = None
+        consecutive = 0
+        durations: list[float] = []
+        limit = execution.max_consecutive_failures
+        for index, entry in enumerate(entries, 1):
+            unit = entry.config_hash if execution.structure == "grouped" else entry.cycle
+            if scheduler.active and unit not in units:
+                units.add(unit)
+                if not scheduler.before_cycle(self.observer.on_wait):
+                    outcome.stop_reason = (
+                        f"schedule.total_duration_seconds ({campaign.schedule.total_duration_seconds:g} s) "
+                        f"reached; {total - index + 1} run(s) left for --resume"
+                    )
+                    break
+                outcome.schedule_wait_s = scheduler.waited_s
+            if previous is not None:
+                gap, kind = gap_between(previous, entry, execution)
+                if gap > 0:
+                    logger.info("{}: {:g} s", kind, gap)
+                    self.observer.on_wait(kind, gap)
+                    self.sleep(gap)
+                    outcome.gaps_s += gap
+            thermal.wait(self.observer.on_wait)
+
+            entry.status, entry.error, entry.reason = "running", None, None
+            entry.started_at, entry.finished_at = now_iso(), None
+            entry.attempts += 1
+            self._running = entry
+            self._save()
+            eta = self._eta(durations, entries[index - 1 :])
+            logger.info(
+                "[{}/{}] {} (cycle {}, {}) started",
+                index,
+                total,
+                entry.exp_id,
+                entry.cycle,
+                entry.backend,
+            )
+            self.observer.on_experiment_start(index, total, entry, eta)
+            task = ExperimentTask(
+                exp_id=entry.exp_id,
+                name=entry.name,
+                config=by_hash[entry.config_hash].config,
+                config_hash=entry.config_hash,
+                cycle=entry.cycle,
+                output_dir=plan.output_dir,
+            )
+            t0 = time.perf_counter()
+            result = executor.run(task, self._progress_for(entry))
+            took = time.perf_counter() - t0
+            durations.append(took)
+            outcome.executor_s += took
+            outcome.executed += 1
+            entry.finished_at = now_iso()
+            if result.status == "completed":
+                entry.status, entry.error = "completed", None
+                entry.result_path = f"{entry.exp_id}/result.json"
+                consecutive = 0
+                logger.info("[{}/{}] {} completed in {:.1f} s", index, total, entry.exp_id, took)
+            else:
+                entry.status, entry.error = "failed", result.error or "failed"
+                consecutive += 1
+                logger.warning("{} failed: {}", entry.exp_id, error_headline(entry.error))
+            self._save()
+            self._running = None
+            self.observer.on_experiment_end(
+                index, total, entry, self._eta(durations, entries[index:])
+            )
+            if limit is not None and consecutive >= limit:
+                outcome.stop_reason = (
+                    f"{consecutive} consecutive failures (execution.max_consecutive_failures="
+                    f"{limit}); fix the cause, then --resume"
+                )
+                break
+            previous = entry
+
+    def _progress_for(self, entry: ManifestEntry) -> Callable[[str], None]:
+        def progress(message: str) -> None:
+            self.observer.on_progress(entry, message)
+
+        return progress
+
+    def _eta(self, durations: Sequence[float], remaining: Sequence[ManifestEntry]) -> float | None:
+        if not remaining:
+            return 0.0
+        execution = self.plan.campaign.execution
+        gaps = sum(gap_between(a, b, execution)[0] for a, b in itertools.pairwise(remaining))
+        if durations:
+            return statistics.fmean(durations) * len(remaining) + gaps
+        known = self.plan.timings_s
+        if known and all(e.config_hash in known for e in remaining):
+            return sum(known[e.config_hash] for e in remaining) + gaps
+        return None
+
+    def _export(self, outcome: CampaignOutcome) -> None:
+        if not self.export_formats:
+            return
+        from llenergymeasure.results.aggregation import BOOTSTRAP_RESAMPLES, MIN_CYCLES
+        from llenergymeasure.results.export import write_tables
+
+        try:
+            report = write_tables(
+                self.plan.output_dir,
+                campaign_records(self.plan.output_dir, self.plan.manifest),
+                formats=self.export_formats,
+                seed=self.plan.campaign.execution.seed,
+                resamples=self.bootstrap_resamples or BOOTSTRAP_RESAMPLES,
+            )
+        except (LLEMError, OSError) as err:  # the measurements are safe; only tables failed
+            outcome.notes.append(f"summary tables not written: {err}")
+            logger.warning("summary tables not written: {}", err)
+            return
+        outcome.exports = report.paths
+        outcome.notes.extend(report.notes)
+        low = [s for s in report.summaries if s.low_cycles]
+        if low:
+            outcome.notes.append(
+                f"{len(low)} of {len(report.summaries)} config(s) have fewer than {MIN_CYCLES} "
+                "completed cycles: their std, CV and CI are unreliable (flagged low_cycles)"
+            )
+
+
+def campaign_records(directory: Path, manifest: Manifest) -> list[Any]:
+    """The manifest's entries as aggregation records, each with its result when it has one."""
+    from llenergymeasure.results.aggregation import RunRecord
+    from llenergymeasure.results.schema import load_result
+
+    records = []
+    for entry in manifest.entries:
+        result = None
+        path = result_file(directory, entry)
+        if entry.status in ("completed", "skipped") and path.is_file():
+            with contextlib.suppress(LLEMError):
+                result = load_result(path)
+        records.append(
+            RunRecord(
+                exp_id=entry.exp_id,
+                name=entry.name,
+                config_hash=entry.config_hash,
+                backend=entry.backend,
+                cycle=entry.cycle,
+                status=entry.status,
+                model=entry.model,
+                precision=entry.precision,
+                error=entry.error,
+                result=result,
+                result_path=entry.result_path if result is not None else None,
+            )
+        )
+    return records
+
+
+def run_campaign(
+    campaign_file: Path,
+    output_dir: Path | None = None,
+    *,
+    resume: bool = False,
+    fresh: bool = False,
+    cycles: int | None = None,
+    observer: CampaignObserver | None = None,
+    **runner_options: Any,
+) -> CampaignOutcome:
+    """Load, plan and run a campaign file in one call (no prompt; see ``llem campaign run``)."""
+    from llenergymeasure.config.loader import load_campaign_config
+    from llenergymeasure.orchestration.experiments import plan_campaign
+
+    campaign = load_campaign_config(campaign_file)
+    grid = plan_campaign(campaign, campaign_file)
+    directory = output_dir or Path(campaign.io.results_dir)
+    plan = prepare_campaign(
+        campaign,
+        grid,
+        directory,
+        resume=resume,
+        fresh=fresh,
+        cycles=cycles,
+        campaign_file=campaign_file,
+    )
+    return CampaignRunner(plan, observer=observer, **runner_options).run()
