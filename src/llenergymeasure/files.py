@@ -1,33 +1,96 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+"""Files we must not lose or corrupt (results, manifests, caches), and where they may go.
 
-Used for everything we must not lose or corrupt (results, manifests, caches): write a temp file
-in the same directory, fsync it, then ``os.replace`` it over the target.
+* Atomic replace: write a temp file in the same directory, fsync it, ``os.replace`` it over the
+  target; a reader sees the old file or the new one, never half of one.
+* Exclusive create: the same, but the temp file is hard-linked to the target, which fails when
+  the target exists, so a measured result never replaces another.
+* Output checks before anything is measured: a writable directory with room.
+
+Files honour the process umask (``mkstemp`` alone would make them 0600).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
+import shutil
 import tempfile
+from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from llenergymeasure.exceptions import ConfigError
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one step, creating parent directories."""
+MIN_FREE_BYTES = 16 * 1024 * 1024
+"""Room an output directory must have before an experiment starts (results are small)."""
+
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+"""What ``mkstemp(prefix=".<name>.", suffix=".tmp")`` leaves when its writer is killed."""
+
+
+def default_cache_dir() -> Path:
+    """``$LLEM_CACHE_DIR``, else ``$XDG_CACHE_HOME/llenergymeasure``, else ``~/.cache/llenergymeasure``."""
+    explicit = os.environ.get("LLEM_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "llenergymeasure"
+
+
+@cache
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: read by setting, then restore at once
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def _temp_beside(path: Path, data: bytes) -> Iterator[str]:
+    """A fsync'd temp file holding ``data`` next to ``path``; removed unless consumed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        yield tmp
+    finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one step, creating parent directories."""
+    with _temp_beside(path, data) as tmp:
+        os.replace(tmp, path)
+
+
+def write_bytes_new(path: Path, data: bytes) -> None:
+    """Create ``path`` holding ``data`` in one step; ``FileExistsError`` if it exists."""
+    with _temp_beside(path, data) as tmp:
+        try:
+            os.link(tmp, path)
+        except OSError as err:
+            if err.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            # a filesystem without hard links: exclusive, if not atomic for readers
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -35,6 +98,68 @@ def write_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def json_bytes(data: Any) -> bytes:
+    """Indented strict JSON (NaN and infinity are refused), newline-terminated."""
+    return (json.dumps(data, indent=2, allow_nan=False, default=str) + "\n").encode("utf-8")
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Atomically write ``data`` as indented JSON (strict: NaN and infinity are refused)."""
-    write_atomic(path, json.dumps(data, indent=2, allow_nan=False, default=str) + "\n")
+    write_bytes_atomic(path, json_bytes(data))
+
+
+def remove_stray_temp_files(directory: Path, *, depth: int = 1) -> list[Path]:
+    """Delete temp files left by writers that were killed mid-write, in ``directory`` and its
+    subdirectories down to ``depth``. Only call it while no writer can be live (under the
+    campaign lock)."""
+    removed: list[Path] = []
+    if not directory.is_dir():
+        return removed
+    with contextlib.suppress(OSError):
+        for item in directory.iterdir():
+            if item.is_file() and _TEMP_NAME.match(item.name):
+                with contextlib.suppress(OSError):
+                    item.unlink()
+                    removed.append(item)
+            elif depth > 0 and item.is_dir() and not item.is_symlink():
+                removed.extend(remove_stray_temp_files(item, depth=depth - 1))
+    return removed
+
+
+def check_output_dir(path: Path, *, what: str = "output directory", create: bool = True) -> None:
+    """A ConfigError (exit 2) unless ``path`` is, or can become, a writable directory with at
+    least ``MIN_FREE_BYTES`` free. ``create`` makes it (and its parents) to prove it."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"the {what} {path} is a file, not a directory",
+            fix="give -o a directory (new or existing), not a file",
+        )
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ConfigError(
+            f"the {what} {path} cannot be made: {probe} is a file",
+            fix="choose a directory whose parents are directories",
+        )
+    try:
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path, prefix=".llem-write-check.", suffix=".tmp")
+            os.close(fd)
+            os.unlink(tmp)
+        elif not os.access(probe, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(probe))
+        free = shutil.disk_usage(path if path.exists() else probe).free
+    except OSError as err:
+        raise ConfigError(
+            f"the {what} {path} is not writable: {err.strerror or err}",
+            fix="choose a directory you can write to with -o, or fix its permissions",
+        ) from None
+    if free < MIN_FREE_BYTES:
+        raise ConfigError(
+            f"the {what} {path} has only {free / 1e6:.1f} MB free",
+            fix="free some space, or choose a directory on another disk with -o",
+        )

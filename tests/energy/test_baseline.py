@@ -8,7 +8,7 @@ import pytest
 
 from fakes.fake_pynvml import FakeGPU, install
 from llenergymeasure.exceptions import ConfigError
-from llenergymeasure.measurement.cache import default_cache_dir
+from llenergymeasure.files import default_cache_dir
 from llenergymeasure.measurement.energy import EnergyReading, measure_baseline
 from llenergymeasure.measurement.energy.baseline import default_baseline_cache_path
 from llenergymeasure.measurement.energy.nvml import NVMLEnergySource

@@ -20,8 +20,7 @@ from typing import Any
 from loguru import logger
 
 from llenergymeasure.exceptions import ConfigError, ExperimentError
-from llenergymeasure.files import write_json_atomic
-from llenergymeasure.measurement.cache import default_cache_dir
+from llenergymeasure.files import default_cache_dir, write_json_atomic
 from llenergymeasure.measurement.energy.base import EnergySource
 
 CACHE_FILE_NAME = "baseline.json"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llenergymeasure.exceptions import ModelLoadError
-from llenergymeasure.measurement.cache import default_cache_dir
+from llenergymeasure.files import default_cache_dir
 
 BUILTIN_PREFIX = "builtin:"
 MARKER_FILE = "llem-builtin.json"
