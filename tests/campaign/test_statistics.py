@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import random
+import statistics
 import sys
 from pathlib import Path
 
@@ -17,7 +19,12 @@ from llenergymeasure.results.aggregation import (
     summary_columns,
 )
 from llenergymeasure.results.export import records_from_folder, write_tables
-from llenergymeasure.results.statistics import bootstrap_ci
+from llenergymeasure.results.statistics import (
+    bca_interval,
+    cycle_stats,
+    t_quantile,
+    t_sf,
+)
 
 from .helpers import make_result
 
@@ -69,50 +76,144 @@ def test_mean_std_cv_match_hand_computed_values() -> None:
     assert summary.row()["tokens_per_second_mean"] == pytest.approx(12.0)
 
 
-def test_bootstrap_ci_is_reproducible_for_a_seed_and_brackets_the_mean() -> None:
-    # 6 cycles: 6**6 resamples is more than 4000, so they are drawn (seeded), not enumerated
-    records = [record(c, v) for c, v in enumerate([10.0, 11.0, 15.0, 12.0, 9.0, 11.4], 1)]
-    first = aggregate(records, seed=42, resamples=4000)[0].stats["tokens_per_second"]
-    again = aggregate(records, seed=42, resamples=4000)[0].stats["tokens_per_second"]
-    other = aggregate(records, seed=43, resamples=4000)[0].stats["tokens_per_second"]
-    assert first is not None and again is not None and other is not None
+# two-sided 95% Student-t critical values t(0.975, df) from a printed table
+T_TABLE = {1: 12.7062047362, 2: 4.30265272975, 3: 3.18244630528, 4: 2.7764451052, 9: 2.26215716280}
+
+
+@pytest.mark.parametrize(
+    ("values", "df"),
+    [
+        ([10.0, 20.0], 1),  # mean 15, s = sqrt(50), s/sqrt(2) = 5
+        ([10.0, 12.0, 14.0], 2),  # mean 12, s = 2, s/sqrt(3) = 1.1547
+        ([10.0, 11.0, 15.0, 12.0, 9.0], 4),  # mean 11.4, s^2 = 21.2 / 4 = 5.3
+    ],
+)
+def test_default_interval_is_student_t_by_hand_for_2_3_and_5_cycles(
+    values: list[float], df: int
+) -> None:
+    n = len(values)
+    mean = sum(values) / n
+    s = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = T_TABLE[df] * s / math.sqrt(n)
+    records = [record(c, v) for c, v in enumerate(values, 1)]
+    (summary,) = aggregate(records)
+    tps = summary.stats["tokens_per_second"]
+    assert tps is not None
+    assert (tps.ci_low, tps.ci_high) == (
+        pytest.approx(mean - half, rel=1e-9),
+        pytest.approx(mean + half, rel=1e-9),
+    )
+    assert tps.ci_method == "student_t" and summary.row()["ci_method"] == "student_t"
+    # the same numbers written out: 2 cycles -> [-48.53, 78.53], 3 -> [7.03, 16.97]
+    expected = {1: (-48.531, 78.531), 2: (7.0317, 16.9683), 4: (8.5415, 14.2585)}[df]
+    assert (tps.ci_low, tps.ci_high) == (
+        pytest.approx(expected[0], abs=1e-3),
+        pytest.approx(expected[1], abs=1e-3),
+    )
+
+
+@pytest.mark.parametrize("df", sorted(T_TABLE))
+def test_t_quantile_matches_the_table(df: int) -> None:
+    assert t_quantile(0.975, df) == pytest.approx(T_TABLE[df], rel=1e-9)
+    assert t_quantile(0.025, df) == pytest.approx(-T_TABLE[df], rel=1e-9)
+
+
+def test_t_quantile_matches_closed_forms_and_the_normal_limit() -> None:
+    for p in (0.6, 0.9, 0.975, 0.999, 0.9999):
+        # df = 1 is the Cauchy distribution; df = 2 has t = (2p - 1) / sqrt(2 p (1 - p))
+        assert t_quantile(p, 1) == pytest.approx(math.tan(math.pi * (p - 0.5)), rel=1e-9)
+        assert t_quantile(p, 2) == pytest.approx((2 * p - 1) / math.sqrt(2 * p * (1 - p)), rel=1e-9)
+    assert t_quantile(0.995, 3) == pytest.approx(5.84090930973, rel=1e-9)
+    assert t_quantile(0.975, 1e7) == pytest.approx(1.959963985, rel=1e-6)
+    # Welch's df are not integers: the quantile lies between its neighbours
+    assert T_TABLE[3] < t_quantile(0.975, 2.6) < T_TABLE[2]
+    assert t_quantile(0.5, 4) == 0.0
+    assert t_sf(T_TABLE[4], 4) == pytest.approx(0.025, rel=1e-9)
+    with pytest.raises(ValueError):
+        t_quantile(1.0, 3)
+
+
+@pytest.mark.parametrize("n", [3, 5, 10])
+def test_student_t_interval_covers_the_true_mean_95_percent_of_the_time(n: int) -> None:
+    # seeded simulation: normal cycles, 2,000 trials; the percentile bootstrap this replaced
+    # covered 73% at n = 3, 84% at n = 5, 90% at n = 10
+    rng = random.Random(20260901 + n)
+    true_mean, trials, hits = 50.0, 2000, 0
+    for _ in range(trials):
+        values = [rng.gauss(true_mean, 4.0) for _ in range(n)]
+        stats = cycle_stats(values)
+        assert stats.ci_low is not None and stats.ci_high is not None
+        hits += stats.ci_low <= true_mean <= stats.ci_high
+    assert hits / trials >= 0.93
+    assert hits / trials <= 0.97  # not a trivially wide interval either
+
+
+def test_bootstrap_is_bca_from_ten_values_and_reproducible_for_a_seed() -> None:
+    values = [10.0, 11.0, 15.0, 12.0, 9.0, 11.4, 10.2, 13.1, 9.7, 12.6]
+    first = cycle_stats(values, method="bootstrap", seed=42, resamples=4000)
+    again = cycle_stats(values, method="bootstrap", seed=42, resamples=4000)
+    other = cycle_stats(values, method="bootstrap", seed=43, resamples=4000)
+    assert first.ci_method == "bootstrap_bca" and first.note is None
     assert (first.ci_low, first.ci_high) == (again.ci_low, again.ci_high)
     assert (first.ci_low, first.ci_high) != (other.ci_low, other.ci_high)
     assert first.ci_low is not None and first.ci_high is not None
-    assert first.mean == pytest.approx(11.4)
-    assert 9.0 <= first.ci_low < first.mean < first.ci_high <= 15.0
+    assert min(values) < first.ci_low < first.mean < first.ci_high < max(values)
 
 
-def test_few_cycles_get_the_exact_bootstrap_whatever_the_seed() -> None:
-    # 3 values: all 27 resamples enumerated; the means' 2.5% and 97.5% points by hand:
-    # sorted means of [1, 2, 4]: the lowest is 1 (1/27 = 3.7% > 2.5%), the highest 4
-    values = [1.0, 2.0, 4.0]
-    assert bootstrap_ci(values, seed=1) == bootstrap_ci(values, seed=2) == (1.0, 4.0)
-    # 5 values: a tighter interval than the data's range, still exact and seed-free
-    five = [10.0, 11.0, 15.0, 12.0, 9.0]
-    low, high = bootstrap_ci(five, seed=1) or (0.0, 0.0)
-    assert (low, high) == bootstrap_ci(five, seed=99)
-    assert 9.0 < low < 11.4 < high < 15.0
+def test_bca_is_centred_on_symmetric_data_and_leans_with_skew() -> None:
+    # symmetric deviations: zero acceleration, no bias; the interval is ~ mean +/- 1.96 se
+    symmetric = [10.0 + d for d in (-3, -2, -1, -0.5, 0, 0, 0.5, 1, 2, 3)]
+    low, high = bca_interval(symmetric, seed=1, resamples=20_000) or (0.0, 0.0)
+    se = statistics.pstdev(symmetric) / math.sqrt(len(symmetric))
+    assert (10.0 - low) == pytest.approx(high - 10.0, rel=0.1)
+    assert (high - low) / 2 == pytest.approx(1.96 * se, rel=0.1)
+    # a long right tail: the upper side of the interval is the longer one
+    skewed = [1.0, 1.1, 1.2, 1.2, 1.3, 1.4, 1.5, 2.0, 3.5, 6.0]
+    low, high = bca_interval(skewed, seed=1, resamples=20_000) or (0.0, 0.0)
+    mean = statistics.fmean(skewed)
+    assert high - mean > 1.3 * (mean - low)
 
 
-def test_two_cycles_ci_is_the_two_values_and_is_flagged_low() -> None:
-    # with two values the bootstrap means are a (1/4), (a+b)/2 (1/2), b (1/4): the 2.5% and
-    # 97.5% percentiles are exactly a and b
-    (summary,) = aggregate([record(1, 10.0), record(2, 20.0)], seed=1, resamples=4000)
+def test_bootstrap_below_ten_values_falls_back_to_student_t_and_says_so() -> None:
+    records = [record(c, v) for c, v in enumerate([10.0, 12.0, 14.0], 1)]
+    (summary,) = aggregate(records, ci_method="bootstrap")
+    tps = summary.stats["tokens_per_second"]
+    assert tps is not None and tps.ci_method == "student_t"
+    assert (tps.ci_low, tps.ci_high) == (
+        pytest.approx(12 - T_TABLE[2] * 2 / math.sqrt(3)),
+        pytest.approx(12 + T_TABLE[2] * 2 / math.sqrt(3)),
+    )
+    row = summary.row()
+    assert row["ci_method"] == "student_t"
+    assert (
+        "bootstrap asked for, but it needs >= 10 values and has 3: Student-t used"
+        in (row["warnings"])
+    )
+
+
+def test_two_cycles_have_a_wide_honest_interval_and_are_flagged_low() -> None:
+    (summary,) = aggregate([record(1, 10.0), record(2, 20.0)])
     tps = summary.stats["tokens_per_second"]
     assert tps is not None
-    assert (tps.ci_low, tps.ci_high) == (pytest.approx(10.0), pytest.approx(20.0))
+    assert (tps.ci_low, tps.ci_high) == (
+        pytest.approx(15 - T_TABLE[1] * 5),
+        pytest.approx(15 + T_TABLE[1] * 5),
+    )
     assert summary.low_cycles
     row = summary.row()
     assert row["low_cycles"] is True
-    assert "only 2 completed cycles (< 3)" in row["warnings"]
+    assert "only 2 usable cycles (< 3)" in row["warnings"]
 
 
-def test_one_cycle_has_a_mean_and_no_spread() -> None:
+def test_one_cycle_has_a_mean_and_no_spread_and_says_so() -> None:
     (summary,) = aggregate([record(1, 10.0)], resamples=100)
     tps = summary.stats["tokens_per_second"]
     assert tps is not None
-    assert (tps.mean, tps.std, tps.cv, tps.ci_low) == (10.0, None, None, None)
+    assert (tps.mean, tps.std, tps.cv, tps.ci_low, tps.ci_method) == (10.0, None, None, None, None)
+    row = summary.row()
+    assert row["ci_method"] == "none"
+    assert row["tokens_per_second_ci95_low"] is None
+    assert "only 1 usable cycle: no std, CV or confidence interval" in row["warnings"]
 
 
 def test_failed_cycles_are_counted_not_averaged_and_skipped_are_left_out() -> None:

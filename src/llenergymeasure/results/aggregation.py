@@ -1,10 +1,18 @@
-"""Across cycles: per config, mean / std / CV and a seeded 95% bootstrap CI of each key metric.
+"""Across cycles: per config, mean / std / CV and a 95% CI of each key metric.
 
 Input is a flat list of :class:`RunRecord` (one per experiment-cycle, with its loaded result
 when it completed); whoever owns the bookkeeping (the campaign manifest, or a folder of
-results) builds them. Energy figures keep their provenance: a config whose cycles mix energy
-methods, or whose energy is an estimate, says so in its row, so an estimate is never read as a
-measurement.
+results) builds them. Every number says how it was obtained:
+
+- the interval's method (``ci_method``: ``student_t`` by default, ``bootstrap_bca`` when asked
+  for and there are >= 10 values) and n (``<metric>_n``); one usable cycle has no interval;
+- cycles whose result carries an ``untrusted`` quality flag are left out of every aggregate and
+  counted (``excluded_cycles``, ``excluded_reasons``), never silently averaged in;
+- one energy basis per table: J/token is computed from baseline-adjusted energy when every
+  aggregated cycle of the table has it, otherwise from raw energy for all (``energy_basis``);
+  raw and adjusted energy are both aggregated beside it, with mean power;
+- a config whose cycles mix energy methods, or whose energy is an estimate, says so in its
+  row, so an estimate is never read as a measurement.
 """
 
 from __future__ import annotations
@@ -14,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llenergymeasure.results.schema import ExperimentResult
-from llenergymeasure.results.statistics import CycleStats, cycle_stats
+from llenergymeasure.results.statistics import CIMethod, CycleStats, cycle_stats
 
 MIN_CYCLES = 3
-"""Fewer completed cycles than this and the spread figures (std, CV, CI) are flagged."""
+"""Fewer usable cycles than this and the row is flagged ``low_cycles`` (its CI is very wide)."""
 
 BOOTSTRAP_RESAMPLES = 10_000
 
@@ -30,9 +38,32 @@ def _pct(attr: str, q: str) -> Callable[[ExperimentResult], float | None]:
     return get
 
 
+EnergyBasis = str
+"""'adjusted' (idle baseline subtracted) or 'raw'."""
+
+
+def energy_per_token(result: ExperimentResult, basis: EnergyBasis) -> float | None:
+    """J per output token on the given basis (None when that energy or the tokens are missing)."""
+    m = result.metrics
+    energy = m.energy_adjusted_j if basis == "adjusted" else m.energy_j
+    return energy / m.output_tokens if energy is not None and m.output_tokens else None
+
+
+def table_basis(results: Iterable[ExperimentResult]) -> EnergyBasis | None:
+    """One energy basis for a whole table: adjusted when every result with energy has it."""
+    with_energy = [r for r in results if r.metrics.energy_j is not None]
+    if not with_energy:
+        return None
+    return (
+        "adjusted" if all(r.metrics.energy_adjusted_j is not None for r in with_energy) else "raw"
+    )
+
+
 CYCLE_METRICS: dict[str, Callable[[ExperimentResult], float | None]] = {
     "energy_per_token_j": lambda r: r.metrics.energy_per_token_j,
     "energy_j": lambda r: r.metrics.energy_j,
+    "energy_adjusted_j": lambda r: r.metrics.energy_adjusted_j,
+    "mean_power_w": lambda r: r.metrics.mean_power_w,
     "tokens_per_second": lambda r: r.metrics.tokens_per_second,
     "latency_p50_s": _pct("latency_s", "p50"),
     "latency_p90_s": _pct("latency_s", "p90"),
@@ -40,7 +71,10 @@ CYCLE_METRICS: dict[str, Callable[[ExperimentResult], float | None]] = {
     "ttft_p50_s": _pct("ttft_s", "p50"),
     "itl_p50_s": _pct("itl_s", "p50"),
 }
-"""Metric column prefix -> how to read it from one result (None when the result lacks it)."""
+"""Metric column prefix -> how to read it from one result (None when the result lacks it).
+
+In summaries ``energy_per_token_j`` is recomputed on the table's one basis (``energy_per_token``);
+the reader here is the result's own figure, on its own basis (the per-experiment table)."""
 
 STAT_FIELDS = ("n", "mean", "std", "cv", "ci95_low", "ci95_high")
 
@@ -80,10 +114,21 @@ class ConfigSummary:
     energy_is_estimate: bool | None
     energy_bases: list[str]
     warnings: list[str] = field(default_factory=list)
+    excluded: dict[str, int] = field(default_factory=dict)
+    """Untrusted cycles left out: flag code -> how many cycles carried it."""
+    cycles_excluded: int = 0
+    ci_methods: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Columns added by whoever ran the cycles (adaptive cycles: converged, target, ...)."""
+
+    @property
+    def cycles_used(self) -> int:
+        """Completed cycles that went into the aggregates (completed minus excluded)."""
+        return self.cycles_completed - self.cycles_excluded
 
     @property
     def low_cycles(self) -> bool:
-        return self.cycles_completed < MIN_CYCLES
+        return self.cycles_used < MIN_CYCLES
 
     def row(self) -> dict[str, Any]:
         """A flat, table-ready row (one column per metric statistic)."""
@@ -96,6 +141,11 @@ class ConfigSummary:
             "cycles_completed": self.cycles_completed,
             "cycles_planned": self.cycles_planned,
             "cycles_failed": self.cycles_failed,
+            "cycles_used": self.cycles_used,
+            "excluded_cycles": self.cycles_excluded,
+            "excluded_reasons": "; ".join(f"{c}: {n}" for c, n in sorted(self.excluded.items()))
+            or None,
+            "ci_method": "/".join(self.ci_methods) or "none",
             "low_cycles": self.low_cycles,
             "energy_source": "/".join(self.energy_sources) or None,
             "energy_method": "/".join(self.energy_methods) or None,
@@ -103,6 +153,7 @@ class ConfigSummary:
             "energy_basis": "/".join(self.energy_bases) or None,
             "warnings": "; ".join(self.warnings) or None,
         }
+        row.update(self.extra)
         for metric in CYCLE_METRICS:
             stats = self.stats.get(metric)
             values = (
@@ -126,46 +177,98 @@ def summary_columns() -> list[str]:
         "cycles_completed",
         "cycles_planned",
         "cycles_failed",
+        "cycles_used",
+        "excluded_cycles",
+        "excluded_reasons",
+        "ci_method",
         "low_cycles",
         "energy_source",
         "energy_method",
         "energy_is_estimate",
         "energy_basis",
         "warnings",
+        *EXTRA_COLUMNS,
     ]
     return head + [f"{m}_{s}" for m in CYCLE_METRICS for s in STAT_FIELDS]
+
+
+EXTRA_COLUMNS: tuple[str, ...] = ()
+"""Columns from ``ConfigSummary.extra`` (set by adaptive cycles); empty cells elsewhere."""
 
 
 def _unique(values: Iterable[str | None]) -> list[str]:
     return sorted({v for v in values if v})
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
 def summarize_config(
-    records: Sequence[RunRecord], *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
+    records: Sequence[RunRecord],
+    *,
+    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    ci_method: CIMethod = "student_t",
+    basis: EnergyBasis | None = None,
 ) -> ConfigSummary:
-    """Statistics of one config's records (all with the same config hash)."""
+    """Statistics of one config's records (all with the same config hash).
+
+    ``basis`` is the table's energy basis for J/token (``table_basis`` of every aggregated
+    result); by default this config's own.
+    """
     first = records[0]
-    done = [r.result for r in records if r.status == "completed" and r.result is not None]
+    completed = [r.result for r in records if r.status == "completed" and r.result is not None]
+    done = [r for r in completed if not r.untrusted]
+    excluded: dict[str, int] = {}
+    for result in completed:
+        for code in sorted({f.code for f in result.untrusted}):
+            excluded[code] = excluded.get(code, 0) + 1
+    if basis is None:
+        basis = table_basis(done)
     stats: dict[str, CycleStats | None] = {}
     for metric, get in CYCLE_METRICS.items():
-        values = [v for v in (get(result) for result in done) if v is not None]
-        stats[metric] = cycle_stats(values, seed=seed, resamples=resamples) if values else None
+        if metric == "energy_per_token_j":
+            raw = [energy_per_token(result, basis) if basis else None for result in done]
+        else:
+            raw = [get(result) for result in done]
+        values = [v for v in raw if v is not None]
+        stats[metric] = (
+            cycle_stats(values, method=ci_method, seed=seed, resamples=resamples)
+            if values
+            else None
+        )
     sources = _unique(r.energy.source for r in done)
     methods = _unique(r.energy.method for r in done)
-    bases = _unique(r.metrics.energy_basis for r in done)
     estimate = any(r.energy.is_estimate for r in done) if done else None
     warnings: list[str] = []
-    if len(done) < MIN_CYCLES:
+    skipped = len(completed) - len(done)
+    if skipped:
+        reasons = ", ".join(f"{c} x{n}" for c, n in sorted(excluded.items()))
         warnings.append(
-            f"only {len(done)} completed cycle{'s' if len(done) != 1 else ''} "
-            f"(< {MIN_CYCLES}): std, CV and CI are unreliable"
+            f"{skipped} of {_plural(len(completed), 'completed cycle')} left out of the "
+            f"aggregates as untrusted ({reasons})"
         )
+    if len(done) == 1:
+        warnings.append("only 1 usable cycle: no std, CV or confidence interval")
+    elif 1 < len(done) < MIN_CYCLES:
+        warnings.append(
+            f"only {len(done)} usable cycles (< {MIN_CYCLES}): the 95% CI is valid but very wide"
+        )
+    notes = sorted({s.note for s in stats.values() if s is not None and s.note})
+    warnings.extend(notes)
     if len(methods) > 1 or len(sources) > 1:
         warnings.append(f"energy methods differ across cycles ({', '.join(sources + methods)})")
-    if len(bases) > 1:
-        warnings.append("energy basis differs across cycles (adjusted and raw mixed)")
     if estimate:
         warnings.append("energy is an ESTIMATE, not a measurement")
+    kept_flags: dict[str, int] = {}
+    for result in done:
+        for code in sorted({f.code for f in result.flags if f.severity == "warning"}):
+            kept_flags[code] = kept_flags.get(code, 0) + 1
+    if kept_flags:
+        warnings.append(
+            "flagged, kept: " + ", ".join(f"{c} x{n}" for c, n in sorted(kept_flags.items()))
+        )
     model = next((r.result.config["model"]["name"] for r in records if r.result), first.model)
     precision = next(
         (r.result.config["fp_precision"] for r in records if r.result), first.precision
@@ -177,27 +280,53 @@ def summarize_config(
         model=model,
         precision=precision,
         cycles_planned=len(records),
-        cycles_completed=len(done),
+        cycles_completed=len(completed),
         cycles_failed=sum(r.status in ("failed", "interrupted") for r in records),
         stats=stats,
         energy_sources=sources,
         energy_methods=methods,
         energy_is_estimate=estimate,
-        energy_bases=bases,
+        energy_bases=[basis] if basis and stats["energy_per_token_j"] else [],
         warnings=warnings,
+        excluded=excluded,
+        cycles_excluded=skipped,
+        ci_methods=_unique(s.ci_method for s in stats.values() if s is not None),
     )
 
 
+def usable_results(records: Iterable[RunRecord]) -> list[ExperimentResult]:
+    """Completed results without untrusted flags: what the aggregates are made of."""
+    return [
+        r.result
+        for r in records
+        if r.status == "completed" and r.result is not None and not r.result.untrusted
+    ]
+
+
 def aggregate(
-    records: Iterable[RunRecord], *, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
+    records: Iterable[RunRecord],
+    *,
+    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    ci_method: CIMethod = "student_t",
 ) -> list[ConfigSummary]:
-    """One summary per config hash, in first-seen order; skipped records are left out."""
+    """One summary per config hash, in first-seen order; skipped records are left out.
+
+    J/token uses one energy basis for the whole table (``table_basis`` of the usable results).
+    """
     groups: dict[str, list[RunRecord]] = {}
     for record in records:
         if record.status != "skipped":
             groups.setdefault(record.config_hash, []).append(record)
+    basis = table_basis(usable_results(r for group in groups.values() for r in group))
     return [
-        summarize_config(sorted(group, key=lambda r: r.cycle), seed=seed, resamples=resamples)
+        summarize_config(
+            sorted(group, key=lambda r: r.cycle),
+            seed=seed,
+            resamples=resamples,
+            ci_method=ci_method,
+            basis=basis,
+        )
         for group in groups.values()
     ]
 
@@ -221,6 +350,9 @@ EXPERIMENT_COLUMNS = [
     "energy_source",
     "energy_method",
     "energy_is_estimate",
+    "mean_power_w",
+    "quality_flags",
+    "excluded_from_summary",
     "latency_p50_s",
     "latency_p90_s",
     "latency_p99_s",
@@ -277,6 +409,9 @@ def experiment_row(record: RunRecord) -> dict[str, Any]:
         energy_source=e.source,
         energy_method=e.method,
         energy_is_estimate=e.is_estimate,
+        mean_power_w=m.mean_power_w,
+        quality_flags="; ".join(f"{f.code} ({f.severity})" for f in result.flags) or None,
+        excluded_from_summary=bool(result.untrusted),
         model_load_s=t.model_load_s,
         model_reused=t.model_reused,
         baseline_s=t.baseline_s,
@@ -294,11 +429,15 @@ __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "CYCLE_METRICS",
     "EXPERIMENT_COLUMNS",
+    "EXTRA_COLUMNS",
     "MIN_CYCLES",
     "ConfigSummary",
     "RunRecord",
     "aggregate",
+    "energy_per_token",
     "experiment_row",
     "summarize_config",
     "summary_columns",
+    "table_basis",
+    "usable_results",
 ]

@@ -27,6 +27,7 @@ from llenergymeasure.results.aggregation import (
     summary_columns,
 )
 from llenergymeasure.results.schema import RESULT_FILE, load_result
+from llenergymeasure.results.statistics import CIMethod
 
 Format = Literal["csv", "parquet", "json"]
 FORMATS: tuple[str, ...] = ("csv", "parquet", "json")
@@ -93,10 +94,13 @@ def write_tables(
     formats: Iterable[str] = ("csv", "parquet"),
     seed: int = 0,
     resamples: int = BOOTSTRAP_RESAMPLES,
+    ci_method: CIMethod = "student_t",
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> ExportReport:
     """Write ``summary.<fmt>`` and ``experiments.<fmt>`` into ``directory`` for each format.
 
-    A missing pyarrow skips Parquet with a note (it never fails the other formats).
+    ``extra``: config hash -> further summary columns (see ``ConfigSummary.extra``). A missing
+    pyarrow skips Parquet with a note (it never fails the other formats).
     """
     chosen = list(dict.fromkeys(formats))
     for fmt in chosen:
@@ -104,7 +108,9 @@ def write_tables(
             raise LLEMError(
                 f"unknown export format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}"
             )
-    summaries = aggregate(records, seed=seed, resamples=resamples)
+    summaries = aggregate(records, seed=seed, resamples=resamples, ci_method=ci_method)
+    for summary in summaries:
+        summary.extra.update((extra or {}).get(summary.config_hash, {}))
     summary_rows = [s.row() for s in summaries]
     experiment_rows = [experiment_row(r) for r in sorted(records, key=_order)]
     scolumns = summary_columns()
