@@ -231,7 +231,7 @@ def test_reserved_keys_cannot_be_overridden(key: str) -> None:
 
 def test_minimal_campaign_defaults() -> None:
     campaign = CampaignConfig(campaign_name="c", grid={})
-    assert campaign.execution.cycles == 1
+    assert campaign.execution.cycles == 3  # the fewest cycles with a usable interval
     assert campaign.execution.structure == "interleaved"
     assert campaign.experiments == []
     assert campaign.base_config == {}
@@ -304,3 +304,65 @@ def test_grid_typo_is_an_error() -> None:
     error = _campaign_error(campaign_name="c", grid={"backend": ["pytorch"]})
     assert error["loc"] == ("grid", "backend")
     assert error["type"] == "extra_forbidden"
+
+
+# --- statistics and adaptive cycles ----------------------------------------------------------
+
+
+def test_statistics_default_is_student_t_and_bootstrap_needs_ten_cycles() -> None:
+    assert CampaignConfig(campaign_name="c", grid={}).statistics.ci_method == "student_t"
+    ok = CampaignConfig(
+        campaign_name="c", grid={}, execution={"cycles": 10}, statistics={"ci_method": "bootstrap"}
+    )
+    assert ok.statistics.ci_method == "bootstrap"
+    error = _campaign_error(campaign_name="c", grid={}, statistics={"ci_method": "bootstrap"})
+    assert "bootstrap needs at least 10 cycles and execution.cycles is 3" in error["msg"]
+    assert "fix: set execution.cycles to 10 or more, or use ci_method: student_t" in error["msg"]
+    adaptive = _campaign_error(
+        campaign_name="c",
+        grid={},
+        execution={"target_ci_pct": 5, "max_cycles": 8},
+        statistics={"ci_method": "bootstrap"},
+    )
+    assert "execution.max_cycles is 8" in adaptive["msg"]
+    assert _campaign_error(campaign_name="c", grid={}, statistics={"ci_method": "bca"})["loc"] == (
+        "statistics",
+        "ci_method",
+    )
+
+
+def test_adaptive_cycles_defaults_and_derived_bounds() -> None:
+    plain = CampaignConfig(campaign_name="c", grid={}).execution
+    assert (plain.adaptive, plain.first_cycles, plain.cycle_limit) == (False, 3, 3)
+    adaptive = CampaignConfig(campaign_name="c", grid={}, execution={"target_ci_pct": 5}).execution
+    assert (adaptive.adaptive, adaptive.first_cycles, adaptive.cycle_limit) == (True, 3, 10)
+    assert adaptive.target_metric == "energy_per_token_j"
+    chosen = CampaignConfig(
+        campaign_name="c",
+        grid={},
+        execution={
+            "target_ci_pct": 2.5,
+            "min_cycles": 4,
+            "max_cycles": 6,
+            "target_metric": "tokens_per_second",
+        },
+    ).execution
+    assert (chosen.first_cycles, chosen.cycle_limit) == (4, 6)
+
+
+@pytest.mark.parametrize(
+    ("execution", "message"),
+    [
+        ({"min_cycles": 3}, "min_cycles only applies to adaptive cycles; fix: set target_ci_pct"),
+        ({"max_cycles": 9}, "max_cycles only applies to adaptive cycles"),
+        ({"target_ci_pct": 5, "min_cycles": 5, "max_cycles": 4}, "max_cycles (4) is below"),
+        ({"target_ci_pct": 5, "cycles": 3, "min_cycles": 5}, "cycles (3) and min_cycles (5)"),
+        ({"target_ci_pct": 5, "cycles": 1}, "at least 2 cycles before the first decision"),
+        ({"target_ci_pct": 0}, "greater than 0"),
+        ({"target_ci_pct": 5, "target_metric": "energy_j"}, "Input should be"),
+    ],
+)
+def test_adaptive_mistakes_are_named(execution: dict[str, Any], message: str) -> None:
+    error = _campaign_error(campaign_name="c", grid={}, execution=execution)
+    assert error["loc"][0] == "execution"
+    assert message in error["msg"]

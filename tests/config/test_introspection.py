@@ -381,5 +381,6 @@ def test_campaign_schema_describes_the_grid() -> None:
         "interleaved",
         "shuffled",
         "grouped",
+        "balanced",
     }
-    assert execution["properties"]["cycles"]["default"] == 1
+    assert execution["properties"]["cycles"]["default"] == 3

@@ -170,15 +170,54 @@ class ThermalWaitConfig(StrictModel):
     timeout_seconds: float = Field(300.0, ge=0)
 
 
-class ExecutionConfig(StrictModel):
-    """How many cycles, in which order, with which gaps."""
+Structure = Literal["interleaved", "shuffled", "grouped", "balanced"]
+"""The run orders ``execution.structure`` offers (orchestration/order.py builds them)."""
 
-    cycles: int = Field(1, ge=1, description="Repetitions of the whole experiment list.")
-    structure: Literal["interleaved", "shuffled", "grouped"] = Field(
-        "interleaved",
-        description="interleaved: A B C A B C; shuffled: seeded, per cycle; grouped: A A B B.",
+AdaptiveMetric = Literal["energy_per_token_j", "tokens_per_second", "latency_p50_s"]
+"""What adaptive cycles watch: J/token (default), tokens/s or median latency."""
+
+CIMethod = Literal["student_t", "bootstrap"]
+"""What ``statistics.ci_method`` may ask for."""
+
+BOOTSTRAP_MIN_CYCLES = 10
+"""The bootstrap interval is offered from this many cycles (below it, it undercovers badly)."""
+
+
+class ExecutionConfig(StrictModel):
+    """How many cycles, in which order, with which gaps.
+
+    Adaptive cycles: with ``target_ci_pct`` set, every config first runs ``min_cycles`` (default
+    ``cycles``); then a config gets a further cycle only while the 95% CI of ``target_metric``
+    is wider than ``target_ci_pct`` percent of its mean (half-width), up to ``max_cycles``.
+    """
+
+    cycles: int = Field(
+        3,
+        ge=1,
+        description="Repetitions of the whole experiment list (3: the fewest for a usable CI).",
     )
-    seed: int = Field(42, description="Seed for the shuffled order.")
+    structure: Structure = Field(
+        "interleaved",
+        description="interleaved: A B C A B C; shuffled: seeded, per cycle; grouped: A A B B; "
+        "balanced: a Williams design (positions and predecessors counterbalanced across cycles).",
+    )
+    seed: int = Field(42, description="Seed for the shuffled order (and balanced labels).")
+    target_ci_pct: float | None = Field(
+        None,
+        gt=0,
+        lt=100,
+        description="Adaptive cycles: run more cycles of a config until the 95% CI half-width "
+        "of target_metric is at most this percent of its mean.",
+    )
+    target_metric: AdaptiveMetric = Field(
+        "energy_per_token_j", description="The metric whose CI target_ci_pct bounds."
+    )
+    min_cycles: int | None = Field(
+        None, ge=2, description="Adaptive: cycles every config runs first (default: cycles)."
+    )
+    max_cycles: int | None = Field(
+        None, ge=2, description="Adaptive: the most cycles a config may run (default: 10)."
+    )
     config_gap_seconds: float = Field(0.0, ge=0, description="Pause between experiments.")
     cycle_gap_seconds: float = Field(0.0, ge=0, description="Pause between cycles.")
     executor: Literal["inprocess", "subprocess"] = Field(
@@ -191,6 +230,62 @@ class ExecutionConfig(StrictModel):
         None, gt=0, description="Upper bound for one experiment."
     )
     thermal_wait: ThermalWaitConfig = Field(default_factory=ThermalWaitConfig)
+
+    @model_validator(mode="after")
+    def _check_adaptive(self) -> ExecutionConfig:
+        if self.target_ci_pct is None:
+            for key in ("min_cycles", "max_cycles"):
+                if getattr(self, key) is not None:
+                    raise ValueError(
+                        f"{key} only applies to adaptive cycles; fix: set target_ci_pct "
+                        f"(e.g. 5 for +/- 5%) or remove {key}"
+                    )
+            return self
+        explicit = "cycles" in self.model_fields_set
+        if self.min_cycles is not None and explicit and self.min_cycles != self.cycles:
+            raise ValueError(
+                f"cycles ({self.cycles}) and min_cycles ({self.min_cycles}) disagree; "
+                "fix: with target_ci_pct set, give min_cycles only"
+            )
+        if self.first_cycles < 2:
+            raise ValueError(
+                "adaptive cycles need at least 2 cycles before the first decision; "
+                "fix: set min_cycles (or cycles) to 2 or more"
+            )
+        if self.cycle_limit < self.first_cycles:
+            raise ValueError(
+                f"max_cycles ({self.cycle_limit}) is below min_cycles ({self.first_cycles}); "
+                "fix: raise max_cycles"
+            )
+        return self
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether extra cycles are decided by the CI target."""
+        return self.target_ci_pct is not None
+
+    @property
+    def first_cycles(self) -> int:
+        """Cycles every config runs (the whole plan when not adaptive)."""
+        return self.min_cycles if self.adaptive and self.min_cycles is not None else self.cycles
+
+    @property
+    def cycle_limit(self) -> int:
+        """The most cycles a config can run."""
+        if not self.adaptive:
+            return self.cycles
+        return self.max_cycles if self.max_cycles is not None else max(10, self.first_cycles)
+
+
+class StatisticsConfig(StrictModel):
+    """How the summary's intervals are computed."""
+
+    ci_method: CIMethod = Field(
+        "student_t",
+        description="student_t: mean +/- t(0.975, n-1) s/sqrt(n), sound at every n >= 2; "
+        f"bootstrap: BCa, offered from {BOOTSTRAP_MIN_CYCLES} cycles (a config left with fewer "
+        "usable cycles gets Student-t, said so in its row).",
+    )
 
 
 class ColdStartConfig(StrictModel):
@@ -243,6 +338,7 @@ class CampaignConfig(StrictModel):
     grid: CampaignGridConfig | None = None
     experiments: list[ExplicitExperiment] = Field(default_factory=list)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    statistics: StatisticsConfig = Field(default_factory=StatisticsConfig)
     cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     io: IOConfig = Field(default_factory=IOConfig)
@@ -261,10 +357,22 @@ class CampaignConfig(StrictModel):
             raise ValueError(
                 "the campaign has neither a grid nor experiments; fix: add a 'grid:' section"
             )
+        limit = self.execution.cycle_limit
+        if self.statistics.ci_method == "bootstrap" and limit < BOOTSTRAP_MIN_CYCLES:
+            what = "max_cycles" if self.execution.adaptive else "cycles"
+            raise ValueError(
+                f"statistics.ci_method: bootstrap needs at least {BOOTSTRAP_MIN_CYCLES} cycles "
+                f"and execution.{what} is {limit} (with fewer the bootstrap covers the true mean "
+                f"far less than 95% of the time); fix: set execution.{what} to "
+                f"{BOOTSTRAP_MIN_CYCLES} or more, or use ci_method: student_t"
+            )
         return self
 
 
 __all__ = [
+    "BOOTSTRAP_MIN_CYCLES",
+    "AdaptiveMetric",
+    "CIMethod",
     "CampaignConfig",
     "CampaignGridConfig",
     "ColdStartConfig",
@@ -273,5 +381,7 @@ __all__ = [
     "IOConfig",
     "NotifyConfig",
     "ScheduleConfig",
+    "StatisticsConfig",
+    "Structure",
     "ThermalWaitConfig",
 ]

@@ -25,7 +25,7 @@ from llenergymeasure.orchestration.manifest import (
     now_iso,
     result_file,
 )
-from llenergymeasure.orchestration.order import gap_between, plan_order
+from llenergymeasure.orchestration.order import balance_note, gap_between, plan_order
 from llenergymeasure.orchestration.planned import (
     PlannedExperiment,
     new_entry,
@@ -190,6 +190,9 @@ def prepare_campaign(
         notes.append(
             "structure grouped: schedule.interval_seconds paces the start of each experiment's block"
         )
+    if execution.structure == "balanced":
+        balance = balance_note(len(experiments), execution.cycles)
+        notes.extend([balance] if balance else [])
     existing = load_manifest(output_dir)
     if existing is not None and not (resume or fresh):
         counts = existing.counts()
