@@ -48,7 +48,7 @@ def test_counter_energy_is_delta_mj_over_all_visible_gpus(monkeypatch) -> None:
         f"cuda:1 {H100} (index 1)": pytest.approx(7.0),
     }
     assert reading.devices == (f"cuda:0 {H100} (index 0)", f"cuda:1 {H100} (index 1)")
-    assert reading.sample_interval_ms is None
+    assert reading.sample_interval_ms == 100.0  # power is polled for the cross-check
     assert reading.samples == ()
     assert not reading.is_estimate
     assert fake.init_calls == fake.shutdown_calls >= 1
@@ -268,6 +268,7 @@ def test_gpu_lost_while_polling_fails_the_reading_and_shuts_down(monkeypatch) ->
     source = NVMLEnergySource(sample_interval_ms=5)
     source.start()
     fake.fail["nvmlDeviceGetPowerUsage"] = NVML_ERROR_GPU_IS_LOST
+    fake.fail["nvmlDeviceGetFieldValues"] = NVML_ERROR_GPU_IS_LOST
     time.sleep(0.05)
     with pytest.raises(ExperimentError, match="GPU_IS_LOST"):
         source.stop()

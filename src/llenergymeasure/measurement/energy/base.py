@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from llenergymeasure.measurement.devices import DeviceRef
+
 EnergyMethod = Literal["counter", "polling", "rapl", "zeus", "codecarbon", "estimate"]
 
 
@@ -53,6 +55,26 @@ class EnergyReading:
     samples: tuple[PowerSample, ...] = ()  # only when a time series was requested
     notes: tuple[str, ...] = ()  # anything else a reader must know (wraps, throttling, ...)
     throttle_reasons: tuple[str, ...] = ()  # GPU clock-limit reasons seen during the window
+    device_records: tuple[dict[str, Any], ...] = ()  # name, uuid, nvml_index, cuda_index
+    update_period_s: float | None = None  # how often the reading can change (see method)
+    update_period_method: str | None = None  # "measured ..." or "nominal ..."
+    power_method: str | None = None  # how polled power was read (instant or averaged)
+    polled_energy_j: float | None = None  # integral of the polled power samples
+    polled_samples: int = 0
+    other_processes: tuple[dict[str, Any], ...] = ()  # other processes on measured devices
+    mig_whole_gpu: bool = False  # a MIG-enabled GPU measured as a whole (config allowed it)
+    state_start: tuple[dict[str, Any], ...] = ()  # per device: P-state, clocks, temperature
+    state_end: tuple[dict[str, Any], ...] = ()
+
+    def error_bound_pct(self) -> float | None:
+        """Worst-case counter quantisation error of ``energy_j``, in % (constant power).
+
+        Each end of the window reads a counter that may be stale by up to one update period,
+        so the energy covers a span within ``duration_s +- update_period_s``.
+        """
+        if self.update_period_s is None or self.duration_s <= 0:
+            return None
+        return 100.0 * self.update_period_s / self.duration_s
 
     @property
     def mean_power_w(self) -> float | None:
@@ -77,6 +99,15 @@ class EnergyReading:
             "throttle_reasons": list(self.throttle_reasons),
             "notes": list(self.notes),
             "samples": [s.to_dict() for s in self.samples],
+            "device_records": [dict(d) for d in self.device_records],
+            "update_period_s": self.update_period_s,
+            "update_period_method": self.update_period_method,
+            "error_bound_pct": _finite_or_none(self.error_bound_pct()),
+            "power_method": self.power_method,
+            "polled_energy_j": _finite_or_none(self.polled_energy_j),
+            "polled_samples": self.polled_samples,
+            "other_processes": [dict(p) for p in self.other_processes],
+            "mig_whole_gpu": self.mig_whole_gpu,
         }
 
 
@@ -100,6 +131,9 @@ class EnergyOptions:
     timeseries: bool = False
     tdp_w: float | None = None
     rapl_root: Path | None = None
+    timeseries_interval_ms: float | None = None  # None: the time series uses sample_interval_ms
+    devices: tuple[DeviceRef, ...] | None = None  # what the model runs on; None: not known
+    allow_mig_whole_gpu: bool = False
 
 
 @runtime_checkable
@@ -109,6 +143,12 @@ class EnergySource(Protocol):
     Sources do not synchronise the GPU: the caller must finish queued GPU work (e.g.
     ``torch.cuda.synchronize()``) before ``start()`` and before ``stop()``. ``method`` is the
     source's expected method; the reading's ``method`` is authoritative.
+
+    Optional, duck-typed extras the harness uses when a source has them: ``devices`` (labels
+    of what it measures, keyed into the baseline cache), ``update_period_s`` (how often its
+    reading can change, nominal until ``start()`` measured it), ``target_error_pct`` (the
+    quantisation error bound the window must reach), ``power_now_w()`` (one power reading,
+    for warmup's steady-state check) and ``device_state()`` (P-state, clocks, temperature).
     """
 
     name: str

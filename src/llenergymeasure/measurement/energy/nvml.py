@@ -4,11 +4,23 @@ Volta and newer GPUs keep a cumulative energy counter (mJ); reading it at start 
 cheap and exact to the counter's resolution (method "counter"). Older GPUs lack it, so a
 background thread polls power (mW) and integrates it (method "polling"). NVML error codes
 are translated here, once, into the project's exceptions.
+
+What is measured: exactly the GPUs the inference backend reports (opened by UUID with
+``nvmlDeviceGetHandleByUUID``), or, used on its own without that list, the GPUs that
+``CUDA_VISIBLE_DEVICES`` makes visible. A GPU in MIG mode is refused unless the config
+allows measuring it whole. Other processes on a measured GPU are recorded.
+
+How far a reading can be trusted: the counter only moves every ~20-100 ms, so its update
+period is measured at the first start() and the reading carries the quantisation error
+bound ``period / window``. In every mode power is also polled (instant power,
+``NVML_FI_DEV_POWER_INSTANT``, where the GPU has it; else the averaged
+``nvmlDeviceGetPowerUsage``, said so) and its integral is compared with the counter.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -17,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llenergymeasure.exceptions import ConfigError, ExperimentError, LLEMError, UnavailableError
+from llenergymeasure.measurement.devices import DeviceRef, gpu_devices
 from llenergymeasure.measurement.energy.base import (
     Availability,
     EnergyMethod,
@@ -27,7 +40,16 @@ from llenergymeasure.measurement.energy.base import (
     trapezoid_energy_j,
 )
 
-COUNTER_RESOLUTION_S = 0.1  # the energy counter updates only every ~100 ms on some GPUs
+COUNTER_RESOLUTION_S = 0.1  # nominal update period, assumed when it cannot be measured
+PERIOD_PROBE_STEPS = 4  # counter changes watched to measure its update period
+PERIOD_PROBE_TIMEOUT_S = 1.0  # give up (and assume the nominal period) after this long
+TARGET_ERROR_PCT = 1.0  # the counter quantisation error bound a window must reach
+# Counter vs integral of polled power: above this disagreement (on top of both readings' own
+# resolution) one of them is not seeing the load. NVIDIA documents board power readings to
+# about +-5% and A100/H100 sensors sample only part of each 100 ms, so two honest readings
+# of a steady load differ by a few %, never by 10%.
+CROSSCHECK_THRESHOLD_PCT = 10.0
+AVERAGED_POWER_LAG_S = 1.0  # nvmlDeviceGetPowerUsage is a 1-s moving average on Ampere+
 MIN_POLL_SAMPLES = 3
 _INSTALL_FIX = "pip install 'llenergymeasure[nvidia]' (installs nvidia-ml-py)"
 _OTHER_SOURCES = "or choose energy source 'rapl' or 'estimate'"
@@ -162,12 +184,159 @@ class _Lib:
         value = self.optional("nvmlDeviceGetTemperature", handle, sensor, doing="reading")
         return None if value is None else float(value)
 
+    def instant_power_w(self, handle: Any) -> float | None:
+        """NVML_FI_DEV_POWER_INSTANT in W, or None when this GPU/driver does not report it."""
+        field_id = getattr(self.module, "NVML_FI_DEV_POWER_INSTANT", None)
+        if field_id is None:
+            return None
+        values = self.optional("nvmlDeviceGetFieldValues", handle, [field_id], doing="reading")
+        if not values:
+            return None
+        value = values[0]
+        if int(value.nvmlReturn) != 0:
+            return None
+        milliwatts = _field_number(self.module, value)
+        return None if milliwatts is None else milliwatts / 1000.0
+
+    def averaged_power_w(self, handle: Any) -> float:
+        return float(self.call("nvmlDeviceGetPowerUsage", handle, doing="reading power")) / 1000.0
+
+    def other_processes(self, handle: Any, own_pids: frozenset[int]) -> list[dict[str, Any]]:
+        """Compute processes on the GPU that are not this process (or its children)."""
+        procs = self.optional(
+            "nvmlDeviceGetComputeRunningProcesses", handle, doing="listing GPU processes"
+        )
+        found = [
+            {"pid": int(p.pid), "used_gpu_memory_bytes": getattr(p, "usedGpuMemory", None)}
+            for p in procs or []
+        ]
+        return [p for p in found if p["pid"] not in own_pids]
+
+
+def _field_number(module: Any, value: Any) -> float | None:
+    """The number in a c_nvmlFieldValue_t, read by its valueType."""
+    by_type = {
+        getattr(module, "NVML_VALUE_TYPE_DOUBLE", 0): "dVal",
+        getattr(module, "NVML_VALUE_TYPE_UNSIGNED_INT", 1): "uiVal",
+        getattr(module, "NVML_VALUE_TYPE_UNSIGNED_LONG", 2): "ulVal",
+        getattr(module, "NVML_VALUE_TYPE_UNSIGNED_LONG_LONG", 3): "ullVal",
+        getattr(module, "NVML_VALUE_TYPE_SIGNED_LONG_LONG", 4): "sllVal",
+        getattr(module, "NVML_VALUE_TYPE_SIGNED_INT", 5): "siVal",
+    }
+    attr = by_type.get(int(value.valueType))
+    return None if attr is None else float(getattr(value.value, attr))
+
+
+def _own_pids() -> frozenset[int]:
+    """This process and its children (engines may run workers)."""
+    pids = {os.getpid()}
+    with suppress(Exception):
+        import psutil
+
+        pids.update(c.pid for c in psutil.Process().children(recursive=True))
+    return frozenset(pids)
+
 
 @dataclass(frozen=True)
 class _Device:
     nvml_index: int
     label: str  # "cuda:0 NVIDIA H100 (index 3)"
     handle: Any = field(compare=False, repr=False)
+    name: str = ""
+    uuid: str | None = None
+    cuda_index: int | None = None
+    mig_enabled: bool = False
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "uuid": self.uuid,
+            "nvml_index": self.nvml_index,
+            "cuda_index": self.cuda_index,
+            "mig_enabled": self.mig_enabled,
+            "label": self.label,
+        }
+
+
+def _mig_enabled(lib: _Lib, handle: Any) -> bool:
+    modes = lib.optional("nvmlDeviceGetMigMode", handle, doing="reading the MIG mode")
+    if not modes:
+        return False  # MIG not supported by this GPU
+    return int(modes[0]) == int(getattr(lib.module, "NVML_DEVICE_MIG_ENABLE", 1))
+
+
+def _mig_refused(device_text: str) -> UnavailableError:
+    return UnavailableError(
+        f"{device_text} is in MIG mode: NVML's energy counter and power readings cover the "
+        "whole physical GPU, every MIG instance and every tenant on it, not the instance the "
+        "model runs on",
+        fix="measure on a GPU without MIG (nvidia-smi -i N -mig 0), or set "
+        "energy.allow_mig_whole_gpu: true to measure the whole GPU anyway (labelled in the "
+        "result)",
+    )
+
+
+def _devices_by_uuid(
+    lib: _Lib, refs: tuple[DeviceRef, ...], allow_mig: bool
+) -> tuple[list[_Device], list[str]]:
+    """Exactly the GPUs the backend reported, opened by UUID."""
+    devices: list[_Device] = []
+    notes: list[str] = []
+    for ref in refs:
+        if ref.uuid is None:
+            raise UnavailableError(
+                f"NVML cannot tell which GPU cuda:{ref.cuda_index} is: torch reported no UUID "
+                "for it",
+                fix="use a torch build that reports device UUIDs (torch >= 2.0), or set "
+                "CUDA_VISIBLE_DEVICES to the one GPU in use",
+            )
+        uuid = ref.uuid
+        try:
+            handle = lib.module.nvmlDeviceGetHandleByUUID(uuid)
+        except lib.module.NVMLError as err:
+            if getattr(err, "value", None) != getattr(lib.module, "NVML_ERROR_NOT_FOUND", 6):
+                raise _translate(err, f"opening GPU {uuid}") from err
+            if not uuid.startswith("GPU-"):
+                raise UnavailableError(f"NVML knows no GPU with UUID {uuid}") from err
+            mig_uuid = "MIG-" + uuid.removeprefix("GPU-")
+            try:  # torch reports a MIG instance's UUID without its prefix
+                lib.module.nvmlDeviceGetHandleByUUID(mig_uuid)
+            except lib.module.NVMLError:
+                raise UnavailableError(
+                    f"NVML knows no GPU with UUID {uuid} (the GPU torch uses as "
+                    f"cuda:{ref.cuda_index})",
+                    fix="check that torch and NVML see the same driver (nvidia-smi -L)",
+                ) from err
+            uuid = mig_uuid
+        if uuid.startswith("MIG-"):
+            if not allow_mig:
+                raise _mig_refused(f"cuda:{ref.cuda_index} (MIG instance {uuid})")
+            mig_handle = lib.call("nvmlDeviceGetHandleByUUID", uuid, doing="opening a MIG device")
+            handle = lib.call(
+                "nvmlDeviceGetDeviceHandleFromMigDeviceHandle",
+                mig_handle,
+                doing="finding the GPU of a MIG instance",
+            )
+            uuid = _text(lib.call("nvmlDeviceGetUUID", handle, doing="reading a GPU UUID"))
+        index = int(lib.call("nvmlDeviceGetIndex", handle, doing="reading a GPU index"))
+        name = _text(lib.call("nvmlDeviceGetName", handle, doing="reading a GPU name"))
+        mig = _mig_enabled(lib, handle)
+        if mig and not allow_mig:
+            raise _mig_refused(f"GPU {index} ({name}, {uuid}, the model's cuda:{ref.cuda_index})")
+        if any(d.uuid == uuid for d in devices):
+            continue  # two MIG instances of one GPU: measure it once
+        devices.append(
+            _Device(
+                index,
+                f"cuda:{ref.cuda_index} {name} (index {index})",
+                handle,
+                name=name,
+                uuid=uuid,
+                cuda_index=ref.cuda_index,
+                mig_enabled=mig,
+            )
+        )
+    return devices, notes
 
 
 @contextmanager
@@ -231,10 +400,34 @@ def _visible_devices(lib: _Lib) -> tuple[list[_Device], list[str]]:
             "number GPUs differently from NVML; set CUDA_DEVICE_ORDER=PCI_BUS_ID"
         )
     devices = [
-        _Device(i, f"cuda:{pos} {names[i]} (index {i})", handles[i])
+        _Device(
+            i,
+            f"cuda:{pos} {names[i]} (index {i})",
+            handles[i],
+            name=names[i],
+            uuid=_text(lib.optional("nvmlDeviceGetUUID", handles[i], doing="reading") or "")
+            or None,
+            cuda_index=pos,
+        )
         for pos, i in enumerate(selected)
     ]
     return devices, notes
+
+
+def _measured_devices(
+    lib: _Lib, refs: tuple[DeviceRef, ...] | None, allow_mig: bool
+) -> tuple[list[_Device], list[str]]:
+    """The backend's GPUs by UUID when it said which; else the CUDA-visible ones."""
+    if refs is not None:
+        return _devices_by_uuid(lib, refs, allow_mig)
+    devices, notes = _visible_devices(lib)
+    marked = []
+    for d in devices:
+        mig = _mig_enabled(lib, d.handle)
+        if mig and not allow_mig:
+            raise _mig_refused(f"GPU {d.nvml_index} ({d.name}, {d.uuid})")
+        marked.append(_Device(**{**d.__dict__, "mig_enabled": mig}))
+    return marked, notes
 
 
 def _require_devices(devices: list[_Device]) -> None:
@@ -249,6 +442,69 @@ def _require_devices(devices: list[_Device]) -> None:
     raise UnavailableError(
         "NVML energy is not available here: NVML found no NVIDIA GPU",
         fix=f"run on a machine with an NVIDIA GPU, {_OTHER_SOURCES}",
+    )
+
+
+def device_state(lib: _Lib, device: _Device) -> dict[str, Any]:
+    """P-state, SM/memory clocks (current, application, max), temperature, power, as now."""
+    m = lib.module
+    sm, mem = getattr(m, "NVML_CLOCK_SM", 1), getattr(m, "NVML_CLOCK_MEM", 2)
+
+    def opt(fn: str, *args: Any) -> Any:
+        return lib.optional(fn, device.handle, *args, doing=f"reading the state of {device.label}")
+
+    pstate = opt("nvmlDeviceGetPerformanceState")
+    instant = lib.instant_power_w(device.handle)
+    return {
+        "uuid": device.uuid,
+        "pstate": None
+        if pstate is None or int(pstate) == getattr(m, "NVML_PSTATE_UNKNOWN", 32)
+        else f"P{int(pstate)}",
+        "sm_clock_mhz": opt("nvmlDeviceGetClockInfo", sm),
+        "memory_clock_mhz": opt("nvmlDeviceGetClockInfo", mem),
+        "application_sm_clock_mhz": opt("nvmlDeviceGetApplicationsClock", sm),
+        "application_memory_clock_mhz": opt("nvmlDeviceGetApplicationsClock", mem),
+        "max_sm_clock_mhz": opt("nvmlDeviceGetMaxClockInfo", sm),
+        "temperature_c": lib.temperature_c(device.handle),
+        "power_w": instant if instant is not None else lib.averaged_power_w(device.handle),
+        "clock_event_reasons": list(throttle_reason_names(lib.reason_mask(device.handle))),
+    }
+
+
+def _measure_update_period(
+    lib: _Lib, devices: list[_Device], timeout_s: float
+) -> tuple[float, str]:
+    """How often the energy counters move: the median gap between their changes.
+
+    Polls every device's counter every ~0.5 ms until each moved ``PERIOD_PROBE_STEPS`` times
+    (or ``timeout_s`` passed); the slowest device's median gap is the period.
+    """
+    last: dict[int, int | None] = {d.nvml_index: _counter_mj(lib, d) for d in devices}
+    changes: dict[int, list[float]] = {d.nvml_index: [] for d in devices}
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout_s:
+        now = time.perf_counter()
+        for d in devices:
+            value = _counter_mj(lib, d)
+            if value != last[d.nvml_index]:
+                last[d.nvml_index] = value
+                changes[d.nvml_index].append(now)
+        if all(len(c) >= PERIOD_PROBE_STEPS for c in changes.values()):
+            break
+        time.sleep(0.0005)
+    medians = []
+    for times in changes.values():
+        gaps = sorted(b - a for a, b in itertools.pairwise(times))
+        if len(gaps) < 2:
+            return COUNTER_RESOLUTION_S, (
+                f"nominal {COUNTER_RESOLUTION_S * 1000:.0f} ms: the counter moved "
+                f"{len(times)} times in {timeout_s:g} s, too few to measure its update period"
+            )
+        medians.append(gaps[len(gaps) // 2])
+    period = max(medians)
+    return period, (
+        f"measured at source start: median gap between {PERIOD_PROBE_STEPS} counter changes "
+        f"({period * 1000:.1f} ms)"
     )
 
 
@@ -370,41 +626,56 @@ def nvml_inventory() -> dict[str, Any]:
 
 
 class _Sampler:
-    """What the window watches between start and stop: clock-limit reasons always, and power
-    and temperature when polling or when a time series was asked for.
+    """What the window watches between start and stop: clock-limit reasons, power (instant
+    where supported) and temperature, every ``interval_s``.
 
     The first and last samples are taken by the caller, so a polled integral covers the
-    whole window.
+    whole window. The time series keeps samples at least ``series_interval_s`` apart.
     """
 
     def __init__(
-        self, lib: _Lib, devices: list[_Device], interval_s: float, t0: float, power: bool
+        self,
+        lib: _Lib,
+        devices: list[_Device],
+        interval_s: float,
+        t0: float,
+        *,
+        instant: dict[int, bool],
+        series_interval_s: float | None,
     ) -> None:
         self._lib = lib
         self._devices = devices
         self._t0 = t0
-        self._power = power
+        self._instant = instant
+        self._series_interval_s = series_interval_s
         self._thread = PeriodicSampler(self.sample, interval_s, t0, "llem-nvml-sampler")
         self.times_s: list[float] = []
         self.device_power_w: list[dict[str, float]] = []
         self.temperatures_c: list[float | None] = []
+        self.series: list[int] = []  # indices of the samples kept for the time series
         self.reason_mask = 0
+
+    def _power_w(self, d: _Device) -> float:
+        if self._instant[d.nvml_index]:
+            value = self._lib.instant_power_w(d.handle)
+            if value is not None:
+                return value
+        return self._lib.averaged_power_w(d.handle)
 
     def sample(self) -> None:
         t_s = time.perf_counter() - self._t0
         for d in self._devices:
             self.reason_mask |= self._lib.reason_mask(d.handle)
-        if not self._power:
-            return
-        powers = {
-            d.label: self._lib.call("nvmlDeviceGetPowerUsage", d.handle, doing="reading power")
-            / 1000.0
-            for d in self._devices
-        }
+        powers = {d.label: self._power_w(d) for d in self._devices}
         temps = [t for d in self._devices if (t := self._lib.temperature_c(d.handle)) is not None]
         self.times_s.append(t_s)
         self.device_power_w.append(powers)
         self.temperatures_c.append(max(temps) if temps else None)
+        if self._series_interval_s is not None:
+            last = self.times_s[self.series[-1]] if self.series else None
+            # 5% slack: a sampler deadline a hair early must not drop every other sample
+            if last is None or t_s - last >= 0.95 * self._series_interval_s:
+                self.series.append(len(self.times_s) - 1)
 
     def start(self) -> None:
         self.sample()
@@ -414,12 +685,18 @@ class _Sampler:
         """Stop the thread; the caller takes the final sample when it chooses."""
         self._thread.halt()
 
+    def energy_j(self, label: str) -> float:
+        return trapezoid_energy_j(self.times_s, [p[label] for p in self.device_power_w])
+
     def power_samples(self) -> tuple[PowerSample, ...]:
         return tuple(
-            PowerSample(t_s=t, power_w=sum(p.values()), device_power_w=p, temperature_c=temp)
-            for t, p, temp in zip(
-                self.times_s, self.device_power_w, self.temperatures_c, strict=True
+            PowerSample(
+                t_s=self.times_s[i],
+                power_w=sum(self.device_power_w[i].values()),
+                device_power_w=self.device_power_w[i],
+                temperature_c=self.temperatures_c[i],
             )
+            for i in self.series
         )
 
 
@@ -432,33 +709,83 @@ class _Window:
     sampler: _Sampler
     t0: float
     start_mj: dict[str, int]
+    state_start: list[dict[str, Any]]
+    processes: dict[tuple[int, int], dict[str, Any]]
+
+
+def _power_method(instant: dict[int, bool]) -> str:
+    if all(instant.values()):
+        return "instant: nvmlDeviceGetFieldValues(NVML_FI_DEV_POWER_INSTANT)"
+    return (
+        "averaged: nvmlDeviceGetPowerUsage (this GPU or driver has no instant power field; "
+        "on Ampere (except GA100) and newer it is a 1-s moving average, so it lags the load)"
+    )
 
 
 class NVMLEnergySource:
-    """GPU energy of the CUDA-visible GPUs over a start()/stop() window.
+    """GPU energy of exactly the backend's GPUs (or the CUDA-visible ones) over a
+    start()/stop() window.
 
-    A background thread checks clock-limit ("throttle") reasons every ``sample_interval_ms``
-    in every mode; it also samples power and temperature when polling or when ``timeseries``
-    is set. NVML is initialised in start() and shut down in stop().
+    A background thread reads clock-limit ("throttle") reasons, power and temperature every
+    ``sample_interval_ms``; the power integral is the energy when the GPU has no counter and
+    the cross-check when it has. NVML is initialised in start() and shut down in stop().
     """
 
     name = "nvml"
+    target_error_pct = TARGET_ERROR_PCT
 
-    def __init__(self, *, sample_interval_ms: float = 100.0, timeseries: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        sample_interval_ms: float = 100.0,
+        timeseries: bool = False,
+        timeseries_interval_ms: float | None = None,
+        devices: tuple[DeviceRef, ...] | None = None,
+        allow_mig_whole_gpu: bool = False,
+        period_probe_timeout_s: float | None = None,
+    ) -> None:
         if sample_interval_ms <= 0:
             raise ConfigError(f"sample_interval_ms must be > 0, got {sample_interval_ms}")
-        self.sample_interval_ms = sample_interval_ms
+        if timeseries_interval_ms is not None and timeseries_interval_ms <= 0:
+            raise ConfigError(f"timeseries interval must be > 0, got {timeseries_interval_ms}")
         self.timeseries = timeseries
+        self.timeseries_interval_ms = timeseries_interval_ms or sample_interval_ms
+        # one sampler thread serves both, at the finer interval
+        self.sample_interval_ms = (
+            min(sample_interval_ms, self.timeseries_interval_ms)
+            if timeseries
+            else sample_interval_ms
+        )
+        self.refs = gpu_devices(devices)
+        self.allow_mig_whole_gpu = allow_mig_whole_gpu
+        self.period_probe_timeout_s = period_probe_timeout_s
         self.method: EnergyMethod = "counter"
+        self.update_period_s: float | None = COUNTER_RESOLUTION_S
+        self.update_period_method: str | None = None
         self._devices: tuple[str, ...] | None = None
         self._window: _Window | None = None
 
     @classmethod
     def from_options(cls, options: EnergyOptions) -> NVMLEnergySource:
-        return cls(sample_interval_ms=options.sample_interval_ms, timeseries=options.timeseries)
+        return cls(
+            sample_interval_ms=options.sample_interval_ms,
+            timeseries=options.timeseries,
+            timeseries_interval_ms=options.timeseries_interval_ms,
+            devices=options.devices,
+            allow_mig_whole_gpu=options.allow_mig_whole_gpu,
+        )
 
     @staticmethod
     def availability(options: EnergyOptions) -> Availability:
+        refs = gpu_devices(options.devices)
+        if refs is not None and not refs:
+            return Availability(
+                False,
+                "the model runs on no NVIDIA GPU, so NVML would measure GPUs that do none of "
+                "the work",
+                fix="run the model on a GPU (pytorch.device: cuda), or choose energy source "
+                "'rapl' or 'estimate'",
+            )
         return probe()
 
     @property
@@ -466,10 +793,31 @@ class NVMLEnergySource:
         """Labels of the GPUs this source measures (queries NVML once if not yet started)."""
         if self._devices is None:
             with _nvml_session() as lib:
-                devices, _ = _visible_devices(lib)
+                devices, _ = _measured_devices(lib, self.refs, self.allow_mig_whole_gpu)
                 _require_devices(devices)
             self._devices = tuple(d.label for d in devices)
         return self._devices
+
+    def _open(self, lib: _Lib) -> tuple[list[_Device], list[str]]:
+        devices, notes = _measured_devices(lib, self.refs, self.allow_mig_whole_gpu)
+        _require_devices(devices)
+        return devices, notes
+
+    def device_state(self) -> list[dict[str, Any]]:
+        """Each measured GPU's P-state, clocks, temperature and power, now."""
+        with _nvml_session() as lib:
+            devices, _ = self._open(lib)
+            return [device_state(lib, d) for d in devices]
+
+    def power_now_w(self) -> float:
+        """Total power of the measured GPUs now (instant where supported)."""
+        with _nvml_session() as lib:
+            devices, _ = self._open(lib)
+            total = 0.0
+            for d in devices:
+                instant = lib.instant_power_w(d.handle)
+                total += instant if instant is not None else lib.averaged_power_w(d.handle)
+            return total
 
     def start(self) -> None:
         if self._window is not None:
@@ -477,8 +825,13 @@ class NVMLEnergySource:
         lib = _Lib(_import_pynvml())
         lib.call("nvmlInit", doing="initialising NVML")
         try:
-            devices, notes = _visible_devices(lib)
-            _require_devices(devices)
+            devices, notes = self._open(lib)
+            own = _own_pids()
+            processes = {
+                (d.nvml_index, p["pid"]): {"device": d.label, "seen": "at start", **p}
+                for d in devices
+                for p in lib.other_processes(d.handle, own)
+            }
             start_mj: dict[str, int] = {}
             for d in devices:
                 value = _counter_mj(lib, d)
@@ -486,14 +839,30 @@ class NVMLEnergySource:
                     start_mj = {}
                     break
                 start_mj[d.label] = value
-            t0 = time.perf_counter()
             method: EnergyMethod = "counter" if start_mj else "polling"
+            if method == "counter" and self.update_period_method is None:
+                timeout = (
+                    PERIOD_PROBE_TIMEOUT_S
+                    if self.period_probe_timeout_s is None
+                    else self.period_probe_timeout_s
+                )
+                self.update_period_s, self.update_period_method = _measure_update_period(
+                    lib, devices, timeout
+                )
+                start_mj = {d.label: _counter_mj(lib, d) or 0 for d in devices}
+            elif method == "polling":
+                self.update_period_s = self.sample_interval_ms / 1000.0
+                self.update_period_method = "the polling interval (no energy counter)"
+            instant = {d.nvml_index: lib.instant_power_w(d.handle) is not None for d in devices}
+            state_start = [device_state(lib, d) for d in devices]
+            t0 = time.perf_counter()
             sampler = _Sampler(
                 lib,
                 devices,
                 self.sample_interval_ms / 1000.0,
                 t0,
-                power=method == "polling" or self.timeseries,
+                instant=instant,
+                series_interval_s=self.timeseries_interval_ms / 1000.0 if self.timeseries else None,
             )
             sampler.start()
         except BaseException:
@@ -501,7 +870,9 @@ class NVMLEnergySource:
             raise
         self.method = method
         self._devices = tuple(d.label for d in devices)
-        self._window = _Window(lib, devices, notes, method, sampler, t0, start_mj)
+        self._window = _Window(
+            lib, devices, notes, method, sampler, t0, start_mj, state_start, dict(processes)
+        )
 
     def stop(self) -> EnergyReading:
         window = self._window
@@ -532,21 +903,19 @@ class NVMLEnergySource:
                         fix="the driver was reloaded or the GPU reset; repeat the measurement",
                     )
                 per_device_j[label] = (end - start) / 1000.0
+            period = self.update_period_s or COUNTER_RESOLUTION_S
             warning = (
                 f"window of {duration_s:.3f} s is shorter than the NVML energy counter's "
-                f"update period (~{COUNTER_RESOLUTION_S * 1000:.0f} ms on some GPUs); the "
-                "energy may be under- or over-counted"
-                if duration_s < COUNTER_RESOLUTION_S
+                f"update period ({period * 1000:.0f} ms); the energy may be under- or "
+                "over-counted"
+                if duration_s < period
                 else None
             )
         else:
             w.sampler.sample()
             times = w.sampler.times_s
             duration_s = times[-1] - times[0]
-            per_device_j = {
-                d.label: trapezoid_energy_j(times, [p[d.label] for p in w.sampler.device_power_w])
-                for d in w.devices
-            }
+            per_device_j = {d.label: w.sampler.energy_j(d.label) for d in w.devices}
             warning = (
                 f"only {len(times)} power samples in a {duration_s:.3f} s window at "
                 f"{self.sample_interval_ms:g} ms; at least {MIN_POLL_SAMPLES} are needed for a "
@@ -554,11 +923,23 @@ class NVMLEnergySource:
                 if len(times) < MIN_POLL_SAMPLES
                 else None
             )
+        own = _own_pids()
+        for d in w.devices:
+            for p in w.lib.other_processes(d.handle, own):
+                w.processes.setdefault(
+                    (d.nvml_index, p["pid"]), {"device": d.label, "seen": "at stop", **p}
+                )
+        state_end = [device_state(w.lib, d) for d in w.devices]
         reasons = throttle_reason_names(w.sampler.reason_mask)
         notes = list(w.notes)
         if reasons:
             notes.append(f"clock limit reasons seen during the window: {', '.join(reasons)}")
-        sampled_power = self.timeseries or w.method == "polling"
+        if any(d.mig_enabled for d in w.devices):
+            notes.append(
+                "MIG mode is on: the whole physical GPU was measured (every instance and "
+                "tenant), as energy.allow_mig_whole_gpu allows"
+            )
+        instant = w.sampler._instant
         return EnergyReading(
             source=self.name,
             method=w.method,
@@ -566,10 +947,32 @@ class NVMLEnergySource:
             duration_s=duration_s,
             devices=tuple(d.label for d in w.devices),
             per_device_energy_j=per_device_j,
-            sample_interval_ms=self.sample_interval_ms if sampled_power else None,
+            sample_interval_ms=self.sample_interval_ms,
             is_estimate=False,
             resolution_warning=warning,
             samples=w.sampler.power_samples() if self.timeseries else (),
             notes=tuple(notes),
             throttle_reasons=reasons,
+            device_records=tuple(d.record() for d in w.devices),
+            update_period_s=self.update_period_s,
+            update_period_method=self.update_period_method,
+            power_method=_power_method(instant),
+            polled_energy_j=sum(w.sampler.energy_j(d.label) for d in w.devices),
+            polled_samples=len(w.sampler.times_s),
+            other_processes=tuple(w.processes[key] for key in sorted(w.processes)),
+            mig_whole_gpu=any(d.mig_enabled for d in w.devices),
+            state_start=tuple(w.state_start),
+            state_end=tuple(state_end),
         )
+
+
+def crosscheck_allowance_pct(reading: EnergyReading) -> float | None:
+    """How far counter and polled integral may disagree before the reading is flagged:
+    ``CROSSCHECK_THRESHOLD_PCT`` plus both readings' own resolution over this window (the
+    counter's update period, the sampling interval and, for averaged power, its 1-s lag)."""
+    if reading.duration_s <= 0 or reading.sample_interval_ms is None:
+        return None
+    lag_s = AVERAGED_POWER_LAG_S if (reading.power_method or "").startswith("averaged") else 0.0
+    period_s = reading.update_period_s or 0.0
+    edge_s = period_s + reading.sample_interval_ms / 1000.0 + lag_s
+    return CROSSCHECK_THRESHOLD_PCT + 100.0 * edge_s / reading.duration_s
