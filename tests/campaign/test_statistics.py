@@ -16,9 +16,12 @@ from llenergymeasure.results.aggregation import (
     EXPERIMENT_COLUMNS,
     RunRecord,
     aggregate,
+    experiment_row,
     summary_columns,
+    table_basis,
 )
 from llenergymeasure.results.export import records_from_folder, write_tables
+from llenergymeasure.results.schema import QualityFlag
 from llenergymeasure.results.statistics import (
     bca_interval,
     cycle_stats,
@@ -334,3 +337,109 @@ def test_records_from_a_folder_of_runs_number_cycles_per_config(tmp_path: Path) 
     records = records_from_folder(tmp_path)
     assert [(r.exp_id, r.cycle) for r in records] == [("r1", 1), ("r2", 1), ("r3", 2)]
     assert not math.isnan(aggregate(records, resamples=50)[0].stats["tokens_per_second"].mean)  # type: ignore[union-attr]
+
+
+# --- one basis per table; untrusted cycles left out ----------------------------------------------
+
+
+def energised(
+    rec: RunRecord,
+    raw_j: float,
+    adjusted_j: float | None,
+    *,
+    power_w: float = 50.0,
+    flags: list[QualityFlag] | None = None,
+) -> RunRecord:
+    """The record with chosen raw / adjusted energy (8 output tokens) and quality flags."""
+    assert rec.result is not None
+    result = rec.result
+    metrics = result.metrics.model_copy(
+        update={
+            "energy_j": raw_j,
+            "energy_adjusted_j": adjusted_j,
+            "energy_basis": "adjusted" if adjusted_j is not None else "raw",
+            "energy_per_token_j": (adjusted_j if adjusted_j is not None else raw_j) / 8,
+            "mean_power_w": power_w,
+        }
+    )
+    result = result.model_copy(update={"metrics": metrics, "flags": flags or []})
+    return RunRecord(**{**rec.__dict__, "result": result})
+
+
+UNTRUSTED = QualityFlag(
+    code="adjusted_energy_nonpositive",
+    severity="untrusted",
+    message="baseline power x window exceeds the measured energy",
+)
+CONTENDED = QualityFlag(code="gpu_contended", severity="untrusted", message="another process")
+NOTE = QualityFlag(code="short_window", severity="warning", message="window is short")
+
+
+def test_untrusted_cycles_are_left_out_counted_and_named() -> None:
+    records = [
+        energised(record(1, 10.0), 16.0, 8.0),
+        energised(record(2, 12.0), 16.0, 8.0, flags=[NOTE]),
+        energised(record(3, 1000.0), 16.0, -2.0, flags=[UNTRUSTED]),
+        energised(record(4, 14.0), 16.0, 8.0),
+        energised(record(5, 500.0), 16.0, 4.0, flags=[UNTRUSTED, CONTENDED]),
+    ]
+    (summary,) = aggregate(records)
+    tps = summary.stats["tokens_per_second"]
+    assert tps is not None and (tps.n, tps.mean) == (3, pytest.approx(12.0))  # 10, 12, 14 only
+    ept = summary.stats["energy_per_token_j"]
+    assert ept is not None and ept.mean == pytest.approx(1.0)  # 8 J / 8 tokens, no -2 J
+    row = summary.row()
+    assert (row["cycles_completed"], row["cycles_used"], row["excluded_cycles"]) == (5, 3, 2)
+    assert row["excluded_reasons"] == "adjusted_energy_nonpositive: 2; gpu_contended: 1"
+    assert "2 of 5 completed cycles left out of the aggregates as untrusted" in row["warnings"]
+    assert "flagged, kept: short_window x1" in row["warnings"]
+    assert not summary.low_cycles
+    rows = {r.exp_id: experiment_row(r) for r in records}
+    assert rows["a_c3"]["excluded_from_summary"] is True
+    assert rows["a_c3"]["quality_flags"] == "adjusted_energy_nonpositive (untrusted)"
+    assert rows["a_c2"]["excluded_from_summary"] is False
+    assert rows["a_c2"]["quality_flags"] == "short_window (warning)"
+
+
+def test_a_config_with_every_cycle_untrusted_has_no_statistics_and_says_why() -> None:
+    records = [energised(record(c, 10.0), 16.0, -1.0, flags=[UNTRUSTED]) for c in (1, 2, 3)]
+    (summary,) = aggregate(records)
+    assert all(s is None for s in summary.stats.values())
+    row = summary.row()
+    assert (row["cycles_used"], row["excluded_cycles"], row["ci_method"]) == (0, 3, "none")
+    assert row["tokens_per_second_n"] == 0 and row["tokens_per_second_mean"] is None
+    assert row["low_cycles"] is True
+
+
+def test_raw_and_adjusted_energy_and_power_are_aggregated_on_one_basis() -> None:
+    adjusted = [
+        energised(record(1, 10.0), 20.0, 12.0, power_w=40.0),
+        energised(record(2, 10.0), 24.0, 16.0, power_w=60.0),
+        energised(record(1, 10.0, name="b"), 8.0, 4.0),
+        energised(record(2, 10.0, name="b"), 8.0, 4.0),
+    ]
+    a, b = aggregate(adjusted)
+    assert a.row()["energy_basis"] == b.row()["energy_basis"] == "adjusted"
+    assert a.stats["energy_j"].mean == pytest.approx(22.0)  # type: ignore[union-attr]
+    assert a.stats["energy_adjusted_j"].mean == pytest.approx(14.0)  # type: ignore[union-attr]
+    assert a.stats["energy_per_token_j"].mean == pytest.approx(14.0 / 8)  # type: ignore[union-attr]
+    assert a.stats["mean_power_w"].mean == pytest.approx(50.0)  # type: ignore[union-attr]
+    # one config without a baseline: the whole table falls back to raw, so rows compare
+    mixed = [*adjusted[:2], energised(record(1, 10.0, name="b"), 8.0, None)]
+    mixed.append(energised(record(2, 10.0, name="b"), 8.0, None))
+    a, b = aggregate(mixed)
+    assert a.row()["energy_basis"] == b.row()["energy_basis"] == "raw"
+    assert a.stats["energy_per_token_j"].mean == pytest.approx(22.0 / 8)  # type: ignore[union-attr]
+    assert b.stats["energy_per_token_j"].mean == pytest.approx(1.0)  # type: ignore[union-attr]
+    assert a.stats["energy_adjusted_j"].mean == pytest.approx(14.0)  # type: ignore[union-attr]
+    assert b.stats["energy_adjusted_j"] is None
+    assert table_basis(r.result for r in mixed if r.result) == "raw"
+    columns = summary_columns()
+    for column in (
+        "ci_method",
+        "excluded_cycles",
+        "excluded_reasons",
+        "energy_adjusted_j_mean",
+        "mean_power_w_ci95_low",
+    ):
+        assert column in columns
