@@ -299,3 +299,38 @@ def test_help_has_an_example() -> None:
     assert result.exit_code == 0
     assert "Example" in result.output
     assert "--json" in result.output and "--list" in result.output
+
+
+def test_validate_gives_runs_as_experiments_times_cycles(write_yaml: WriteYaml) -> None:
+    path = write_yaml(
+        """
+        campaign_name: default-cycles
+        base_config: {model: gpt2}
+        grid:
+          backends: [pytorch]
+          shared:
+            max_output_tokens: [8, 16]
+        """
+    )
+    data = json.loads(invoke("campaign", "validate", path, "--json").stdout)
+    assert (data["valid"], data["cycles"], data["runs"]) == (2, 3, 6)  # default: 3 cycles
+    assert "adaptive" not in data
+    text = invoke("campaign", "validate", path)
+    assert "6 run(s) = 2 experiment(s) x 3 cycle(s)" in text.output
+    adaptive = write_yaml(
+        """
+        campaign_name: adaptive
+        base_config: {model: gpt2}
+        grid:
+          backends: [pytorch]
+          shared:
+            max_output_tokens: [8, 16]
+        execution: {target_ci_pct: 5, min_cycles: 4, max_cycles: 9}
+        """
+    )
+    data = json.loads(invoke("campaign", "validate", adaptive, "--json").stdout)
+    assert (data["cycles"], data["runs"], data["max_cycles"], data["max_runs"]) == (4, 8, 9, 18)
+    assert data["adaptive"] is True and data["target_metric"] == "energy_per_token_j"
+    text = invoke("campaign", "validate", adaptive).output
+    assert "8 run(s) = 2 experiment(s) x 4 cycle(s), then more cycles only for configs" in text
+    assert "up to 9 cycles (18 runs at most)" in text

@@ -23,6 +23,36 @@ def _plan(file: Path) -> tuple[Any, Any]:
     return campaign, plan_campaign(campaign, file)
 
 
+def runs_summary(execution: Any, experiments: int) -> dict[str, Any]:
+    """runs = experiments x cycles (adaptive: x min_cycles first, at most x max_cycles)."""
+    data: dict[str, Any] = {
+        "cycles": execution.first_cycles,
+        "runs": experiments * execution.first_cycles,
+    }
+    if execution.adaptive:
+        data.update(
+            adaptive=True,
+            target_ci_pct=execution.target_ci_pct,
+            target_metric=execution.target_metric,
+            min_cycles=execution.first_cycles,
+            max_cycles=execution.cycle_limit,
+            max_runs=experiments * execution.cycle_limit,
+        )
+    return data
+
+
+def runs_text(execution: Any, experiments: int) -> str:
+    data = runs_summary(execution, experiments)
+    text = f"{data['runs']} run(s) = {experiments} experiment(s) x {data['cycles']} cycle(s)"
+    if execution.adaptive:
+        text += (
+            f", then more cycles only for configs whose 95% CI of {data['target_metric']} is "
+            f"wider than +/- {data['target_ci_pct']:g}%, up to {data['max_cycles']} cycles "
+            f"({data['max_runs']} runs at most)"
+        )
+    return text
+
+
 def _json_summary(campaign: Any, result: Any) -> dict[str, Any]:
     def examples(issues: list[Any]) -> list[dict[str, Any]]:
         return [issue.model_dump() for issue in issues]
@@ -34,6 +64,7 @@ def _json_summary(campaign: Any, result: Any) -> dict[str, Any]:
         "filtered": len(result.filtered_configs),
         "duplicates": len(result.duplicates),
         "warnings": len(result.warnings),
+        **runs_summary(campaign.execution, len(result.valid_configs)),
         "summary": result.summary,
         "per_backend": result.per_backend,
         "filtered_reasons": [{"rule": r, "count": n} for r, n in result.grouped_reasons()],
@@ -98,6 +129,8 @@ def validate(
         print_json(_json_summary(campaign, result))
     else:
         out.print(f"[bold]{escape(campaign.campaign_name)}[/] ({escape(str(file))})")
+        if result.valid_configs:
+            out.print(escape(runs_text(campaign.execution, len(result.valid_configs))))
         render_plan(result, list_names=list_names)
     if not result.valid_configs:
         raise typer.Exit(1)
