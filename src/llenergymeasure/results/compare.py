@@ -1,0 +1,271 @@
+"""Two configurations compared: the difference of their means with a Welch-t 95% interval.
+
+For each of J/token, tokens/s and median latency, ``B - A`` on the per-cycle values (the cycles
+each summary aggregated: untrusted ones already left out), Welch's interval on that difference
+(unequal variances, Welch-Satterthwaite degrees of freedom), and the same as a percentage of A's
+mean, in one plain sentence: "B uses 18% ± 4% less energy per token than A, 3 cycles each".
+
+The percentage divides the difference and its interval by A's mean, taken as known; A's own
+uncertainty is inside the difference's interval, not in the denominator.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llenergymeasure.exceptions import LLEMError
+from llenergymeasure.results.aggregation import ConfigSummary
+from llenergymeasure.results.statistics import WelchDifference, welch_difference
+
+
+@dataclass(frozen=True)
+class CompareMetric:
+    """A metric worth comparing, which direction is better, and how to say it."""
+
+    column: str
+    label: str
+    lower_is_better: bool
+    less: str
+    more: str
+    """Sentence verbs for B below / above A: "uses {pct} less energy per token than"."""
+
+
+COMPARE_METRICS: tuple[CompareMetric, ...] = (
+    CompareMetric(
+        "energy_per_token_j",
+        "energy per token (J/token)",
+        True,
+        "uses {pct} less energy per token than",
+        "uses {pct} more energy per token than",
+    ),
+    CompareMetric(
+        "tokens_per_second",
+        "throughput (tokens/s)",
+        False,
+        "has {pct} lower throughput (tokens/s) than",
+        "has {pct} higher throughput (tokens/s) than",
+    ),
+    CompareMetric(
+        "latency_p50_s",
+        "median latency (s)",
+        True,
+        "has {pct} lower median latency than",
+        "has {pct} higher median latency than",
+    ),
+)
+METRICS_BY_COLUMN = {m.column: m for m in COMPARE_METRICS}
+
+
+def _pct(value: float) -> str:
+    size = abs(value)
+    return f"{size:.0f}%" if size >= 10 else f"{size:.1f}%" if size >= 1 else f"{size:.2f}%"
+
+
+def _cycles(n_a: int, n_b: int) -> str:
+    if n_a == n_b:
+        return f"{n_a} cycle{'s' if n_a != 1 else ''} each"
+    return f"{n_a} and {n_b} cycles"
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """B against A on one metric."""
+
+    metric: CompareMetric
+    a_mean: float | None
+    b_mean: float | None
+    n_a: int
+    n_b: int
+    welch: WelchDifference | None
+    sentence: str
+    a_name: str = "A"
+    b_name: str = "B"
+
+    @property
+    def pct(self) -> float | None:
+        """(B - A) / A in percent."""
+        if self.welch is None or not self.a_mean:
+            return None
+        return 100 * self.welch.difference / self.a_mean
+
+    @property
+    def pct_half_width(self) -> float | None:
+        if self.welch is None or not self.a_mean:
+            return None
+        return 100 * self.welch.half_width / abs(self.a_mean)
+
+    @property
+    def better(self) -> str | None:
+        """'A', 'B' or None (no clear difference at 95%)."""
+        if self.welch is None or not self.welch.significant:
+            return None
+        b_lower = self.welch.difference < 0
+        return "B" if b_lower == self.metric.lower_is_better else "A"
+
+    def to_json(self) -> dict[str, Any]:
+        w = self.welch
+        return {
+            "metric": self.metric.column,
+            "a_mean": self.a_mean,
+            "b_mean": self.b_mean,
+            "n_a": self.n_a,
+            "n_b": self.n_b,
+            "difference": w.difference if w else None,
+            "ci95_low": w.ci_low if w else None,
+            "ci95_high": w.ci_high if w else None,
+            "df": w.df if w else None,
+            "ci_method": "welch_t" if w else None,
+            "pct": self.pct,
+            "pct_half_width": self.pct_half_width,
+            "significant": w.significant if w else None,
+            "better": {"A": self.a_name, "B": self.b_name}.get(self.better or ""),
+            "sentence": self.sentence,
+        }
+
+
+def compare_metric(
+    a: ConfigSummary, b: ConfigSummary, metric: CompareMetric, *, a_name: str, b_name: str
+) -> MetricComparison:
+    sa, sb = a.stats.get(metric.column), b.stats.get(metric.column)
+    na, nb = (sa.n if sa else 0), (sb.n if sb else 0)
+    a_mean, b_mean = (sa.mean if sa else None), (sb.mean if sb else None)
+    if sa is None or sb is None or na < 2 or nb < 2:
+        short = [f"{name} has {n}" for name, n in ((a_name, na), (b_name, nb)) if n < 2]
+        sentence = (
+            f"{metric.label}: no interval on the difference ({'; '.join(short)} usable "
+            "cycle(s); Welch's interval needs at least 2 on each side)"
+        )
+        return MetricComparison(metric, a_mean, b_mean, na, nb, None, sentence, a_name, b_name)
+    welch = welch_difference(sa.values, sb.values)
+    cycles = _cycles(na, nb)
+    if welch.difference == 0 and welch.se == 0:
+        sentence = f"{b_name} and {a_name} have the same {metric.label} in every cycle, {cycles}"
+    elif not sa.mean:
+        sentence = (
+            f"{b_name} - {a_name} = {welch.difference:.4g} ± {welch.half_width:.4g} "
+            f"{metric.label} ({a_name}'s mean is 0, so no percentage), {cycles}"
+        )
+    else:
+        pct = 100 * welch.difference / sa.mean
+        half = 100 * welch.half_width / abs(sa.mean)
+        verb = metric.less if pct < 0 else metric.more
+        amount = f"{_pct(pct)} ± {_pct(half)}"
+        sentence = f"{b_name} {verb.format(pct=amount)} {a_name}, {cycles}"
+        if not welch.significant:
+            sentence += " (no clear difference: the 95% interval includes 0)"
+    if metric.column.startswith("energy") and (a.energy_is_estimate or b.energy_is_estimate):
+        sentence += "; energy is an ESTIMATE, not a measurement"
+    return MetricComparison(metric, a_mean, b_mean, na, nb, welch, sentence, a_name, b_name)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Config B against config A on every compared metric."""
+
+    a: ConfigSummary
+    b: ConfigSummary
+    a_name: str
+    b_name: str
+    metrics: list[MetricComparison]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "a": {"name": self.a_name, "config_hash": self.a.config_hash},
+            "b": {"name": self.b_name, "config_hash": self.b.config_hash},
+            "confidence": 0.95,
+            "ci_method": "welch_t",
+            "metrics": [m.to_json() for m in self.metrics],
+        }
+
+
+def compare_configs(
+    a: ConfigSummary,
+    b: ConfigSummary,
+    *,
+    a_name: str | None = None,
+    b_name: str | None = None,
+    metrics: Sequence[CompareMetric] = COMPARE_METRICS,
+) -> Comparison:
+    """B against A: the difference of means with a Welch-t 95% interval, per metric."""
+    a_label, b_label = a_name or a.name, b_name or b.name
+    return Comparison(
+        a,
+        b,
+        a_label,
+        b_label,
+        [compare_metric(a, b, m, a_name=a_label, b_name=b_label) for m in metrics],
+    )
+
+
+def best_config(summaries: Sequence[ConfigSummary], column: str) -> ConfigSummary:
+    """The config with the best mean of ``column`` (lowest J/token or latency, highest tokens/s)."""
+    metric = METRICS_BY_COLUMN[column]
+    scored = [(s.stats[column].mean, s) for s in summaries if s.stats.get(column) is not None]  # type: ignore[union-attr]
+    if not scored:
+        raise LLEMError(
+            f"no config has a {metric.label} to rank by",
+            fix="rank by another metric with --by, or check that the cycles completed",
+        )
+    pick = min if metric.lower_is_better else max
+    return pick(scored, key=lambda item: item[0])[1]
+
+
+def compare_to_best(
+    summaries: Sequence[ConfigSummary], *, by: str = "energy_per_token_j"
+) -> tuple[ConfigSummary, list[Comparison]]:
+    """Every other config (B) against the best one by ``by`` (A)."""
+    best = best_config(summaries, by)
+    return best, [compare_configs(best, s) for s in summaries if s is not best]
+
+
+def find_config(summaries: Sequence[ConfigSummary], key: str, where: str) -> ConfigSummary:
+    """A config by exact name, or by a unique prefix of its config hash."""
+    for summary in summaries:
+        if summary.name == key:
+            return summary
+    by_hash = [s for s in summaries if len(key) >= 6 and s.config_hash.startswith(key)]
+    if len(by_hash) == 1:
+        return by_hash[0]
+    names = [s.name for s in summaries]
+    near = difflib.get_close_matches(key, names, n=3)
+    hint = f"did you mean {' or '.join(repr(n) for n in near)}? " if near else ""
+    raise LLEMError(
+        f"no config named {key!r} in {where}"
+        + (" (the hash prefix matches several)" if len(by_hash) > 1 else ""),
+        fix=f"{hint}give a config name as in summary.csv (`llem results compare {where}` "
+        "lists them against the best one) or 6+ characters of its config_hash",
+    )
+
+
+def pair_by_config(
+    left: Sequence[ConfigSummary], right: Sequence[ConfigSummary]
+) -> tuple[list[tuple[ConfigSummary, ConfigSummary]], list[str]]:
+    """Two campaigns' configs paired by config hash (the same config on two machines).
+
+    When no hash matches and each side has exactly one config, those two are paired. The
+    second value names the configs left without a partner.
+    """
+    right_by_hash = {s.config_hash: s for s in right}
+    pairs = [(s, right_by_hash[s.config_hash]) for s in left if s.config_hash in right_by_hash]
+    if not pairs and len(left) == 1 and len(right) == 1:
+        return [(left[0], right[0])], []
+    paired = {a.config_hash for a, _ in pairs}
+    unpaired = [s.name for s in [*left, *right] if s.config_hash not in paired]
+    return pairs, unpaired
+
+
+__all__ = [
+    "COMPARE_METRICS",
+    "CompareMetric",
+    "Comparison",
+    "MetricComparison",
+    "best_config",
+    "compare_configs",
+    "compare_metric",
+    "compare_to_best",
+    "find_config",
+    "pair_by_config",
+]

@@ -1,0 +1,191 @@
+"""`llem results compare`: Welch-t intervals on the difference, checked by hand, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from llenergymeasure.cli.app import app
+from llenergymeasure.results.aggregation import RunRecord, aggregate
+from llenergymeasure.results.compare import compare_configs, compare_to_best, pair_by_config
+from llenergymeasure.results.statistics import welch_difference
+
+from .helpers import make_result
+
+T_975_DF4 = 2.7764451052  # t(0.975, 4) from a printed table
+T_975_DF2 = 4.30265272975
+T_975_DF3 = 3.18244630528
+
+
+def invoke(*args: object) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def assert_clean(result: Result) -> None:
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+
+
+def records(name: str, ept: list[float], tps: list[float] | None = None) -> list[RunRecord]:
+    out = []
+    for cycle, value in enumerate(ept, 1):
+        speed = tps[cycle - 1] if tps else 100.0
+        result = make_result(
+            f"{name}_c{cycle}", name, name * 8, energy_per_token_j=value, tokens_per_second=speed
+        )
+        out.append(
+            RunRecord(
+                exp_id=result.experiment_id,
+                name=name,
+                config_hash=name * 8,
+                backend="pytorch",
+                cycle=cycle,
+                status="completed",
+                result=result,
+            )
+        )
+    return out
+
+
+def test_welch_interval_by_hand_with_equal_variances() -> None:
+    # A: 10 12 14 (mean 12, s^2 4); B: 5 7 9 (mean 7, s^2 4)
+    # se = sqrt(4/3 + 4/3) = 1.63299; df = (8/3)^2 / ((4/3)^2/2 * 2) = 4 exactly
+    w = welch_difference([10.0, 12.0, 14.0], [5.0, 7.0, 9.0])
+    se = math.sqrt(8 / 3)
+    assert (w.difference, w.se, w.df) == (-5.0, pytest.approx(se), pytest.approx(4.0))
+    assert (w.ci_low, w.ci_high) == (
+        pytest.approx(-5 - T_975_DF4 * se, rel=1e-9),
+        pytest.approx(-5 + T_975_DF4 * se, rel=1e-9),
+    )
+    assert (w.ci_low, w.ci_high) == (
+        pytest.approx(-9.5339, abs=1e-4),
+        pytest.approx(-0.4661, abs=1e-4),
+    )
+    assert w.significant
+
+
+def test_welch_interval_by_hand_with_unequal_variances_and_sizes() -> None:
+    # A: 1 2 3 (s^2 1, n 3); B: 2 4 6 8 10 (s^2 10, n 5)
+    # va = 1/3, vb = 2; se = sqrt(7/3); df = (7/3)^2 / ((1/3)^2/2 + 2^2/4) = 5.4444/1.05556 = 5.1579
+    w = welch_difference([1.0, 2.0, 3.0], [2.0, 4.0, 6.0, 8.0, 10.0])
+    df = (7 / 3) ** 2 / ((1 / 3) ** 2 / 2 + 4 / 4)
+    assert w.df == pytest.approx(df) and w.df == pytest.approx(5.15789, abs=1e-5)
+    half = (w.ci_high - w.ci_low) / 2
+    # t(0.975, 5.158) lies between the table's t(0.975, 6) = 2.44691 and t(0.975, 5) = 2.57058
+    assert 2.44691 * math.sqrt(7 / 3) < half < 2.57058 * math.sqrt(7 / 3)
+    assert w.difference == pytest.approx(4.0)
+
+
+def test_comparison_sentence_and_percentages() -> None:
+    a = aggregate(records("a", [10.0, 12.0, 14.0]))[0]
+    b = aggregate(records("b", [5.0, 7.0, 9.0]))[0]
+    comparison = compare_configs(a, b)
+    energy = comparison.metrics[0]
+    assert energy.metric.column == "energy_per_token_j"
+    half_pct = 100 * T_975_DF4 * math.sqrt(8 / 3) / 12
+    assert energy.pct == pytest.approx(-500 / 12)
+    assert energy.pct_half_width == pytest.approx(half_pct)
+    assert energy.sentence == (
+        "b uses 42% ± 38% less energy per token than a, 3 cycles each; "
+        "energy is an ESTIMATE, not a measurement"  # make_result's energy is an estimate
+    )
+    assert energy.better == "B"
+    tps = comparison.metrics[1]  # both 100 tokens/s every cycle: zero spread, zero difference
+    assert tps.welch is not None and tps.welch.difference == 0.0 and not tps.welch.significant
+    assert (
+        tps.sentence == "b and a have the same throughput (tokens/s) in every cycle, 3 cycles each"
+    )
+    data = comparison.to_json()
+    assert data["ci_method"] == "welch_t"
+    assert data["metrics"][0]["ci95_low"] == pytest.approx(-5 - T_975_DF4 * math.sqrt(8 / 3))
+    assert data["metrics"][0]["better"] == "b"
+
+
+def test_small_differences_say_so_and_one_cycle_has_no_interval() -> None:
+    a = aggregate(records("a", [10.0, 12.0, 14.0]))[0]
+    close = aggregate(records("c", [11.0, 11.5, 13.0]))[0]
+    energy = compare_configs(a, close).metrics[0]
+    assert energy.welch is not None and not energy.welch.significant
+    assert (
+        energy.sentence.startswith("c uses ") and "less energy per token than a" in energy.sentence
+    )
+    assert "(no clear difference: the 95% interval includes 0)" in energy.sentence
+    single = aggregate(records("s", [9.0]))[0]
+    lonely = compare_configs(a, single).metrics[0]
+    assert lonely.welch is None and lonely.pct is None
+    assert "s has 1 usable cycle(s)" in lonely.sentence
+
+
+def test_every_config_against_the_best_one() -> None:
+    summaries = aggregate(
+        records("a", [10.0, 12.0, 14.0], [90.0, 95.0, 100.0])
+        + records("b", [5.0, 7.0, 9.0], [80.0, 81.0, 82.0])
+        + records("c", [20.0, 21.0, 22.0], [150.0, 151.0, 149.0])
+    )
+    best, comparisons = compare_to_best(summaries)
+    assert best.name == "b" and [c.b_name for c in comparisons] == ["a", "c"]
+    assert all(c.a_name == "b" for c in comparisons)
+    fastest, _ = compare_to_best(summaries, by="tokens_per_second")
+    assert fastest.name == "c"
+    pairs, unpaired = pair_by_config(summaries[:2], summaries[1:])
+    assert [(x.name, y.name) for x, y in pairs] == [("b", "b")]
+    assert unpaired == ["a", "c"]
+
+
+def write_folder(directory: Path, name: str, ept: list[float]) -> None:
+    for record in records(name, ept):
+        assert record.result is not None
+        record.result.save(directory / record.exp_id)
+
+
+def test_cli_compare_two_configs_all_against_best_and_two_directories(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    write_folder(sweep, "a", [10.0, 12.0, 14.0])
+    write_folder(sweep, "b", [5.0, 7.0, 9.0])
+    result = invoke("results", "compare", sweep, "a", "b")
+    assert_clean(result)
+    assert result.exit_code == 0, result.output
+    assert "b uses 42% ± 38% less energy per token than a, 3 cycles each" in result.output
+    data = json.loads(invoke("results", "compare", sweep, "a", "b", "--json").stdout)
+    (comparison,) = data["comparisons"]
+    assert comparison["a"]["name"] == "a" and comparison["b"]["name"] == "b"
+    energy = comparison["metrics"][0]
+    assert energy["difference"] == pytest.approx(-5.0)
+    assert energy["ci95_high"] == pytest.approx(-5 + T_975_DF4 * math.sqrt(8 / 3))
+    best = json.loads(invoke("results", "compare", sweep, "--json").stdout)
+    assert best["mode"] == "against_best" and best["best"] == "b"
+    assert [c["b"]["name"] for c in best["comparisons"]] == ["a"]
+    # the same configs on another machine: paired by config hash
+    other = tmp_path / "other"
+    write_folder(other, "a", [11.0, 12.0, 13.0])
+    write_folder(other, "b", [6.0, 7.0, 8.0])
+    two = json.loads(invoke("results", "compare", sweep, other, "--json").stdout)
+    assert two["mode"] == "two_campaigns"
+    assert [c["a"]["name"] for c in two["comparisons"]] == [f"a ({sweep})", f"b ({sweep})"]
+    assert two["comparisons"][0]["metrics"][0]["difference"] == pytest.approx(0.0)
+
+
+def test_cli_compare_mistakes_are_one_message(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    write_folder(sweep, "alpha", [10.0, 12.0, 14.0])
+    write_folder(sweep, "beta", [5.0, 7.0, 9.0])
+    cases = [
+        ((sweep, "alpah", "beta"), "no config named 'alpah'", "did you mean 'alpha'"),
+        ((sweep, "alpha"), "two arguments are two campaign directories", "DIR CONFIG_A CONFIG_B"),
+        ((tmp_path / "nope",), "no such directory", "give a campaign"),
+        ((sweep, "--by", "watts"), "unknown --by 'watts'", "energy_per_token_j"),
+    ]
+    for args, what, fix in cases:
+        result = invoke("results", "compare", *args)
+        assert_clean(result)
+        assert result.exit_code != 0
+        assert what in result.output and fix in result.output
+    alone = tmp_path / "alone"
+    write_folder(alone, "alpha", [1.0, 2.0])
+    result = invoke("results", "compare", alone)
+    assert result.exit_code != 0 and "holds one config" in result.output
