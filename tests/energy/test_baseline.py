@@ -116,7 +116,7 @@ def test_corrupt_cache_is_replaced(tmp_path: Path) -> None:
     source = ConstantPowerSource(10.0)
     reading = measure_baseline(source, 1.0, cache_path=cache, sleep=source.sleep)
     assert not reading.from_cache
-    assert json.loads(cache.read_text())["version"] == 1
+    assert json.loads(cache.read_text())["version"] == 2
 
 
 def test_duration_must_be_positive(tmp_path: Path) -> None:

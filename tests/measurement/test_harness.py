@@ -59,29 +59,45 @@ class ScriptedBackend:
 
 
 class ConstantPowerSource:
-    """Reads `power_w` x window; a stand-in for a real sensor with exact arithmetic."""
+    """Reads `power_w` x window (`idle_w` x window for a window in which the backend ran
+    nothing, i.e. the baseline); a stand-in for a real sensor with exact arithmetic."""
 
     name = "scripted"
     method = "counter"
 
-    def __init__(self, power_w: float, fail: bool = False) -> None:
+    def __init__(
+        self,
+        power_w: float,
+        fail: bool = False,
+        *,
+        idle_w: float | None = None,
+        backend: ScriptedBackend | None = None,
+    ) -> None:
         self.power_w, self.fail = power_w, fail
+        self.idle_w = power_w if idle_w is None else idle_w
+        self.backend = backend
         self._t0 = 0.0
+        self._batches_at_start = 0
+        self.windows: list[float] = []
 
     def start(self) -> None:
         self._t0 = time.perf_counter()
+        self._batches_at_start = len(self.backend.batches) if self.backend else 0
 
     def stop(self) -> EnergyReading:
         if self.fail:
             raise ExperimentError("energy counter went backwards")
         duration = time.perf_counter() - self._t0
+        self.windows.append(duration)
+        busy = self.backend is None or len(self.backend.batches) > self._batches_at_start
+        power_w = self.power_w if busy else self.idle_w
         return EnergyReading(
             source="scripted",
             method="counter",
-            energy_j=self.power_w * duration,
+            energy_j=power_w * duration,
             duration_s=duration,
             devices=("dev0",),
-            per_device_energy_j={"dev0": self.power_w * duration},
+            per_device_energy_j={"dev0": power_w * duration},
             sample_interval_ms=None,
             is_estimate=False,
             resolution_warning=None,
@@ -92,7 +108,7 @@ class ConstantPowerSource:
 def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
     monkeypatch.setenv("LLEM_CACHE_DIR", str(tmp_path / "cache"))
     backend = ScriptedBackend()
-    sources = {"measure": ConstantPowerSource(50.0)}
+    sources = {"measure": ConstantPowerSource(50.0, idle_w=20.0, backend=backend)}
     monkeypatch.setattr(harness, "create_backend", lambda name: backend)
     monkeypatch.setattr(harness, "select_energy_source", lambda *a, **k: sources["measure"])
     monkeypatch.setattr(
@@ -110,7 +126,7 @@ def config(**overrides: Any) -> ExperimentConfig:
         "dataset": {"num_prompts": 8},
         "pytorch": {"batch_size": 2},
         "baseline": {"duration_sec": 0.05, "cache_ttl_sec": 0},
-        "warmup": {"max_prompts": 4, "min_prompts": 1},
+        "warmup": {"max_prompts": 12, "min_prompts": 1},
     }
     data.update(overrides)
     return ExperimentConfig.model_validate(data)
@@ -119,7 +135,7 @@ def config(**overrides: Any) -> ExperimentConfig:
 def test_result_file_holds_metrics_with_provenance(rig: dict[str, Any]) -> None:
     result = harness.run_experiment(config(), rig["out"], experiment_id="exp1")
     saved = load_result(rig["out"] / "exp1")
-    assert saved == result
+    assert saved.model_dump() == result.model_dump()
     m = result.metrics
     assert m.num_requests == 8 and m.output_tokens == 80 and m.input_tokens == 40
     window_s = result.energy.window_s
@@ -127,12 +143,17 @@ def test_result_file_holds_metrics_with_provenance(rig: dict[str, Any]) -> None:
     assert m.energy_j == pytest.approx(50.0 * window_s, rel=1e-9)
     assert m.mean_power_w == pytest.approx(50.0)
     baseline_w = result.energy.baseline_power_w
-    assert baseline_w == pytest.approx(50.0, rel=1e-3)
+    assert baseline_w == pytest.approx(20.0, rel=1e-3)
     assert m.energy_adjusted_j == pytest.approx(m.energy_j - baseline_w * window_s, abs=1e-9)
     assert m.energy_basis == "adjusted"
+    assert m.energy_per_token_j == pytest.approx(m.energy_adjusted_j / 80)
+    assert m.energy_per_total_token_j == pytest.approx(m.energy_adjusted_j / 120)
+    assert m.energy_per_token_raw_j == pytest.approx(m.energy_j / 80)
     assert result.energy.method == "counter" and result.energy.is_estimate is False
-    assert m.flops == 2.0 * 1000 * (40 + 80)
-    assert "estimate" in m.flops_method
+    # no non-embedding count from this backend: all parameters, (5 in + 10 out - 1) positions
+    assert m.flops == 2.0 * 1000 * 8 * (5 + 10 - 1)
+    assert "embeddings are counted" in m.flops_method
+    assert result.flags == []
     assert result.timings.model_load_s == 0.5 and not result.timings.model_reused
 
 

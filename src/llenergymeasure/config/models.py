@@ -198,13 +198,34 @@ class EnergyConfig(StrictModel):
         gt=0,
         description="CPU TDP in watts for the 'estimate' source (default 65 W per socket).",
     )
+    min_window_s: float | None = Field(
+        None,
+        ge=0,
+        description="Shortest measured window; whole passes over the prompts repeat until it "
+        "is reached (None: the source's floor, 1 s for GPU sources, 0 otherwise).",
+    )
+    max_error_pct: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="Counter quantisation error bound the window must reach: it lasts at least "
+        "K = 100 / max_error_pct update periods (None: the source's target, 1% for GPU and "
+        "RAPL counters, 10% for estimates).",
+    )
+    allow_mig_whole_gpu: bool = Field(
+        False,
+        description="Measure a MIG-enabled GPU as a whole (every instance and tenant on it); "
+        "refused by default. Results are labelled.",
+    )
 
 
 class TimeseriesConfig(StrictModel):
     """Optional power/temperature time series saved beside the result."""
 
     enabled: bool = Field(False, json_schema_extra=meta(short="ts"))
-    sample_interval_ms: float = Field(100.0, ge=1)
+    sample_interval_ms: float = Field(
+        100.0, ge=1, description="Spacing of the time series' samples (NVML, RAPL)."
+    )
 
 
 class TrafficConfig(StrictModel):
@@ -216,6 +237,12 @@ class TrafficConfig(StrictModel):
     target_qps: float | None = Field(
         None, gt=0, description="Mean arrivals per second.", json_schema_extra=meta(short="qps")
     )
+
+
+def warmup_batch_size(section: BackendSection | None) -> int | None:
+    """Prompts per warmup batch, where the section fixes it (a ``batch_size`` field)."""
+    size = getattr(section, "batch_size", None)
+    return size if isinstance(size, int) else None
 
 
 class ExperimentConfig(StrictModel):
@@ -290,6 +317,18 @@ class ExperimentConfig(StrictModel):
                 f"warmup.min_prompts ({warmup.min_prompts}) exceeds warmup.max_prompts "
                 f"({warmup.max_prompts}); fix: raise max_prompts or lower min_prompts",
             )
+        if warmup.enabled and warmup.convergence_detection:
+            batch = 1 if values["streaming"] else warmup_batch_size(values[backend])
+            needed = warmup.window_size * batch
+            if batch is not None and warmup.max_prompts < needed:
+                raise combination_error(
+                    "warmup can never converge",
+                    f"warmup.max_prompts ({warmup.max_prompts}) is fewer than window_size "
+                    f"({warmup.window_size}) x batch size ({batch}), so warmup ends before it "
+                    f"can judge steady state; fix: set warmup.max_prompts to at least {needed}, "
+                    "lower warmup.window_size, or set warmup.convergence_detection: false for a "
+                    "fixed-length warmup",
+                )
         traffic = values["traffic"]
         if traffic.mode != "none" and traffic.target_qps is None:
             raise combination_error(

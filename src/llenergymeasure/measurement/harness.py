@@ -1,14 +1,18 @@
 """One experiment, measured the way an expert would.
 
-environment snapshot -> idle baseline power (cached per device) -> model load (timed apart) ->
-warmup until throughput is steady -> the measured window (energy source running, device
-synchronised at both ends) -> metrics -> result with provenance, written atomically.
+environment snapshot -> model load (timed apart; the backend says which devices it uses) ->
+energy source for exactly those devices -> warmup until throughput (and power, where the
+source can read it) is steady -> idle baseline power with the model loaded, right before the
+window, cached per device set and state -> the measured window (whole passes over the prompts
+until it is long enough for the source's error bound; device synchronised at both ends) ->
+metrics -> result with provenance and quality flags, written atomically.
 
 A failure anywhere before the result is written leaves no result file behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import random
@@ -17,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from loguru import logger
 
@@ -34,6 +38,7 @@ from llenergymeasure.measurement.energy import (
     measure_baseline,
     select_energy_source,
 )
+from llenergymeasure.measurement.energy.base import PeriodicSampler
 from llenergymeasure.measurement.environment import collect_environment
 from llenergymeasure.measurement.inference.base import (
     InferenceBackend,
@@ -47,16 +52,21 @@ from llenergymeasure.results.schema import (
     EnergyProvenance,
     ExperimentResult,
     Metrics,
+    QualityFlag,
     Timings,
 )
 from llenergymeasure.results.statistics import coefficient_of_variation, summarize
 
 Progress = Callable[[str], None]
 
-FLOPS_METHOD = (
-    "estimate: 2 x parameters x (input + output tokens), the forward-pass matmul cost with a KV "
-    "cache; ignores attention's sequence-length term"
+BASELINE_WHEN = (
+    "after model load and warmup, right before the measured window (model resident, device idle)"
 )
+ADJUSTED_MIN_FRACTION = 0.02
+"""Adjusted energy below this fraction of raw is implausibly small: idle power measured over
+a few seconds varies by a few percent between idle windows, so such a difference is noise."""
+WARMUP_POWER_INTERVAL_S = 0.05
+DEFAULT_TARGET_ERROR_PCT = 1.0  # for a source that does not declare its own target
 
 
 class ModelPool:
@@ -102,6 +112,9 @@ class _Warmup:
     prompts: int
     converged: bool
     final_cv: float | None
+    power_cv: float | None = None
+    converged_on: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,10 @@ class _Window:
     seconds: float
     reading: EnergyReading | None
     energy_error: str | None
+    arrivals_s: list[float | None]  # perf_counter arrival per record (traffic), else None
+    passes: int = 1
+    required_s: float = 0.0
+    target_error_pct: float | None = None
 
 
 def _now() -> str:
@@ -151,51 +168,161 @@ def arrival_offsets_s(config: ExperimentConfig, count: int) -> list[float] | Non
     return offsets
 
 
-def _warmup(backend: InferenceBackend, config: ExperimentConfig, prompts: list[str]) -> _Warmup:
-    """Run batches until throughput's CV over ``window_size`` batches is below the threshold."""
+class _PowerWatch:
+    """Reads a source's power every ``WARMUP_POWER_INTERVAL_S`` in a thread, so warmup can
+    average power over each batch; stops itself (with a note) if the reading fails."""
+
+    def __init__(self, read_w: Callable[[], float]) -> None:
+        self._read_w = read_w
+        self.samples: list[tuple[float, float]] = []
+        self.error: str | None = None
+        self._thread = PeriodicSampler(
+            self._sample, WARMUP_POWER_INTERVAL_S, time.perf_counter(), "llem-warmup-power"
+        )
+
+    def _sample(self) -> None:
+        self.samples.append((time.perf_counter(), self._read_w()))
+
+    def __enter__(self) -> _PowerWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._thread.halt()
+        except Exception as err:  # the power check is lost, not the experiment
+            self.error = f"{type(err).__name__}: {err}"
+
+    def mean_w(self, start_s: float, end_s: float) -> float | None:
+        inside = [w for t, w in list(self.samples) if start_s <= t <= end_s]
+        if inside:
+            return sum(inside) / len(inside)
+        try:  # a batch shorter than the interval: one reading now
+            return self._read_w()
+        except Exception as err:
+            self.error = f"{type(err).__name__}: {err}"
+            return None
+
+
+def _warmup(
+    backend: InferenceBackend,
+    config: ExperimentConfig,
+    prompts: list[str],
+    power_w: Callable[[], float] | None = None,
+) -> _Warmup:
+    """Run batches until throughput's CV over ``window_size`` batches is below the threshold,
+    and, when ``power_w`` can read the measured devices' power, power's CV too."""
     settings = config.warmup
     if not settings.enabled or not prompts:
         return _Warmup(0.0, 0, False, None)
     started = time.perf_counter()
     throughputs: list[float] = []
-    used, cv = 0, None
-    for batch in _batches(config, [len(p) for p in prompts]):
-        records = backend.generate([prompts[i] for i in batch])
-        elapsed = max(r.end_s for r in records) - min(r.start_s for r in records)
-        throughputs.append(sum(r.output_tokens for r in records) / elapsed if elapsed > 0 else 0.0)
-        used += len(batch)
-        if len(throughputs) >= settings.window_size:
-            cv = coefficient_of_variation(throughputs[-settings.window_size :])
-            steady = cv is not None and cv < settings.cv_threshold
-            if settings.convergence_detection and steady and used >= settings.min_prompts:
-                return _Warmup(time.perf_counter() - started, used, True, cv)
-        if used >= settings.max_prompts:
-            break
-    return _Warmup(time.perf_counter() - started, used, False, cv)
+    powers: list[float] = []
+    used, cv, power_cv = 0, None, None
+    watch = _PowerWatch(power_w) if power_w is not None else None
+    with watch if watch is not None else contextlib.nullcontext():
+        for batch in _batches(config, [len(p) for p in prompts]):
+            records = backend.generate([prompts[i] for i in batch])
+            begin, end = min(r.start_s for r in records), max(r.end_s for r in records)
+            elapsed = end - begin
+            throughputs.append(
+                sum(r.output_tokens for r in records) / elapsed if elapsed > 0 else 0.0
+            )
+            if watch is not None and watch.error is None:
+                mean = watch.mean_w(begin, end)
+                if mean is not None:
+                    powers.append(mean)
+            used += len(batch)
+            if len(throughputs) >= settings.window_size:
+                cv = coefficient_of_variation(throughputs[-settings.window_size :])
+                steady = cv is not None and cv < settings.cv_threshold
+                if watch is not None and watch.error is None:
+                    power_cv = (
+                        coefficient_of_variation(powers[-settings.window_size :])
+                        if len(powers) >= settings.window_size
+                        else None
+                    )
+                    steady = steady and power_cv is not None and power_cv < settings.cv_threshold
+                if settings.convergence_detection and steady and used >= settings.min_prompts:
+                    break
+            if used >= settings.max_prompts:
+                break
+    power_checked = watch is not None and watch.error is None
+    notes: tuple[str, ...] = ()
+    if watch is not None and watch.error is not None:
+        notes = (f"warmup power could not be read ({watch.error}); steady state on throughput",)
+    converged = bool(
+        settings.convergence_detection
+        and len(throughputs) >= settings.window_size
+        and cv is not None
+        and cv < settings.cv_threshold
+        and (not power_checked or (power_cv is not None and power_cv < settings.cv_threshold))
+        and used >= settings.min_prompts
+    )
+    return _Warmup(
+        time.perf_counter() - started,
+        used,
+        converged,
+        cv,
+        power_cv,
+        "throughput and power" if power_checked else "throughput",
+        notes,
+    )
+
+
+def window_requirement(
+    config: ExperimentConfig, source: EnergySource
+) -> tuple[float, float | None]:
+    """(required window in s, target error bound in %) for this source and config.
+
+    The window must last ``max(min_window_s, K x update period)`` with ``K = 100 / target``:
+    each end of a counter window may be stale by one update period, so the error bound is
+    ``100 x period / window`` and K periods bring it to the target. Call after ``start()``:
+    sources that measure their update period do it there.
+    """
+    energy = config.energy
+    target = energy.max_error_pct or getattr(source, "target_error_pct", None)
+    floor = energy.min_window_s
+    if floor is None:
+        floor = float(getattr(source, "default_min_window_s", 0.0))
+    period = getattr(source, "update_period_s", None)
+    if period is None or target is None:
+        return floor, target
+    return max(floor, (100.0 / target) * period), target
 
 
 def _measured_window(
     backend: InferenceBackend, source: EnergySource, config: ExperimentConfig, prompts: list[str]
 ) -> _Window:
-    arrivals = arrival_offsets_s(config, len(prompts))
+    """Whole passes over the prompts, inside one energy window, until it is long enough."""
     batches = _batches(config, [len(p) for p in prompts])
     records: list[RequestRecord] = []
     latencies: list[float] = []
+    arrivals_s: list[float | None] = []
     backend.reset_peak_memory()
     backend.synchronize()
     source.start()
     opened = time.perf_counter()
+    required_s, target = window_requirement(config, source)
+    passes = 0
     try:
-        for batch in batches:
-            if arrivals is not None:  # dispatch once the batch's last request has arrived
-                wait = opened + max(arrivals[i] for i in batch) - time.perf_counter()
-                if wait > 0:
-                    time.sleep(wait)
-            batch_records = backend.generate([prompts[i] for i in batch])
-            for index, record in zip(batch, batch_records, strict=True):
-                arrived = opened + arrivals[index] if arrivals is not None else record.start_s
-                latencies.append(record.end_s - arrived)
-            records.extend(batch_records)
+        while True:
+            pass_opened = time.perf_counter()
+            arrivals = arrival_offsets_s(config, len(prompts))
+            for batch in batches:
+                if arrivals is not None:  # dispatch once the batch's last request has arrived
+                    wait = pass_opened + max(arrivals[i] for i in batch) - time.perf_counter()
+                    if wait > 0:
+                        time.sleep(wait)
+                batch_records = backend.generate([prompts[i] for i in batch])
+                for index, record in zip(batch, batch_records, strict=True):
+                    arrived = pass_opened + arrivals[index] if arrivals is not None else None
+                    arrivals_s.append(arrived)
+                    latencies.append(record.end_s - (arrived or record.start_s))
+                records.extend(batch_records)
+            passes += 1
+            if time.perf_counter() - opened >= required_s:
+                break
     finally:
         backend.synchronize()
         closed = time.perf_counter()
@@ -206,11 +333,82 @@ def _measured_window(
         except LLEMError as err:  # keep the throughput figures; say why energy is missing
             energy_error = err.render()
             logger.warning("energy reading failed: {}", energy_error)
-    return _Window(records, latencies, closed - opened, reading, energy_error)
+    return _Window(
+        records,
+        latencies,
+        closed - opened,
+        reading,
+        energy_error,
+        arrivals_s,
+        passes,
+        required_s,
+        target,
+    )
+
+
+def flops_estimate(
+    records: list[RequestRecord], info: ModelInfo, *, use_cache: bool
+) -> tuple[float, str]:
+    """Forward-pass matmul FLOPs of the window's requests, and how they were counted.
+
+    Per request: ``2 x N x T + 2 x H x output`` with N the non-embedding parameters (an
+    embedding lookup costs no FLOPs), H the LM head (a matmul for each generated token, tied
+    or not) and T the token positions run through the layers: ``input + output - 1`` with a
+    KV cache, ``sum over steps of (input + step)`` without one (each step recomputes the
+    prefix). Ignores attention's sequence-length term and padding positions of a batch.
+    """
+    cache = "with a KV cache" if use_cache else "without a KV cache (use_cache: false)"
+    positions = 0
+    outputs = 0
+    for r in records:
+        out, inp = r.output_tokens, r.input_tokens
+        outputs += out
+        if out <= 0:
+            continue
+        positions += inp + out - 1 if use_cache else out * inp + out * (out - 1) // 2
+    body = info.non_embedding_parameters
+    head = info.output_projection_parameters or 0
+    if body is None:
+        return 2.0 * info.num_parameters * positions, (
+            f"estimate {cache}: 2 x all {info.num_parameters} parameters x token positions "
+            "(the backend did not report its non-embedding count, so embeddings are counted); "
+            "ignores attention's sequence-length term"
+        )
+    return 2.0 * body * positions + 2.0 * head * outputs, (
+        f"estimate {cache}: 2 x {body} non-embedding parameters x token positions "
+        f"({'input + output - 1' if use_cache else 'sum of input + step over output steps'} "
+        f"per request) + 2 x {head} LM-head parameters x output tokens; embedding lookups "
+        "cost nothing; ignores attention's sequence-length term and batch padding"
+    )
+
+
+def _adjusted_energy(
+    energy: float | None, window_s: float, baseline: BaselineReading | None
+) -> tuple[float | None, str | None]:
+    """Energy minus idle baseline x window, or None with the reason it is no figure."""
+    if energy is None or baseline is None:
+        return None, None
+    adjusted = energy - baseline.power_w * window_s  # idle power over the energy window only
+    if adjusted <= 0:
+        return None, (
+            f"energy minus idle baseline is {adjusted:.4g} J (raw {energy:.4g} J, baseline "
+            f"{baseline.power_w:.4g} W x {window_s:.3g} s): the workload's energy is not "
+            "above idle, so the baseline was not taken in the window's state"
+        )
+    if adjusted < ADJUSTED_MIN_FRACTION * energy:
+        return None, (
+            f"energy minus idle baseline is {adjusted:.4g} J, under {ADJUSTED_MIN_FRACTION:.0%} "
+            f"of raw {energy:.4g} J: inside the baseline's own variation, so not a figure"
+        )
+    return adjusted, None
 
 
 def _metrics(
-    window: _Window, baseline: BaselineReading | None, info: ModelInfo, backend: InferenceBackend
+    window: _Window,
+    baseline: BaselineReading | None,
+    info: ModelInfo,
+    backend: InferenceBackend,
+    config: ExperimentConfig,
 ) -> Metrics:
     records = window.records
     output_tokens = sum(r.output_tokens for r in records)
@@ -219,15 +417,35 @@ def _metrics(
     reading = window.reading
     energy = reading.energy_j if reading is not None else None
     energy_window_s = reading.duration_s if reading is not None else seconds
-    adjusted = None
-    if energy is not None and baseline is not None:  # idle power over the energy window only
-        adjusted = energy - baseline.power_w * energy_window_s
-    basis_energy = adjusted if adjusted is not None else energy
+    adjusted, null_reason = _adjusted_energy(energy, energy_window_s, baseline)
+    if null_reason is not None:  # never fall back to raw silently: the figures are null
+        basis, basis_energy = "adjusted", None
+    elif adjusted is not None:
+        basis, basis_energy = "adjusted", adjusted
+    elif energy is not None:
+        basis, basis_energy = "raw", energy
+    else:
+        basis, basis_energy = None, None
     ttfts = [r.ttft_s for r in records if r.ttft_s is not None]
+    ttfts_arrival = [
+        r.first_token_s - (arrived if arrived is not None else r.start_s)
+        for r, arrived in zip(records, window.arrivals_s, strict=True)
+        if r.first_token_s is not None
+    ]
+    tpots = [
+        (r.end_s - r.first_token_s) / (r.output_tokens - 1)
+        for r in records
+        if r.first_token_s is not None and r.output_tokens > 1
+    ]
     itls = [gap for r in records for gap in r.inter_token_s]
     method = getattr(backend, "peak_memory_method", "unavailable")
     latency = summarize(window.latencies_s)
     assert latency is not None, "a measured window always holds at least one request"
+    section = config.pytorch
+    flops, flops_method = flops_estimate(
+        records, info, use_cache=section.use_cache if section is not None else True
+    )
+    total_tokens = input_tokens + output_tokens
     return Metrics(
         num_requests=len(records),
         input_tokens=input_tokens,
@@ -243,9 +461,7 @@ def _metrics(
         energy_per_request_j=basis_energy / len(records)
         if basis_energy is not None and records
         else None,
-        energy_basis=None
-        if basis_energy is None
-        else ("adjusted" if adjusted is not None else "raw"),
+        energy_basis=basis,
         tokens_per_joule=output_tokens / basis_energy if basis_energy else None,
         mean_power_w=energy / energy_window_s
         if energy is not None and energy_window_s > 0
@@ -255,9 +471,38 @@ def _metrics(
         itl_s=summarize(itls),
         peak_memory_bytes=backend.peak_memory_bytes(),
         peak_memory_method=method() if callable(method) else str(method),
-        flops=2.0 * info.num_parameters * (input_tokens + output_tokens),
-        flops_method=FLOPS_METHOD,
+        flops=flops,
+        flops_method=flops_method,
+        energy_per_total_token_j=basis_energy / total_tokens
+        if basis_energy is not None and total_tokens
+        else None,
+        energy_per_token_raw_j=energy / output_tokens
+        if energy is not None and output_tokens
+        else None,
+        energy_adjusted_null_reason=null_reason,
+        ttft_from_arrival_s=summarize(ttfts_arrival),
+        tpot_s=summarize(tpots),
     )
+
+
+def _crosscheck(reading: EnergyReading) -> dict[str, Any] | None:
+    """Counter J vs polled-power J, for counter readings that also polled power."""
+    if reading.method != "counter" or reading.polled_energy_j is None:
+        return None
+    if reading.polled_samples < 3 or reading.energy_j <= 0:
+        return None
+    from llenergymeasure.measurement.energy.nvml import crosscheck_allowance_pct
+
+    disagreement = 100.0 * abs(reading.polled_energy_j - reading.energy_j) / reading.energy_j
+    allowance = crosscheck_allowance_pct(reading)
+    return {
+        "counter_j": reading.energy_j,
+        "polled_j": reading.polled_energy_j,
+        "disagreement_pct": disagreement,
+        "allowance_pct": allowance,
+        "polled_samples": reading.polled_samples,
+        "power_method": reading.power_method,
+    }
 
 
 def _provenance(
@@ -271,6 +516,9 @@ def _provenance(
             is_estimate=source.method == "estimate",
             window_s=window.seconds,
             unavailable_reason=window.energy_error,
+            passes=window.passes,
+            required_window_s=window.required_s,
+            target_error_pct=window.target_error_pct,
         )
     return EnergyProvenance(
         source=reading.source,
@@ -284,7 +532,124 @@ def _provenance(
         baseline=baseline.to_dict() if baseline is not None else None,
         throttle_reasons=list(reading.throttle_reasons),
         notes=list(reading.notes),
+        device_info=[dict(d) for d in reading.device_records],
+        update_period_s=reading.update_period_s,
+        update_period_method=reading.update_period_method,
+        error_bound_pct=reading.error_bound_pct(),
+        target_error_pct=window.target_error_pct,
+        required_window_s=window.required_s,
+        passes=window.passes,
+        power_method=reading.power_method,
+        crosscheck=_crosscheck(reading),
+        other_processes=[dict(p) for p in reading.other_processes],
+        mig_whole_gpu=reading.mig_whole_gpu,
+        state_start=[dict(d) for d in reading.state_start],
+        state_end=[dict(d) for d in reading.state_end],
     )
+
+
+def quality_flags(
+    metrics: Metrics,
+    energy: EnergyProvenance,
+    warmup: _Warmup,
+    baseline: BaselineReading | None,
+    config: ExperimentConfig,
+) -> list[QualityFlag]:
+    """What limits how far this result can be trusted (codes: see QualityFlag)."""
+    flags: list[QualityFlag] = []
+
+    def flag(code: str, severity: Literal["warning", "untrusted"], message: str) -> None:
+        flags.append(QualityFlag(code=code, severity=severity, message=message))
+
+    if energy.unavailable_reason:
+        flag("energy_unavailable", "warning", f"no energy reading: {energy.unavailable_reason}")
+    if metrics.energy_adjusted_null_reason:
+        flag("adjusted_energy_nonpositive", "untrusted", metrics.energy_adjusted_null_reason)
+    bound, target = energy.error_bound_pct, energy.target_error_pct
+    if energy.unavailable_reason is None:
+        if bound is not None and target is not None and bound > target * 1.001:
+            flag(
+                "window_too_short",
+                "untrusted",
+                f"the {energy.window_s or 0:.3g} s window has a quantisation error bound of "
+                f"{bound:.2g}% (update period {(energy.update_period_s or 0) * 1000:.0f} ms), "
+                f"above the {target:g}% target; lengthen it (energy.min_window_s) or allow a "
+                "larger error (energy.max_error_pct)",
+            )
+        elif bound is None and target is not None:
+            flag(
+                "error_bound_unknown",
+                "warning",
+                f"the {energy.source} source does not say how often its reading updates, so "
+                "its quantisation error is not bounded",
+            )
+    others = list(energy.other_processes)
+    if baseline is not None:
+        others += [{**p, "seen": "during the baseline"} for p in baseline.other_processes]
+    if others:
+        pids = sorted({int(p["pid"]) for p in others})
+        flag(
+            "gpu_contended",
+            "untrusted",
+            f"other processes used a measured GPU (pids {', '.join(map(str, pids))}): their "
+            "energy is in the reading",
+        )
+    check = energy.crosscheck
+    if (
+        check is not None
+        and check["allowance_pct"] is not None
+        and check["disagreement_pct"] > check["allowance_pct"]
+    ):
+        flag(
+            "energy_crosscheck_disagreement",
+            "untrusted",
+            f"energy counter {check['counter_j']:.4g} J vs integral of polled power "
+            f"{check['polled_j']:.4g} J: {check['disagreement_pct']:.1f}% apart, more than "
+            f"the {check['allowance_pct']:.1f}% allowed; one of them is not seeing the load",
+        )
+    if energy.mig_whole_gpu:
+        flag(
+            "mig_whole_gpu",
+            "warning",
+            "a MIG-enabled GPU was measured whole: every instance and tenant on it is counted",
+        )
+    if warmup.prompts and config.warmup.convergence_detection and not warmup.converged:
+        flag(
+            "warmup_not_converged",
+            "warning",
+            f"warmup ended after {warmup.prompts} prompts without steady {warmup.converged_on} "
+            f"(CV {warmup.final_cv if warmup.final_cv is not None else 'n/a'})",
+        )
+    return flags
+
+
+def _device_state(source: EnergySource) -> list[dict[str, Any]] | None:
+    """The measured devices' P-state, clocks and temperature now, if the source can tell."""
+    read = getattr(source, "device_state", None)
+    if read is None:
+        return None
+    try:
+        state: list[dict[str, Any]] = read()
+    except LLEMError as err:
+        logger.warning("device state unavailable: {}", err.what)
+        return None
+    return state
+
+
+def _temperature_bucket(value: Any) -> str:
+    return "?" if not isinstance(value, (int, float)) else f"{int(value) // 10 * 10}s"
+
+
+def baseline_cache_key(info: ModelInfo, state: list[dict[str, Any]] | None) -> str:
+    """The device set (UUIDs) and the state the baseline was taken in: model resident,
+    P-state and temperature in 10 C steps per device. Clocks follow the P-state."""
+    devices = ",".join(d.uuid or d.label for d in info.devices) or "devices unreported"
+    parts = [f"devices={devices}", "model-resident"]
+    for entry in state or []:
+        parts.append(
+            f"{entry.get('uuid')}:{entry.get('pstate')}:{_temperature_bucket(entry.get('temperature_c'))}C"
+        )
+    return "|".join(parts)
 
 
 def _timeseries_csv(reading: EnergyReading) -> str:
@@ -313,23 +678,19 @@ def run_experiment(
 
     say("environment")
     environment = collect_environment()
-    source = select_energy_source(
-        config.energy.source,
-        sample_interval_ms=config.energy.sample_interval_ms,
-        timeseries=config.timeseries.enabled,
-        tdp_w=config.energy.tdp_w,
-    )
-    baseline, baseline_started = None, time.perf_counter()
-    if config.baseline.enabled:
-        say(f"idle baseline ({config.baseline.duration_sec:g} s, {source.name})")
-        baseline = measure_baseline(
-            source, config.baseline.duration_sec, ttl_sec=config.baseline.cache_ttl_sec
-        )
-    baseline_s = time.perf_counter() - baseline_started
 
     say(f"loading {config.model.name} ({config.backend}, {config.fp_precision})")
     try:
         backend, info, reused = pool.acquire(config)
+        source = select_energy_source(
+            config.energy.source,
+            sample_interval_ms=config.energy.sample_interval_ms,
+            timeseries=config.timeseries.enabled,
+            timeseries_interval_ms=config.timeseries.sample_interval_ms,
+            tdp_w=config.energy.tdp_w,
+            devices=info.devices or None,
+            allow_mig_whole_gpu=config.energy.allow_mig_whole_gpu,
+        )
         from llenergymeasure.measurement.datasets import load_prompts
 
         tokenizer = backend.tokenizer()
@@ -351,13 +712,28 @@ def run_experiment(
             else []
         )
         say(f"warmup (up to {len(warmup_prompts)} prompts)")
-        warmup = _warmup(backend, config, warmup_prompts)
+        warmup = _warmup(backend, config, warmup_prompts, getattr(source, "power_now_w", None))
+        baseline, baseline_started = None, time.perf_counter()
+        if config.baseline.enabled:
+            say(f"idle baseline ({config.baseline.duration_sec:g} s, {source.name})")
+            backend.synchronize()
+            state = _device_state(source)
+            baseline = measure_baseline(
+                source,
+                config.baseline.duration_sec,
+                ttl_sec=config.baseline.cache_ttl_sec,
+                cache_key=baseline_cache_key(info, state),
+                when=BASELINE_WHEN,
+                state=state,
+            )
+        baseline_s = time.perf_counter() - baseline_started
         say(f"measuring {len(prompts)} prompts")
         window = _measured_window(backend, source, config, prompts)
-        metrics = _metrics(window, baseline, info, backend)
+        metrics = _metrics(window, baseline, info, backend, config)
     finally:
         if models is None:
             pool.release()
+    energy = _provenance(window, baseline, source)
 
     result = ExperimentResult(
         experiment_id=experiment_id,
@@ -371,10 +747,12 @@ def run_experiment(
             "device": info.device,
             "dtype": info.dtype,
             "num_parameters": info.num_parameters,
-            "notes": list(info.notes),
+            "non_embedding_parameters": info.non_embedding_parameters,
+            "devices": [d.to_dict() for d in info.devices],
+            "notes": [*info.notes, *warmup.notes],
         },
         metrics=metrics,
-        energy=_provenance(window, baseline, source),
+        energy=energy,
         timings=Timings(
             started_at=started_at,
             finished_at=_now(),
@@ -387,7 +765,11 @@ def run_experiment(
             warmup_converged=warmup.converged,
             warmup_final_cv=warmup.final_cv,
             measured_window_s=window.seconds,
+            warmup_power_cv=warmup.power_cv,
+            warmup_converged_on=warmup.converged_on,
+            measured_passes=window.passes,
         ),
+        flags=quality_flags(metrics, energy, warmup, baseline, config),
         timeseries_file=TIMESERIES_FILE
         if window.reading is not None and window.reading.samples
         else None,

@@ -50,6 +50,44 @@ class EnergyProvenance(_Record):
     throttle_reasons: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     unavailable_reason: str | None = Field(None, description="Why no energy could be read.")
+    device_info: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Each measured device: name, uuid, nvml_index, cuda_index (GPU sources).",
+    )
+    update_period_s: float | None = Field(
+        None, description="How often the source's reading can change (see update_period_method)."
+    )
+    update_period_method: str | None = Field(None, description="Measured at start, or nominal.")
+    error_bound_pct: float | None = Field(
+        None,
+        description="Worst-case quantisation error of energy_j: 100 x update_period_s / window_s.",
+    )
+    target_error_pct: float | None = Field(
+        None, description="The bound the window had to reach (K = 100 / target update periods)."
+    )
+    required_window_s: float | None = Field(
+        None, description="max(min_window_s, K x update_period_s): the window aimed for."
+    )
+    passes: int = Field(1, description="Whole passes over the prompts in the measured window.")
+    power_method: str | None = Field(
+        None, description="How power was polled: instant field, or the averaged call."
+    )
+    crosscheck: dict[str, Any] | None = Field(
+        None,
+        description="Counter J vs integral of polled power J: counter_j, polled_j, "
+        "disagreement_pct, allowance_pct.",
+    )
+    other_processes: list[dict[str, Any]] = Field(
+        default_factory=list, description="Other processes seen on a measured GPU."
+    )
+    mig_whole_gpu: bool = Field(False, description="A MIG-enabled GPU was measured whole.")
+    state_start: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Per device at window start: P-state, clocks, temperature, power.",
+    )
+    state_end: list[dict[str, Any]] = Field(
+        default_factory=list, description="The same at window end."
+    )
 
 
 class Metrics(_Record):
@@ -73,12 +111,35 @@ class Metrics(_Record):
     tokens_per_joule: float | None
     mean_power_w: float | None
     latency_s: Percentiles = Field(description="Per request: end minus arrival (or batch start).")
-    ttft_s: Percentiles | None = Field(None, description="Time to first token (streaming only).")
+    ttft_s: Percentiles | None = Field(
+        None,
+        description="Service time to first token: from the request's generate call starting "
+        "(streaming only).",
+    )
     itl_s: Percentiles | None = Field(None, description="Inter-token latency (streaming only).")
     peak_memory_bytes: int | None
     peak_memory_method: str
     flops: float | None
     flops_method: str
+    energy_per_total_token_j: float | None = Field(
+        None, description="Basis energy / (input + output tokens)."
+    )
+    energy_per_token_raw_j: float | None = Field(
+        None, description="Raw energy / output tokens, whatever happened to the adjusted figure."
+    )
+    energy_adjusted_null_reason: str | None = Field(
+        None, description="Why the baseline-adjusted figures are null although raw energy exists."
+    )
+    ttft_from_arrival_s: Percentiles | None = Field(
+        None,
+        description="Time to first token from the request's arrival, queueing included "
+        "(streaming only).",
+    )
+    tpot_s: Percentiles | None = Field(
+        None,
+        description="Time per output token after the first: (end - first token) / (output - 1), "
+        "per request (streaming only).",
+    )
 
 
 class QualityFlag(_Record):
@@ -86,6 +147,21 @@ class QualityFlag(_Record):
 
     ``untrusted`` flags keep the cycle out of every aggregate across cycles (it is counted as
     left out, with the flag's code); ``warning`` flags are shown but aggregated.
+
+    Codes the measurement layer sets (stable):
+
+    * ``adjusted_energy_nonpositive`` (untrusted): energy minus idle baseline x window is <= 0
+      or implausibly small against the raw energy; the adjusted figures are null.
+    * ``window_too_short`` (untrusted): the window's quantisation error bound is above the
+      source's target (the window did not reach K update periods).
+    * ``gpu_contended`` (untrusted): another process used a measured GPU during the baseline
+      or the window.
+    * ``energy_crosscheck_disagreement`` (untrusted): the energy counter and the integral of
+      polled power disagree by more than the allowance.
+    * ``mig_whole_gpu`` (warning): a MIG-enabled GPU was measured whole (config allowed it).
+    * ``warmup_not_converged`` (warning): warmup ended at max_prompts without steady state.
+    * ``energy_unavailable`` (warning): no energy could be read; throughput figures stand.
+    * ``error_bound_unknown`` (warning): the source cannot say how often its reading updates.
     """
 
     code: str = Field(description="Stable identifier, e.g. adjusted_energy_nonpositive.")
@@ -107,6 +183,13 @@ class Timings(_Record):
     warmup_converged: bool
     warmup_final_cv: float | None
     measured_window_s: float
+    warmup_power_cv: float | None = Field(
+        None, description="CV of power over the last window_size warmup batches (if sampled)."
+    )
+    warmup_converged_on: str | None = Field(
+        None, description="What had to be steady: 'throughput' or 'throughput and power'."
+    )
+    measured_passes: int = Field(1, description="Whole passes over the prompts in the window.")
 
 
 class ExperimentResult(_Record):

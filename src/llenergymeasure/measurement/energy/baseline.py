@@ -24,7 +24,7 @@ from llenergymeasure.files import default_cache_dir, write_json_atomic
 from llenergymeasure.measurement.energy.base import EnergySource
 
 CACHE_FILE_NAME = "baseline.json"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: keyed on device set and state; measured with the model loaded
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,16 @@ class BaselineReading:
     measured_at: str  # ISO 8601, UTC
     from_cache: bool
     is_estimate: bool
+    when: str | None = None  # in which device state it was measured, e.g. after warmup
+    state: tuple[dict[str, Any], ...] = ()  # per device: P-state, clocks, temperature
+    other_processes: tuple[dict[str, Any], ...] = ()  # other processes on a measured GPU
+    cache_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["devices"] = list(self.devices)
+        data["state"] = [dict(s) for s in self.state]
+        data["other_processes"] = [dict(p) for p in self.other_processes]
         return data
 
 
@@ -49,8 +55,11 @@ def default_baseline_cache_path() -> Path:
 
 
 def _cache_key(source: EnergySource, cache_key: str | None) -> str:
-    detail = cache_key if cache_key is not None else ",".join(getattr(source, "devices", ()))
-    return f"{socket.gethostname()}|{source.name}|{detail}"
+    """host | source | devices | caller's detail (device set and state), never a bare name:
+    a baseline of one GPU set or device state is never handed to another."""
+    devices = ",".join(getattr(source, "devices", ()) or ("unknown devices",))
+    detail = f"|{cache_key}" if cache_key is not None else ""
+    return f"{socket.gethostname()}|{source.name}|{devices}{detail}"
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -78,6 +87,9 @@ def _from_entry(entry: Any) -> BaselineReading | None:
             measured_at=str(entry["measured_at"]),
             from_cache=True,
             is_estimate=bool(entry["is_estimate"]),
+            when=entry.get("when"),
+            state=tuple(entry.get("state") or ()),
+            cache_key=entry.get("cache_key"),
         )
     except (KeyError, TypeError, ValueError):
         return None
@@ -99,6 +111,8 @@ def measure_baseline(
     cache_key: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
+    when: str | None = None,
+    state: list[dict[str, Any]] | None = None,
 ) -> BaselineReading:
     """Idle power of ``source``'s devices: a cached value younger than ``ttl_sec`` if there
     is one, else a fresh measurement over ``duration_sec`` of idling, which is then cached.
@@ -135,13 +149,21 @@ def measure_baseline(
         measured_at=datetime.fromtimestamp(clock(), tz=timezone.utc).isoformat(),
         from_cache=False,
         is_estimate=reading.is_estimate,
+        when=when,
+        state=tuple(state or ()),
+        other_processes=reading.other_processes,
+        cache_key=key,
     )
     logger.info(
         "baseline {:.1f} W measured over {:.1f} s ({})", baseline.power_w, baseline.duration_s, key
     )
 
+    if baseline.other_processes:  # a contended idle window is no baseline to reuse
+        return baseline
     entries = _load(path)  # re-read: another process may have written meanwhile
-    entries[key] = {k: v for k, v in baseline.to_dict().items() if k != "from_cache"}
+    entries[key] = {
+        k: v for k, v in baseline.to_dict().items() if k not in ("from_cache", "other_processes")
+    }
     try:
         write_json_atomic(path, {"version": _CACHE_VERSION, "entries": entries})
     except OSError as err:

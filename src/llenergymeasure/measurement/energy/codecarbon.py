@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from llenergymeasure.exceptions import ExperimentError, UnavailableError
+from llenergymeasure.measurement.devices import gpu_devices
 from llenergymeasure.measurement.energy.base import (
     Availability,
     EnergyMethod,
@@ -20,6 +21,18 @@ from llenergymeasure.measurement.energy.base import (
 )
 
 J_PER_KWH = 3.6e6
+
+
+def nvml_indices(uuids: list[str]) -> list[int] | None:
+    """NVML indices of these GPU UUIDs (CodeCarbon numbers GPUs as NVML does), or None."""
+    from llenergymeasure.measurement.energy import nvml
+
+    try:
+        return nvml.indices_of(uuids)
+    except Exception:  # no NVML here: the caller falls back to CUDA indices
+        return None
+
+
 _FIX = "pip install 'llenergymeasure[codecarbon]'"
 
 
@@ -34,15 +47,37 @@ class CodeCarbonEnergySource:
 
     name = "codecarbon"
     method: EnergyMethod = "codecarbon"
+    update_period_s = None  # CodeCarbon does not say how often its figures update
+    target_error_pct = 10.0
+    default_min_window_s = 1.0
 
-    def __init__(self, *, country_iso_code: str = "USA") -> None:
+    def __init__(
+        self,
+        *,
+        country_iso_code: str = "USA",
+        gpu_ids: list[int] | None = None,
+        device_labels: tuple[str, ...] = (),
+    ) -> None:
         self.country_iso_code = country_iso_code  # only affects CO2, which we do not report
+        self.gpu_ids = gpu_ids
+        self._labels = device_labels
         self._tracker: Any = None
         self._t0: float | None = None
 
     @classmethod
     def from_options(cls, options: EnergyOptions) -> CodeCarbonEnergySource:
-        return cls()
+        gpus = gpu_devices(options.devices)
+        if not gpus:  # None (not said) or CPU only: CodeCarbon's defaults
+            return cls(device_labels=("cpu",) if gpus is not None else ())
+        ids = nvml_indices([d.uuid for d in gpus if d.uuid])
+        if ids is None:  # no NVML: CUDA indices, right unless CUDA_VISIBLE_DEVICES reorders
+            ids = [d.cuda_index for d in gpus if d.cuda_index is not None]
+        return cls(gpu_ids=ids, device_labels=tuple(d.uuid or d.label for d in gpus))
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """The devices tracked (GPU UUIDs where known), for the baseline cache key."""
+        return self._labels or ("codecarbon default devices",)
 
     @staticmethod
     def availability(options: EnergyOptions) -> Availability:
@@ -55,8 +90,12 @@ class CodeCarbonEnergySource:
             from codecarbon import OfflineEmissionsTracker
         except ImportError as err:
             raise UnavailableError("codecarbon is not installed", fix=_FIX) from err
+        extra: dict[str, Any] = {} if self.gpu_ids is None else {"gpu_ids": self.gpu_ids}
         self._tracker = OfflineEmissionsTracker(
-            country_iso_code=self.country_iso_code, save_to_file=False, log_level="error"
+            country_iso_code=self.country_iso_code,
+            save_to_file=False,
+            log_level="error",
+            **extra,
         )
         self._tracker.start()
         self._t0 = time.perf_counter()

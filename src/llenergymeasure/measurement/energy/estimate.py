@@ -7,6 +7,7 @@ property of this machine: pass the real TDP for a less wrong estimate.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -47,17 +48,33 @@ def probe() -> Availability:
     return Availability(True, "always available: estimates CPU energy from utilisation x TDP")
 
 
+def cpu_tick_s() -> float:
+    """How often the kernel's CPU time counters advance (1 / USER_HZ, 10 ms on Linux)."""
+    try:
+        return 1.0 / os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError, AttributeError):
+        return 0.01
+
+
 class EstimateEnergySource:
-    """System-wide CPU utilisation over the window x ``tdp_w`` per socket x sockets."""
+    """System-wide CPU utilisation over the window x ``tdp_w`` per socket x sockets.
+
+    Its quantisation is the CPU time tick (``update_period_s``); the target bound is 10%, not
+    the 1% of a sensor: the model (utilisation x TDP) is far cruder than 10%, so a longer
+    window would buy precision the number does not have.
+    """
 
     name = "estimate"
     method: EnergyMethod = "estimate"
+    target_error_pct = 10.0
+    default_min_window_s = 0.0
 
     def __init__(self, tdp_w: float | None = None, *, sockets: int | None = None) -> None:
         self.tdp_w = DEFAULT_TDP_W if tdp_w is None else tdp_w
         if self.tdp_w <= 0:
             raise ConfigError(f"tdp_w must be > 0, got {self.tdp_w}")
         self.sockets = count_cpu_sockets() if sockets is None else sockets
+        self.update_period_s = cpu_tick_s()
         self._start: tuple[float, float, float] | None = None  # (t, busy_s, total_s)
 
     @classmethod
@@ -105,6 +122,8 @@ class EstimateEnergySource:
                 if duration_s < RESOLUTION_S
                 else None
             ),
+            update_period_s=self.update_period_s,
+            update_period_method="nominal: the kernel's CPU time tick (1 / SC_CLK_TCK)",
             notes=(
                 f"estimated from CPU utilisation {utilisation:.1%} x TDP {self.tdp_w:g} W x "
                 f"{self.sockets} socket(s); not a measurement",

@@ -49,6 +49,9 @@ TARGET_ERROR_PCT = 1.0  # the counter quantisation error bound a window must rea
 # about +-5% and A100/H100 sensors sample only part of each 100 ms, so two honest readings
 # of a steady load differ by a few %, never by 10%.
 CROSSCHECK_THRESHOLD_PCT = 10.0
+# A floor under K x period: >= 10 polled power samples at the default 100 ms for the
+# cross-check, and the averaged-power fallback's 1-s lag is a fraction of the window.
+DEFAULT_MIN_WINDOW_S = 1.0
 AVERAGED_POWER_LAG_S = 1.0  # nvmlDeviceGetPowerUsage is a 1-s moving average on Ampere+
 MIN_POLL_SAMPLES = 3
 _INSTALL_FIX = "pip install 'llenergymeasure[nvidia]' (installs nvidia-ml-py)"
@@ -474,10 +477,11 @@ def device_state(lib: _Lib, device: _Device) -> dict[str, Any]:
 def _measure_update_period(
     lib: _Lib, devices: list[_Device], timeout_s: float
 ) -> tuple[float, str]:
-    """How often the energy counters move: the median gap between their changes.
+    """How often the energy counters move: the longest gap between their changes.
 
     Polls every device's counter every ~0.5 ms until each moved ``PERIOD_PROBE_STEPS`` times
-    (or ``timeout_s`` passed); the slowest device's median gap is the period.
+    (or ``timeout_s`` passed). The longest gap (not the median) is kept, so an irregular
+    counter is not credited with a finer resolution than it has.
     """
     last: dict[int, int | None] = {d.nvml_index: _counter_mj(lib, d) for d in devices}
     changes: dict[int, list[float]] = {d.nvml_index: [] for d in devices}
@@ -492,19 +496,19 @@ def _measure_update_period(
         if all(len(c) >= PERIOD_PROBE_STEPS for c in changes.values()):
             break
         time.sleep(0.0005)
-    medians = []
+    longest = []
     for times in changes.values():
-        gaps = sorted(b - a for a, b in itertools.pairwise(times))
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         if len(gaps) < 2:
             return COUNTER_RESOLUTION_S, (
                 f"nominal {COUNTER_RESOLUTION_S * 1000:.0f} ms: the counter moved "
                 f"{len(times)} times in {timeout_s:g} s, too few to measure its update period"
             )
-        medians.append(gaps[len(gaps) // 2])
-    period = max(medians)
+        longest.append(max(gaps))
+    period = max(longest)
     return period, (
-        f"measured at source start: median gap between {PERIOD_PROBE_STEPS} counter changes "
-        f"({period * 1000:.1f} ms)"
+        f"measured at source start: longest gap between {PERIOD_PROBE_STEPS} successive "
+        f"counter changes, {period * 1000:.1f} ms"
     )
 
 
@@ -571,6 +575,21 @@ def power_limits_w() -> dict[int, float]:
             if limit_mw is not None:
                 limits[d.nvml_index] = limit_mw / 1000.0
     return limits
+
+
+def indices_of(uuids: list[str]) -> list[int]:
+    """NVML indices of GPUs given by UUID (raises LLEMError without NVML)."""
+    with _nvml_session() as lib:
+        return [
+            int(
+                lib.call(
+                    "nvmlDeviceGetIndex",
+                    lib.call("nvmlDeviceGetHandleByUUID", uuid, doing=f"opening GPU {uuid}"),
+                    doing="reading a GPU index",
+                )
+            )
+            for uuid in uuids
+        ]
 
 
 def nvml_inventory() -> dict[str, Any]:
@@ -733,6 +752,7 @@ class NVMLEnergySource:
 
     name = "nvml"
     target_error_pct = TARGET_ERROR_PCT
+    default_min_window_s = DEFAULT_MIN_WINDOW_S
 
     def __init__(
         self,

@@ -166,6 +166,9 @@ class RAPLEnergySource:
 
     name = "rapl"
     method: EnergyMethod = "rapl"
+    update_period_s = RESOLUTION_S  # nominal: RAPL counters update about every millisecond
+    target_error_pct = 1.0
+    default_min_window_s = 0.0
 
     def __init__(
         self,
@@ -184,9 +187,12 @@ class RAPLEnergySource:
 
     @classmethod
     def from_options(cls, options: EnergyOptions) -> RAPLEnergySource:
+        interval_ms = options.sample_interval_ms
+        if options.timeseries and options.timeseries_interval_ms is not None:
+            interval_ms = options.timeseries_interval_ms  # the sampler only feeds the series
         return cls(
             options.rapl_root or DEFAULT_ROOT,
-            sample_interval_ms=options.sample_interval_ms,
+            sample_interval_ms=interval_ms,
             timeseries=options.timeseries,
         )
 
@@ -269,4 +275,6 @@ class RAPLEnergySource:
             ),
             samples=samples,
             notes=tuple(notes),
+            update_period_s=RESOLUTION_S,
+            update_period_method="nominal: RAPL counters update about every 1 ms",
         )

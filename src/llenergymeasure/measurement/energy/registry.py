@@ -16,6 +16,7 @@ from typing import Any
 from loguru import logger
 
 from llenergymeasure.exceptions import ConfigError, UnavailableError
+from llenergymeasure.measurement.devices import DeviceRef
 from llenergymeasure.measurement.energy.base import Availability, EnergyOptions, EnergySource
 
 _PACKAGE = "llenergymeasure.measurement.energy"
@@ -67,15 +68,24 @@ def select_energy_source(
     timeseries: bool = False,
     tdp_w: float | None = None,
     rapl_root: Path | None = None,
+    timeseries_interval_ms: float | None = None,
+    devices: tuple[DeviceRef, ...] | None = None,
+    allow_mig_whole_gpu: bool = False,
 ) -> EnergySource:
     """The energy source to use: the named one (raising UnavailableError with the reason and
-    fix when it cannot work here), or for ``auto`` the best available one, logged with why."""
+    fix when it cannot work here), or for ``auto`` the best available one, logged with why.
+
+    ``devices`` are what the model runs on: GPU sources measure exactly those, and ``auto``
+    skips NVML when the model uses no NVIDIA GPU."""
     _check_name(source)
     options = EnergyOptions(
         sample_interval_ms=sample_interval_ms,
         timeseries=timeseries,
         tdp_w=tdp_w,
         rapl_root=rapl_root,
+        timeseries_interval_ms=timeseries_interval_ms,
+        devices=devices,
+        allow_mig_whole_gpu=allow_mig_whole_gpu,
     )
     if source != "auto":
         cls = _load_class(source)

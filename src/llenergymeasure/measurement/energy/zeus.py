@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llenergymeasure.exceptions import ExperimentError, UnavailableError
+from llenergymeasure.measurement.devices import gpu_devices
 from llenergymeasure.measurement.energy.base import (
     Availability,
     EnergyMethod,
@@ -31,19 +32,44 @@ def probe() -> Availability:
 
 
 class ZeusEnergySource:
-    """GPU energy from ``zeus.monitor.ZeusMonitor`` begin/end windows."""
+    """GPU energy from ``zeus.monitor.ZeusMonitor`` begin/end windows, of the model's GPUs
+    (Zeus takes CUDA indices, so it sees the same set as the backend)."""
 
     name = "zeus"
     method: EnergyMethod = "zeus"
+    update_period_s = RESOLUTION_S  # nominal: Zeus does not measure the counter's period
+    target_error_pct = 1.0
+    default_min_window_s = 1.0
 
-    def __init__(self, gpu_indices: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, gpu_indices: Sequence[int] | None = None, *, device_labels: Sequence[str] = ()
+    ) -> None:
         self.gpu_indices = None if gpu_indices is None else list(gpu_indices)
+        self._labels = tuple(device_labels)
         self._monitor: Any = None
         self._t0: float | None = None
 
     @classmethod
     def from_options(cls, options: EnergyOptions) -> ZeusEnergySource:
-        return cls()
+        gpus = gpu_devices(options.devices)
+        if gpus is None:
+            return cls()
+        if not gpus:
+            raise UnavailableError(
+                "zeus measures GPUs, but the model runs on no NVIDIA GPU",
+                fix="run the model on a GPU, or choose energy source 'rapl' or 'estimate'",
+            )
+        return cls(
+            [d.cuda_index for d in gpus if d.cuda_index is not None],
+            device_labels=[d.uuid or d.label for d in gpus],
+        )
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """The GPUs measured (UUIDs where known), for the baseline cache key."""
+        if self._labels:
+            return self._labels
+        return tuple(f"gpu:{i}" for i in self.gpu_indices or ()) or ("all visible GPUs",)
 
     @staticmethod
     def availability(options: EnergyOptions) -> Availability:
@@ -87,6 +113,8 @@ class ZeusEnergySource:
             per_device_energy_j=per_device_j,
             sample_interval_ms=None,
             is_estimate=False,
+            update_period_s=RESOLUTION_S,
+            update_period_method="nominal: Zeus reads the NVML counter (~100 ms worst case)",
             resolution_warning=(
                 f"window of {duration_s:.3f} s is shorter than the NVML energy counter's "
                 f"update period (~{RESOLUTION_S * 1000:.0f} ms on some GPUs)"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.measurement.devices import DeviceRef
 
 PeakMemoryMethod = Literal["cuda_max_allocated", "process_peak_rss", "unavailable"]
 
@@ -35,6 +36,13 @@ class ModelInfo:
     """Wall time of the weight loading and the move to the device."""
     notes: tuple[str, ...] = ()
     """How things were done where it matters for reading the numbers (peak memory method, ...)."""
+    devices: tuple[DeviceRef, ...] = ()
+    """Every device the model actually runs on (for engines with tensor/pipeline parallelism,
+    every worker's); energy sources measure exactly these. Empty: the backend did not say."""
+    non_embedding_parameters: int | None = None
+    """Parameters outside the input (token and position) embeddings; they cost FLOPs."""
+    output_projection_parameters: int | None = None
+    """The LM head's weights (a matmul per generated token even when tied to the embedding)."""
 
 
 @dataclass(frozen=True)

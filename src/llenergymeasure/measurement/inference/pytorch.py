@@ -30,6 +30,7 @@ from typing import Any
 from llenergymeasure.config.backend_configs import PyTorchConfig
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.exceptions import ExperimentError, ModelLoadError, UnavailableError
+from llenergymeasure.measurement.devices import CPU, DeviceRef, cuda_device_ref
 from llenergymeasure.measurement.inference._gpu import package_installed
 from llenergymeasure.measurement.inference.base import (
     ModelInfo,
@@ -140,6 +141,9 @@ class PyTorchBackend:
             num_parameters=int(model.num_parameters()),
             load_time_s=load_time_s,
             notes=tuple(notes),
+            devices=_device_refs(torch, device),
+            non_embedding_parameters=_non_embedding_parameters(model),
+            output_projection_parameters=_output_projection_parameters(model),
         )
 
     def prepare(self, config: ExperimentConfig) -> None:
@@ -318,6 +322,27 @@ _MEMORY_NOTES: dict[str, str] = {
     "covers the whole process, not only the model",
     "unavailable": "peak memory: not measured on this platform (no /proc/self/clear_refs)",
 }
+
+
+def _device_refs(torch: Any, device: Any) -> tuple[DeviceRef, ...]:
+    """The one device this backend runs the model on, with its UUID on CUDA."""
+    if device.type != "cuda":
+        return (CPU,)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return (cuda_device_ref(torch, int(index)),)
+
+
+def _non_embedding_parameters(model: Any) -> int | None:
+    try:
+        return int(model.num_parameters(exclude_embeddings=True))
+    except (TypeError, AttributeError):
+        return None
+
+
+def _output_projection_parameters(model: Any) -> int | None:
+    head = getattr(model, "get_output_embeddings", lambda: None)()
+    weight = getattr(head, "weight", None)
+    return None if weight is None else int(weight.numel())
 
 
 def _not_loaded() -> ExperimentError:
