@@ -47,3 +47,23 @@ class DatasetError(LLEMError):
 
 class ExperimentError(LLEMError):
     """An experiment failed while running."""
+
+
+class ResultWriteError(LLEMError):
+    """A measured result could not be written where it was asked to go.
+
+    ``saved_to`` names where it was saved instead; when nowhere could take it, ``result_json``
+    holds it so the caller can still hand it to the user.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        fix: str | None = None,
+        saved_to: object = None,
+        result_json: str | None = None,
+    ) -> None:
+        super().__init__(what, fix=fix)
+        self.saved_to = saved_to
+        self.result_json = result_json

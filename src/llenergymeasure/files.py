@@ -108,6 +108,11 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_bytes_atomic(path, json_bytes(data))
 
 
+def is_temp_name(name: str) -> bool:
+    """True for the name of a temp file this module writes (``.<target>.<random>.tmp``)."""
+    return bool(_TEMP_NAME.match(name))
+
+
 def remove_stray_temp_files(directory: Path, *, depth: int = 1) -> list[Path]:
     """Delete temp files left by writers that were killed mid-write, in ``directory`` and its
     subdirectories down to ``depth``. Only call it while no writer can be live (under the
@@ -117,7 +122,7 @@ def remove_stray_temp_files(directory: Path, *, depth: int = 1) -> list[Path]:
         return removed
     with contextlib.suppress(OSError):
         for item in directory.iterdir():
-            if item.is_file() and _TEMP_NAME.match(item.name):
+            if item.is_file() and is_temp_name(item.name):
                 with contextlib.suppress(OSError):
                     item.unlink()
                     removed.append(item)

@@ -23,7 +23,7 @@ base_config:
   fp_precision: float32
   max_output_tokens: 4
   dataset: {num_prompts: 2, synthetic_input_tokens: 8}
-  warmup: {max_prompts: 1, min_prompts: 1}
+  warmup: {max_prompts: 1, min_prompts: 1, convergence_detection: false}
   baseline: {enabled: false}
   energy: {source: estimate}
 """

@@ -177,7 +177,7 @@ def _task(tmp_path: Path, exp_id: str, model: str = "builtin:tiny-gpt2") -> Expe
         "fp_precision": "float32",
         "max_output_tokens": 4,
         "dataset": {"num_prompts": 2, "synthetic_input_tokens": 8},
-        "warmup": {"max_prompts": 1, "min_prompts": 1},
+        "warmup": {"max_prompts": 1, "min_prompts": 1, "convergence_detection": False},
         "baseline": {"enabled": False},
         "energy": {"source": "estimate"},
     }

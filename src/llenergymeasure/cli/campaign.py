@@ -319,11 +319,13 @@ def run(
 
     from loguru import logger
 
+    from llenergymeasure.files import check_output_dir
     from llenergymeasure.orchestration.plan import prepare_campaign
     from llenergymeasure.orchestration.runner import CampaignRunner
 
     campaign, result = _plan(file)
-    directory = output if output is not None else Path(campaign.io.results_dir)
+    directory = (output if output is not None else Path(campaign.io.results_dir)).expanduser()
+    check_output_dir(directory, what="campaign directory", create=False)
     if not result.valid_configs:
         render_plan(result, list_names=False)
         raise typer.Exit(1)
@@ -364,7 +366,12 @@ def run(
 # --- status --------------------------------------------------------------------------------------
 
 
-def _status_json(directory: Path, manifest: Any, holder: int | None) -> dict[str, Any]:
+def _status_json(
+    directory: Path, manifest: Any, holder: int | None, missing: list[Any]
+) -> dict[str, Any]:
+    counts = manifest.counts()
+    counts["completed"] -= len(missing)
+    counts["result_missing"] = len(missing)
     return {
         "campaign_name": manifest.campaign_name,
         "directory": str(directory),
@@ -374,12 +381,38 @@ def _status_json(directory: Path, manifest: Any, holder: int | None) -> dict[str
         "updated_at": manifest.updated_at,
         "design_hash": manifest.design_hash,
         "cycles": manifest.cycles,
-        "counts": manifest.counts(),
+        "counts": counts,
         "failures": [
             {"exp_id": e.exp_id, "status": e.status, "error": e.error} for e in manifest.failures()
         ],
+        "missing_results": [{"exp_id": r.exp_id, "error": r.error} for r in missing],
         "events": [event.model_dump() for event in manifest.events],
     }
+
+
+def _damaged_status(directory: Path, error: Any, *, as_json: bool) -> None:
+    """A manifest that cannot be read: say so, and what the result files still hold."""
+    from llenergymeasure.orchestration.manifest import results_on_disk
+
+    found = results_on_disk(directory)
+    configs = len({digest for digest, _cycle in found})
+    if as_json:
+        print_json(
+            {
+                "directory": str(directory),
+                "manifest_error": error.render(),
+                "results_found": len(found),
+                "configs_found": configs,
+            }
+        )
+    else:
+        err.print(f"[bold red]error:[/] {escape(error.render())}")
+        out.print(
+            f"{len(found)} valid result file(s) of {configs} config(s) are in "
+            f"{escape(str(directory))}; `llem results export DIR` reads them, and "
+            "`llem campaign run FILE -o DIR --resume` rebuilds the manifest from them"
+        )
+    raise typer.Exit(1)
 
 
 @app.command("status")
@@ -388,25 +421,35 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable status on stdout."),
     errors: bool = typer.Option(False, "--errors", help="Show failures' full error text."),
 ) -> None:
-    """Progress of a campaign: runs per status, failures with their errors, last update.
+    """Progress of a campaign: runs per status, failures with their errors, last update; every
+    completed run's result file is checked.
 
     Example: [bold]llem campaign status results/sweep[/]
     """
     from llenergymeasure.exceptions import ConfigError
     from llenergymeasure.orchestration.executors.base import error_headline
-    from llenergymeasure.orchestration.manifest import load_manifest, lock_holder
+    from llenergymeasure.orchestration.manifest import ManifestDamaged, load_manifest, lock_holder
+    from llenergymeasure.orchestration.runner import MISSING_RESULT, campaign_records
 
-    manifest = load_manifest(directory)
+    directory = directory.expanduser()
+    try:
+        manifest = load_manifest(directory)
+    except ManifestDamaged as error:
+        _damaged_status(directory, error, as_json=as_json)
+        return
     if manifest is None:
         raise ConfigError(
             f"no campaign manifest in {directory}",
             fix="give the directory a campaign ran in (llem campaign run FILE -o DIR)",
         )
     holder = lock_holder(directory)
+    missing = [r for r in campaign_records(directory, manifest) if r.status == MISSING_RESULT]
     if as_json:
-        print_json(_status_json(directory, manifest, holder))
+        print_json(_status_json(directory, manifest, holder, missing))
         return
     counts = manifest.counts()
+    counts["completed"] -= len(missing)
+    counts[MISSING_RESULT] = len(missing)
     active = sum(n for s, n in counts.items() if s != "skipped")
     out.print(
         f"[bold]{escape(manifest.campaign_name)}[/] in {escape(str(directory))}: "
@@ -427,6 +470,10 @@ def status(
         if count:
             table.add_row(name, str(count))
     out.print(table)
+    if missing:
+        out.print(f"[bold red]{len(missing)} run(s) recorded as completed have no usable result[/]")
+        for record in missing:
+            out.print(f"  [red]{escape(record.exp_id)}[/]: {escape(record.error or '')}")
     failures = manifest.failures()
     if failures:
         out.print(f"[bold red]{len(failures)} failed or interrupted[/]")

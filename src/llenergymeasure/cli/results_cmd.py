@@ -23,7 +23,7 @@ def load_records(directory: Path) -> tuple[list[Any], int]:
     seed for any resampling; a user error when there are none."""
     from llenergymeasure.exceptions import LLEMError
     from llenergymeasure.orchestration.manifest import ManifestDamaged, load_manifest
-    from llenergymeasure.orchestration.runner import MISSING_RESULT, campaign_records
+    from llenergymeasure.orchestration.runner import campaign_records
     from llenergymeasure.results.export import records_from_folder
 
     directory = directory.expanduser()
@@ -40,7 +40,6 @@ def load_records(directory: Path) -> tuple[list[Any], int]:
         records, seed = campaign_records(directory, manifest), manifest.seed
     else:
         records, seed = records_from_folder(directory), 0
-    missing = [r for r in records if r.status == MISSING_RESULT]
     if not records:
         raise LLEMError(
             f"no results in {directory}",
@@ -77,6 +76,7 @@ def export(
     manifest, every DIR/*/result.json counts (one cycle per run of the same config).
     """
     from llenergymeasure.exceptions import LLEMError, UnavailableError
+    from llenergymeasure.orchestration.runner import MISSING_RESULT
     from llenergymeasure.results.export import (
         FORMATS,
         PARQUET_HINT,
@@ -95,6 +95,7 @@ def export(
         )
     method = _check_ci_method(ci_method)
     records, seed = load_records(directory)
+    missing = [r for r in records if r.status == MISSING_RESULT]
     report = write_tables(directory, records, formats=formats, seed=seed, ci_method=method)
     for note in report.notes:
         out.print(f"[yellow]note:[/] {escape(note)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,8 @@ def run(
     Exit 0 measured, 1 the experiment could not run, 2 unusable config.
     """
     from llenergymeasure.config.loader import apply_overrides, read_yaml, validate_experiment
+    from llenergymeasure.exceptions import ResultWriteError
+    from llenergymeasure.files import check_output_dir
     from llenergymeasure.measurement.harness import run_experiment
 
     overrides: dict[str, Any] = {
@@ -131,8 +134,15 @@ def run(
         if not as_json:
             err.print(f"[dim]... {escape(message)}[/]")
 
-    result = run_experiment(config, output, progress=progress)
-    path = output / result.experiment_id / "result.json"
+    output = output.expanduser()
+    check_output_dir(output, what="results directory (-o)")
+    try:
+        result = run_experiment(config, output, progress=progress)
+    except ResultWriteError as error:
+        if error.result_json is not None:  # saved nowhere: the user still gets the numbers
+            sys.stdout.write(error.result_json)
+        raise
+    path = result.saved_path or output / result.experiment_id / "result.json"
     if as_json:
         print_json(result.model_dump(mode="json"))
     else:

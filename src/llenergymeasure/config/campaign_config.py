@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 from llenergymeasure.config._base import StrictModel
 from llenergymeasure.config.introspection import check_param_value, nearest_names, resolve_param
 from llenergymeasure.config.models import BACKEND_SECTIONS, Backend, ExperimentConfig
+from llenergymeasure.config.urls import redact_url, webhook_problem
 
 _RESERVED_AXES = {
     "backend": "list backends under grid.backends",
@@ -323,8 +324,22 @@ class IOConfig(StrictModel):
 class NotifyConfig(StrictModel):
     """Optional webhook called when the campaign completes or fails."""
 
-    webhook_url: str | None = Field(None, description="POSTed a JSON summary.")
+    webhook_url: str | None = Field(
+        None, description="http(s) URL POSTed a JSON summary; shown redacted everywhere."
+    )
     on: list[Literal["completion", "failure"]] = Field(["completion", "failure"])
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_only(cls, url: str | None) -> str | None:
+        problem = webhook_problem(url) if url is not None else None
+        if problem:
+            raise PydanticCustomError(
+                "webhook_url",
+                "{url} cannot be a webhook: {problem}; use an http:// or https:// URL",
+                {"url": redact_url(url or ""), "problem": problem},
+            )
+        return url
 
 
 class CampaignConfig(StrictModel):

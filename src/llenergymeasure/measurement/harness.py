@@ -30,7 +30,6 @@ from llenergymeasure.config.identity import config_hash
 from llenergymeasure.config.introspection import model_load_key
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.exceptions import LLEMError
-from llenergymeasure.files import write_atomic
 from llenergymeasure.measurement.energy import (
     BaselineReading,
     EnergyReading,
@@ -774,8 +773,10 @@ def run_experiment(
         if window.reading is not None and window.reading.samples
         else None,
     )
-    directory = output_dir / experiment_id
-    if result.timeseries_file and window.reading is not None:
-        write_atomic(directory / TIMESERIES_FILE, _timeseries_csv(window.reading))
-    result.save(directory)
+    series = (
+        _timeseries_csv(window.reading)
+        if result.timeseries_file and window.reading is not None
+        else None
+    )
+    result.save(output_dir / experiment_id, timeseries_csv=series)
     return result

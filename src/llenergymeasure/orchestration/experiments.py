@@ -9,9 +9,11 @@ from typing import Any
 from llenergymeasure.config.campaign_config import CampaignConfig
 from llenergymeasure.config.dicts import deep_merge, expand_model_shorthand
 from llenergymeasure.config.loader import apply_overrides, check_experiment_file, read_yaml
+from llenergymeasure.exceptions import ConfigError
 from llenergymeasure.orchestration.grid import (
     GridExpansionResult,
     GridPoints,
+    count_campaign_grid,
     iter_campaign_grid,
     validate_campaign_grid,
 )
@@ -48,8 +50,42 @@ def _explicit_experiments(
         yield merged
 
 
+MAX_PLANNED_POINTS = 10_000_000
+"""The most grid points a campaign may expand to: beyond it, planning alone takes hours."""
+PLAN_POINT_S = 20e-6
+"""About what expanding and validating one point costs (``benchmarks/grid_bench.py``)."""
+
+
+def check_campaign_size(campaign: CampaignConfig) -> int:
+    """The exact number of points the campaign expands to (counted, never expanded); a
+    ConfigError when it is beyond :data:`MAX_PLANNED_POINTS`."""
+    points = count_campaign_grid(campaign.grid) if campaign.grid is not None else 0
+    total = points + len(campaign.experiments)
+    if total > MAX_PLANNED_POINTS:
+        cycles = campaign.execution.cycles
+        raise ConfigError(
+            f"the campaign expands to {total:,} experiments (x {cycles} cycles), more than "
+            f"the {MAX_PLANNED_POINTS:,} llem plans: validating them alone would take about "
+            f"{_human_duration(total * PLAN_POINT_S)}, and running them at one second each "
+            f"{_human_duration(total * cycles)}",
+            where="grid",
+            fix="split the campaign, use fewer values per axis, or drop combinations with "
+            "grid.exclude / linked axes",
+        )
+    return total
+
+
+def _human_duration(seconds: float) -> str:
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("hours", 3600)):
+        if seconds >= size:
+            value = seconds / size
+            return f"{value:.3g} {unit}" if value < 1e6 else f"{value:.2e} {unit}"
+    return f"{seconds / 60:.1f} minutes"
+
+
 def plan_campaign(
     campaign: CampaignConfig, campaign_file: str | Path | None = None
 ) -> GridExpansionResult:
-    """Expand and dry-run validate every experiment of the campaign."""
+    """Expand and dry-run validate every experiment of the campaign (sized first)."""
+    check_campaign_size(campaign)
     return validate_campaign_grid(iter_campaign_experiments(campaign, campaign_file))

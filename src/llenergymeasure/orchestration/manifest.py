@@ -2,10 +2,14 @@
 
 One entry per (experiment, cycle), keyed on the experiment's ``config_hash`` and the cycle. The
 file is rewritten atomically (temp file + fsync + rename) after every change, so a crash at any
-moment leaves either the previous or the next state on disk, never half of one. Each completed
-entry points at its ``result.json``; a result file is the ground truth: an entry still marked
-``running`` whose result exists and loads was finished by a process that died before it could
-say so, and counts as completed (never run twice).
+moment leaves either the previous or the next state on disk, never half of one.
+
+The result files are the truth; the manifest is an index of them. A result's path is always
+derived from the campaign directory and the entry's ``exp_id`` (one safe path component), never
+taken from the file as written; an entry still marked ``running`` whose result exists and loads
+was finished by a process that died before it could say so, and counts as completed (never run
+twice). A manifest that cannot be read is :class:`ManifestDamaged`: ``--resume`` keeps it aside
+and rebuilds the index from the result files.
 
 Pure data and file handling: no torch, nothing measured here.
 """
@@ -13,25 +17,36 @@ Pure data and file handling: no torch, nothing measured here.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llenergymeasure.exceptions import ConfigError, LLEMError
-from llenergymeasure.files import write_json_atomic
+from llenergymeasure.files import is_temp_name, write_json_atomic
 
 MANIFEST_FILE = "manifest.json"
 LOG_FILE = "campaign.log"
 LOCK_FILE = ".campaign.lock"
 PREVIOUS_PREFIX = ".previous-"
 MANIFEST_VERSION = "1"
+DAMAGED_SUFFIX = ".damaged-"
+
+OWNED_FILES = (MANIFEST_FILE, f"{MANIFEST_FILE}{DAMAGED_SUFFIX}*", LOG_FILE, LOCK_FILE)
+OWNED_TABLES = ("summary.*", "experiments.*", "report.html")
+"""What a campaign writes at its top level besides the experiments' result directories."""
+
+EXP_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$"
+"""An experiment directory: one path component, no traversal, within NAME_MAX."""
+_CYCLE_SUFFIX = re.compile(r"_c([0-9]+)$")
 
 EntryStatus = Literal["pending", "running", "completed", "failed", "interrupted", "skipped"]
 ENTRY_STATUSES: tuple[str, ...] = (
@@ -61,7 +76,10 @@ class ManifestEntry(BaseModel):
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
-    exp_id: str = Field(description="Directory of its result under the campaign directory.")
+    exp_id: str = Field(
+        pattern=EXP_ID_PATTERN,
+        description="Directory of its result under the campaign directory (one path component).",
+    )
     name: str
     config_hash: str
     backend: str
@@ -69,7 +87,9 @@ class ManifestEntry(BaseModel):
     precision: str | None = None
     cycle: int = Field(ge=1)
     status: EntryStatus = "pending"
-    result_path: str | None = Field(None, description="result.json, relative to the campaign dir.")
+    result_path: str | None = Field(
+        None, description="For readers: <exp_id>/result.json. Never used to locate the file."
+    )
     started_at: str | None = None
     finished_at: str | None = None
     error: str | None = None
@@ -133,25 +153,84 @@ def manifest_path(directory: Path) -> Path:
     return directory / MANIFEST_FILE
 
 
+class ManifestDamaged(ConfigError):
+    """``manifest.json`` exists but cannot be read; the result files may all be intact."""
+
+
 def load_manifest(directory: Path) -> Manifest | None:
-    """The manifest in ``directory``, None when there is none; unreadable is a ConfigError."""
+    """The manifest in ``directory``, None when there is none.
+
+    Unreadable or inconsistent: :class:`ManifestDamaged`. Written by another schema version: a
+    plain ConfigError (rebuilding it could lose what a newer llem recorded).
+    """
     path = manifest_path(directory)
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Manifest.model_validate(data)
-    except (OSError, ValueError, ValidationError) as err:
-        detail = err.errors()[0]["msg"] if isinstance(err, ValidationError) else str(err)
+    except (OSError, ValueError, RecursionError) as err:
+        raise _damaged(path, f"{type(err).__name__}: {err}") from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if isinstance(data, dict) and version != MANIFEST_VERSION:
         raise ConfigError(
-            f"cannot read the campaign manifest: {detail}",
+            f"the campaign manifest has schema version {version!r}; this llem reads version "
+            f"{MANIFEST_VERSION!r}",
             where=str(path),
-            fix="restore it from a backup, or use --fresh to move this run aside and start over",
-        ) from None
+            fix="use the llem version that wrote it, or give another directory with -o",
+        )
+    try:
+        manifest = Manifest.model_validate(data)
+    except (ValidationError, RecursionError) as err:
+        if isinstance(err, ValidationError):
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "top level"
+            detail = f"{where}: {first['msg']}"
+        else:
+            detail = "nested too deeply"
+        raise _damaged(path, detail) from None
+    seen: set[str] = set()
+    for entry in manifest.entries:
+        if entry.exp_id in seen:
+            raise _damaged(path, f"exp_id {entry.exp_id!r} appears twice")
+        seen.add(entry.exp_id)
+    return manifest
+
+
+def _damaged(path: Path, detail: str) -> ManifestDamaged:
+    return ManifestDamaged(
+        f"cannot read the campaign manifest: {detail}",
+        where=str(path),
+        fix="`llem campaign run FILE -o DIR --resume` rebuilds it from the result files (the "
+        "damaged file is kept aside); `llem results export DIR` still reads the results",
+    )
+
+
+def manifest_fingerprint(directory: Path) -> str | None:
+    """sha256 of ``manifest.json`` as it is on disk now (None when there is none)."""
+    try:
+        return hashlib.sha256(manifest_path(directory).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return f"unreadable: {err.errno}"
+
+
+def keep_damaged_aside(directory: Path) -> Path | None:
+    """Rename a damaged ``manifest.json`` to ``manifest.json.damaged-<time>``; never deleted."""
+    path = manifest_path(directory)
+    if not path.exists():
+        return None
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    target = path.with_name(f"{MANIFEST_FILE}{DAMAGED_SUFFIX}{stamp}")
+    os.replace(path, target)
+    return target
 
 
 def result_file(directory: Path, entry: ManifestEntry) -> Path:
-    return directory / (entry.result_path or f"{entry.exp_id}/result.json")
+    """``directory/<exp_id>/result.json``: derived, never read from the manifest."""
+    if not re.match(EXP_ID_PATTERN, entry.exp_id):  # validated on load; belt and braces
+        raise ConfigError(f"unsafe experiment id {entry.exp_id!r}", where=str(directory))
+    return directory / entry.exp_id / "result.json"
 
 
 def result_is_valid(directory: Path, entry: ManifestEntry) -> bool:
@@ -168,16 +247,76 @@ def result_is_valid(directory: Path, entry: ManifestEntry) -> bool:
     return result.config_hash == entry.config_hash
 
 
-def move_aside(directory: Path, *, stamp: str | None = None) -> Path | None:
-    """Move everything in ``directory`` (earlier ``.previous-*`` folders excepted) into a new
-    ``directory/.previous-<UTC time>/``; nothing is deleted. None when there was nothing."""
+def cycle_of(exp_id: str) -> int | None:
+    """The cycle an experiment directory's name says (``<name>_c<cycle>``)."""
+    match = _CYCLE_SUFFIX.search(exp_id)
+    return int(match.group(1)) if match else None
+
+
+class ResultOnDisk(NamedTuple):
+    """A valid result found in a campaign directory (see :func:`results_on_disk`)."""
+
+    exp_id: str
+    name: str
+    backend: str
+
+
+def results_on_disk(directory: Path) -> dict[tuple[str, int], ResultOnDisk]:
+    """(config hash, cycle) -> the valid result directly under ``directory`` for it.
+
+    A result counts when it loads, its ``experiment_id`` is its directory's name and that name
+    ends in ``_c<cycle>``: what the runner writes, so an index can be rebuilt from it.
+    """
+    from llenergymeasure.results.schema import RESULT_FILE, load_result
+
+    found: dict[tuple[str, int], ResultOnDisk] = {}
     if not directory.is_dir():
-        return None
-    items = [
-        p
-        for p in directory.iterdir()
-        if not p.name.startswith(PREVIOUS_PREFIX) and p.name != LOCK_FILE
-    ]
+        return found
+    for path in sorted(directory.glob(f"*/{RESULT_FILE}")):
+        exp_id = path.parent.name
+        cycle = cycle_of(exp_id)
+        if cycle is None or not re.match(EXP_ID_PATTERN, exp_id):
+            continue
+        try:
+            result = load_result(path)
+        except LLEMError:
+            continue
+        if result.experiment_id == exp_id:
+            backend = str(result.config.get("backend", ""))
+            found.setdefault(
+                (result.config_hash, cycle), ResultOnDisk(exp_id, result.name, backend)
+            )
+    return found
+
+
+def _owned(item: Path, known_ids: set[str]) -> bool:
+    name = item.name
+    if item.is_dir() and not item.is_symlink():
+        return name in known_ids or (item / "result.json").is_file()
+    patterns = OWNED_FILES + OWNED_TABLES
+    return is_temp_name(name) or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def directory_contents(
+    directory: Path, manifest: Manifest | None = None
+) -> tuple[list[Path], list[Path]]:
+    """(what a campaign owns, everything else) in ``directory``; ``.previous-*`` is neither."""
+    if not directory.is_dir():
+        return [], []
+    known = {e.exp_id for e in manifest.entries} if manifest is not None else set()
+    owned: list[Path] = []
+    foreign: list[Path] = []
+    for item in sorted(directory.iterdir()):
+        if item.name.startswith(PREVIOUS_PREFIX):
+            continue
+        (owned if _owned(item, known) else foreign).append(item)
+    return owned, foreign
+
+
+def move_aside(directory: Path, items: Sequence[Path], *, stamp: str | None = None) -> Path | None:
+    """Move ``items`` (what the campaign owns) into a new ``directory/.previous-<UTC time>/``;
+    nothing is deleted, nothing else is touched. None when there was nothing to move."""
+    items = [p for p in items if p.name != LOCK_FILE and p.exists()]
     if not items:
         return None
     stamp = stamp or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -249,15 +388,22 @@ __all__ = [
     "LOG_FILE",
     "MANIFEST_FILE",
     "Manifest",
+    "ManifestDamaged",
     "ManifestEntry",
     "ManifestEvent",
+    "ResultOnDisk",
     "campaign_lock",
+    "cycle_of",
     "design_hash",
+    "directory_contents",
+    "keep_damaged_aside",
     "load_manifest",
     "lock_holder",
+    "manifest_fingerprint",
     "manifest_path",
     "move_aside",
     "now_iso",
     "result_file",
     "result_is_valid",
+    "results_on_disk",
 ]

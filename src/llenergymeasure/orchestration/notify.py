@@ -14,6 +14,7 @@ from typing import Any
 from loguru import logger
 
 from llenergymeasure.config.campaign_config import NotifyConfig
+from llenergymeasure.config.urls import redact_url, webhook_problem
 
 TIMEOUT_S = 10.0
 
@@ -28,7 +29,11 @@ def event_for(status: str) -> str | None:
 
 
 def send_webhook(url: str, payload: dict[str, Any], *, timeout_s: float = TIMEOUT_S) -> bool:
-    """POST ``payload`` as JSON; True on a 2xx answer. Never raises."""
+    """POST ``payload`` as JSON; True on a 2xx answer. Never raises; never logs the URL whole."""
+    problem = webhook_problem(url)
+    if problem:
+        logger.warning("webhook {} not called: {}", redact_url(url), problem)
+        return False
     body = json.dumps(payload, default=str).encode()
     try:
         request = urllib.request.Request(
@@ -40,10 +45,14 @@ def send_webhook(url: str, payload: dict[str, Any], *, timeout_s: float = TIMEOU
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             ok = 200 <= response.status < 300
             if not ok:
-                logger.warning("webhook {} answered HTTP {}", url, response.status)
+                logger.warning("webhook {} answered HTTP {}", redact_url(url), response.status)
             return ok
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        logger.warning("webhook {} failed: {} (the campaign is not affected)", url, err)
+    except (urllib.error.URLError, OSError, ValueError, TypeError) as err:
+        reason = getattr(err, "reason", err)
+        shown = str(reason).replace(url, redact_url(url))
+        logger.warning(
+            "webhook {} failed: {} (the campaign is not affected)", redact_url(url), shown
+        )
         return False
 
 

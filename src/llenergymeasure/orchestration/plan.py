@@ -5,9 +5,11 @@ writes nothing, so a dry run and a confirmation prompt can sit between planning 
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,11 +18,13 @@ from llenergymeasure.config.campaign_config import CampaignConfig, ExecutionConf
 from llenergymeasure.exceptions import ConfigError, LLEMError
 from llenergymeasure.orchestration.grid import GridExpansionResult
 from llenergymeasure.orchestration.manifest import (
-    PREVIOUS_PREFIX,
     Manifest,
+    ManifestDamaged,
     ManifestEntry,
     design_hash,
+    directory_contents,
     load_manifest,
+    manifest_fingerprint,
     manifest_path,
     now_iso,
     result_file,
@@ -30,6 +34,7 @@ from llenergymeasure.orchestration.planned import (
     PlannedExperiment,
     new_entry,
     planned_experiments,
+    safe_name,
 )
 from llenergymeasure.orchestration.resume import DesignChange, reconcile
 
@@ -96,9 +101,21 @@ class CampaignPlan:
     reuse_models: bool
     change: DesignChange = field(default_factory=DesignChange)
     notes: list[str] = field(default_factory=list)
-    move_aside: bool = False
+    move_aside: list[Path] = field(default_factory=list)
+    """What ``--fresh`` moves into ``.previous-<time>/``: only what the campaign owns."""
+    damaged_manifest: bool = False
+    """The manifest could not be read: the runner keeps it aside before writing a new one."""
+    basis: str | None = None
+    """Fingerprint of the manifest this plan was made against (None: there was none)."""
+    replan: Callable[[], CampaignPlan] | None = field(default=None, repr=False)
+    """Plans again from the disk as it is then (see :meth:`stale`)."""
     timings_s: dict[str, float] = field(default_factory=dict)
     """Mean earlier ``total_s`` per config hash (from results already in the directory)."""
+
+    def stale(self) -> bool:
+        """True when the manifest on disk changed since this plan was made (another run moved
+        on while this one waited at a prompt): acting on it could redo finished work."""
+        return manifest_fingerprint(self.output_dir) != self.basis
 
     @property
     def by_hash(self) -> dict[str, PlannedExperiment]:
@@ -149,13 +166,6 @@ def _earlier_timings(directory: Path, entries: Sequence[ManifestEntry]) -> dict[
     return {digest: statistics.fmean(values) for digest, values in seen.items()}
 
 
-def _has_content(directory: Path) -> bool:
-    return directory.is_dir() and any(
-        not p.name.startswith(PREVIOUS_PREFIX) and p.name != ".campaign.lock"
-        for p in directory.iterdir()
-    )
-
-
 def prepare_campaign(
     campaign: CampaignConfig,
     grid: GridExpansionResult,
@@ -193,7 +203,13 @@ def prepare_campaign(
     if execution.structure == "balanced":
         balance = balance_note(len(experiments), execution.cycles)
         notes.extend([balance] if balance else [])
-    existing = load_manifest(output_dir)
+    damaged: str | None = None
+    try:
+        existing = load_manifest(output_dir)
+    except ManifestDamaged as err:
+        if not (resume or fresh):
+            raise
+        existing, damaged = None, err.what
     if existing is not None and not (resume or fresh):
         counts = existing.counts()
         total = len([e for e in existing.entries if e.status != "skipped"])
@@ -204,6 +220,14 @@ def prepare_campaign(
             fix="--resume to continue it, --fresh to move it aside (nothing is deleted) and "
             "start over, or -o to use another directory",
         )
+    owned, foreign = directory_contents(output_dir, existing)
+    if not owned and foreign:
+        shown = ", ".join(p.name for p in foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise ConfigError(
+            f"{output_dir} is not empty and is not a campaign directory (it holds {shown})",
+            fix="a campaign writes many files into its directory: give -o a new or empty "
+            f"directory, e.g. -o {output_dir / safe_name(campaign.campaign_name)}",
+        )
     common: dict[str, Any] = {
         "campaign": campaign,
         "output_dir": output_dir,
@@ -211,20 +235,43 @@ def prepare_campaign(
         "executor": executor,
         "reuse_models": not campaign.cold_start.force_cold_start and executor == "inprocess",
         "notes": notes,
+        "basis": manifest_fingerprint(output_dir),
+        "replan": functools.partial(
+            prepare_campaign,
+            campaign,
+            grid,
+            output_dir,
+            resume=resume,
+            fresh=fresh,
+            campaign_file=campaign_file,
+        ),
     }
     file_text = str(campaign_file) if campaign_file is not None else None
-    if existing is not None and resume:
+    if resume and owned:
         from llenergymeasure.orchestration.manifest import lock_holder
 
         holder = lock_holder(output_dir)
-        if holder is not None:
+        if holder is not None and holder != os.getpid():
             notes.append(
                 f"a campaign process (pid {holder}) is still running in {output_dir}: "
                 "running entries below may be live"
             )
         manifest, change, more = reconcile(existing, experiments, campaign, output_dir, executor)
+        if existing is None:
+            why = f"could not be read ({damaged})" if damaged else "is missing"
+            more.insert(
+                0,
+                f"the campaign manifest {why}: rebuilt from the result files on disk"
+                + (", the damaged file kept as manifest.json.damaged-<time>" if damaged else ""),
+            )
         manifest.campaign_file = file_text or manifest.campaign_file
-        plan = CampaignPlan(manifest=manifest, mode="resume", change=change, **common)
+        plan = CampaignPlan(
+            manifest=manifest,
+            mode="resume",
+            change=change,
+            damaged_manifest=damaged is not None,
+            **common,
+        )
         plan.notes.extend(more)
         plan.timings_s = _earlier_timings(output_dir, manifest.entries)
         return plan
@@ -250,7 +297,13 @@ def prepare_campaign(
     )
     plan = CampaignPlan(manifest=manifest, mode="fresh" if fresh else "new", **common)
     if fresh:
-        plan.move_aside = _has_content(output_dir)
+        plan.move_aside = owned
+        if foreign:
+            plan.notes.append(
+                "--fresh leaves what is not the campaign's in place: "
+                + ", ".join(p.name for p in foreign[:5])
+                + (", ..." if len(foreign) > 5 else "")
+            )
     else:
         if resume:
             plan.notes.append(f"nothing to resume in {output_dir}: starting a new campaign")
@@ -259,6 +312,8 @@ def prepare_campaign(
             raise ConfigError(
                 f"{output_dir} already holds results without a campaign manifest "
                 f"(e.g. {result_file(output_dir, clash)})",
-                fix="use --fresh to move them aside (nothing is deleted), or -o to use another directory",
+                fix="--resume adopts the results that belong to this campaign (the manifest is "
+                "rebuilt from them), --fresh moves them aside (nothing is deleted), or -o to use "
+                "another directory",
             )
     return plan

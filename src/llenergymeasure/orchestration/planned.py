@@ -6,17 +6,26 @@ Experiment ids are ``<name>_c<cycle>`` (the name made filesystem-safe); results 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from llenergymeasure.orchestration.grid import GridExpansionResult
 from llenergymeasure.orchestration.manifest import ManifestEntry
 
+NAME_MAX_CHARS = 150
+"""Longest directory name part taken from an experiment's name (NAME_MAX is 255 bytes)."""
+
 
 def safe_name(name: str) -> str:
-    """A name usable as a directory: letters, digits and ``-._`` kept, the rest ``-``."""
-    safe = "".join(c if c.isalnum() or c in "-._" else "-" for c in name).strip(".")
-    return safe or "experiment"
+    """A name usable as a directory: ASCII letters, digits and ``-._`` kept, the rest ``-``;
+    a long name is cut and keeps a digest of the whole, so distinct names stay distinct."""
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-._" else "-" for c in name)
+    safe = safe.strip(".") or "experiment"
+    if len(safe) > NAME_MAX_CHARS:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        safe = f"{safe[: NAME_MAX_CHARS - 11]}-{digest}"
+    return safe
 
 
 @dataclass(frozen=True)
@@ -56,10 +65,17 @@ def planned_experiments(grid: GridExpansionResult) -> list[PlannedExperiment]:
     return planned
 
 
-def new_entry(experiment: PlannedExperiment, cycle: int, used_ids: set[str]) -> ManifestEntry:
-    exp_id = f"{safe_name(experiment.name)}_c{cycle}"
-    if exp_id in used_ids:  # the name once belonged to another config: keep both results
-        exp_id = f"{safe_name(experiment.name)}-{experiment.config_hash[:8]}_c{cycle}"
+def new_entry(
+    experiment: PlannedExperiment, cycle: int, used_ids: set[str], *, exp_id: str | None = None
+) -> ManifestEntry:
+    """The entry of (experiment, cycle): ``exp_id`` as given (a result found on disk), else
+    ``<name>_c<cycle>``, made unique against ``used_ids`` (taken names and directories)."""
+    if exp_id is None:
+        base, n = safe_name(experiment.name), 1
+        exp_id = f"{base}_c{cycle}"
+        while exp_id in used_ids:  # the name once belonged to another config: keep both
+            suffix = experiment.config_hash[:8] + (f"-{n}" if n > 1 else "")
+            exp_id, n = f"{base}-{suffix}_c{cycle}", n + 1
     used_ids.add(exp_id)
     return ManifestEntry(
         exp_id=exp_id,

@@ -15,7 +15,9 @@ from llenergymeasure.orchestration.manifest import (
     Manifest,
     ManifestEntry,
     design_hash,
+    now_iso,
     result_is_valid,
+    results_on_disk,
 )
 from llenergymeasure.orchestration.order import plan_order
 from llenergymeasure.orchestration.planned import PlannedExperiment, new_entry
@@ -74,54 +76,48 @@ class DesignChange:
 
 
 def reconcile(
-    old: Manifest,
+    old: Manifest | None,
     experiments: list[PlannedExperiment],
     campaign: CampaignConfig,
     directory: Path,
     executor: str,
 ) -> tuple[Manifest, DesignChange, list[str]]:
-    """The resumed manifest: completed runs kept (a result on disk is the proof), the rest
-    rerun, new experiments added, removed ones kept as skipped with their results."""
+    """The resumed manifest: completed runs kept (a result on disk is the proof, wherever the
+    manifest said it was), the rest rerun, new experiments added, removed ones kept as skipped
+    with their results. ``old`` None: the index is rebuilt from the result files alone."""
     execution = campaign.execution
-    change = DesignChange()
-    notes: list[str] = []
-    by_key = {e.key: e.model_copy() for e in old.entries}
-    old_names: dict[str, str] = {}  # the experiments of the design being resumed
-    for e in old.entries:
-        if e.status != "skipped":
-            old_names[e.config_hash] = e.name
+    old_entries = old.entries if old is not None else []
+    on_disk = results_on_disk(directory)
+    change = _design_change(old, experiments, campaign) if old is not None else DesignChange()
     new_hashes = {e.config_hash for e in experiments}
-    change.added = [e.name for e in experiments if e.config_hash not in old_names]
-    change.removed = [name for digest, name in old_names.items() if digest not in new_hashes]
-    change.renamed = [
-        (old_names[e.config_hash], e.name)
-        for e in experiments
-        if e.config_hash in old_names and old_names[e.config_hash] != e.name
-    ]
-    if old.cycles != execution.cycles:
-        change.cycles = (old.cycles, execution.cycles)
-    before = f"{old.structure} (seed {old.seed})"
-    after = f"{execution.structure} (seed {execution.seed})"
-    if before != after:
-        change.order = (before, after)
-    if old.campaign_name != campaign.campaign_name:
-        change.campaign_name = (old.campaign_name, campaign.campaign_name)
-
-    used = {e.exp_id for e in old.entries}
-    recovered = 0
+    by_key = {e.key: e.model_copy() for e in old_entries}
+    used = {e.exp_id for e in old_entries}
+    if directory.is_dir():
+        used |= {p.name for p in directory.iterdir() if p.is_dir()}
+    recovered = adopted = 0
     entries: list[ManifestEntry] = []
     for index, cycle in plan_order(
         len(experiments), execution.cycles, execution.structure, execution.seed
     ):
         experiment = experiments[index]
-        entry = by_key.pop((experiment.config_hash, cycle), None)
+        key = (experiment.config_hash, cycle)
+        entry = by_key.pop(key, None)
+        found = on_disk.pop(key, None)
         if entry is None:
-            entries.append(new_entry(experiment, cycle, used))
+            entry = new_entry(experiment, cycle, used, exp_id=found.exp_id if found else None)
+            if found is not None:
+                entry.status = "completed"
+                adopted += 1
+            entries.append(entry)
             continue
         entry.name = experiment.name
         entry.model, entry.precision = experiment.model, experiment.precision
-        entry.result_path = entry.result_path or f"{entry.exp_id}/result.json"
-        if result_is_valid(directory, entry):
+        valid = result_is_valid(directory, entry)
+        if not valid and found is not None:
+            entry.exp_id = found.exp_id  # the manifest pointed elsewhere: the disk is the truth
+            adopted, valid = adopted + 1, True
+        entry.result_path = f"{entry.exp_id}/result.json"
+        if valid:
             if entry.status != "completed":
                 recovered += entry.status in ("running", "interrupted", "failed", "pending")
                 entry.status, entry.error, entry.reason = "completed", None, None
@@ -145,17 +141,86 @@ def reconcile(
                 entry.error = "the campaign process stopped while this experiment ran (killed?)"
             entry.status = "skipped"
         entries.append(entry)
+    indexed = {e.exp_id for e in entries}
+    for (digest, cycle), found in on_disk.items():  # results of no planned run: indexed, kept
+        if found.exp_id not in indexed:
+            entries.append(
+                ManifestEntry(
+                    exp_id=found.exp_id,
+                    name=found.name,
+                    config_hash=digest,
+                    backend=found.backend,
+                    cycle=cycle,
+                    status="skipped",
+                    result_path=f"{found.exp_id}/result.json",
+                    reason="a result on disk that is not part of the campaign file",
+                )
+            )
+    notes: list[str] = []
     if recovered:
         notes.append(
             f"{recovered} experiment(s) had finished but were not yet recorded as such "
             "(the process stopped between writing the result and the manifest): marked completed"
         )
+    if adopted:
+        notes.append(
+            f"{adopted} result(s) found on disk that the manifest did not point at: adopted as "
+            "completed (never measured again)"
+        )
+    return _manifest_for(old, entries, experiments, campaign, executor), change, notes
+
+
+def _design_change(
+    old: Manifest, experiments: list[PlannedExperiment], campaign: CampaignConfig
+) -> DesignChange:
+    execution = campaign.execution
+    change = DesignChange()
+    old_names: dict[str, str] = {}  # the experiments of the design being resumed
+    for e in old.entries:
+        if e.status != "skipped":
+            old_names[e.config_hash] = e.name
+    new_hashes = {e.config_hash for e in experiments}
+    change.added = [e.name for e in experiments if e.config_hash not in old_names]
+    change.removed = [name for digest, name in old_names.items() if digest not in new_hashes]
+    change.renamed = [
+        (old_names[e.config_hash], e.name)
+        for e in experiments
+        if e.config_hash in old_names and old_names[e.config_hash] != e.name
+    ]
+    if old.cycles != execution.cycles:
+        change.cycles = (old.cycles, execution.cycles)
+    before = f"{old.structure} (seed {old.seed})"
+    after = f"{execution.structure} (seed {execution.seed})"
+    if before != after:
+        change.order = (before, after)
+    if old.campaign_name != campaign.campaign_name:
+        change.campaign_name = (old.campaign_name, campaign.campaign_name)
+    return change
+
+
+def _manifest_for(
+    old: Manifest | None,
+    entries: list[ManifestEntry],
+    experiments: list[PlannedExperiment],
+    campaign: CampaignConfig,
+    executor: str,
+) -> Manifest:
+    execution = campaign.execution
+    fields = {
+        "entries": entries,
+        "campaign_name": campaign.campaign_name,
+        "design_hash": design_hash([e.config_hash for e in experiments]),
+        "cycles": execution.cycles,
+        "structure": execution.structure,
+        "seed": execution.seed,
+        "executor": executor,
+    }
+    if old is None:
+        now = now_iso()
+        manifest = Manifest(created_at=now, updated_at=now, **fields)
+        manifest.log("rebuilt from the result files on disk")
+        return manifest
     manifest = old.model_copy(deep=True)
-    manifest.entries = entries
-    manifest.campaign_name = campaign.campaign_name
-    manifest.design_hash = design_hash([e.config_hash for e in experiments])
-    manifest.cycles = execution.cycles
-    manifest.structure = execution.structure
-    manifest.seed = execution.seed
-    manifest.executor = executor
-    return manifest, change, notes
+    for name, value in fields.items():
+        setattr(manifest, name, value)
+    return manifest

@@ -20,6 +20,7 @@ from typing import Any
 from loguru import logger
 
 from llenergymeasure.exceptions import LLEMError
+from llenergymeasure.files import check_output_dir, remove_stray_temp_files
 from llenergymeasure.orchestration.executors.base import Executor as ExecutorProtocol
 from llenergymeasure.orchestration.executors.base import (
     ExperimentTask,
@@ -31,6 +32,7 @@ from llenergymeasure.orchestration.manifest import (
     Manifest,
     ManifestEntry,
     campaign_lock,
+    keep_damaged_aside,
     move_aside,
     now_iso,
     result_file,
@@ -41,6 +43,36 @@ from llenergymeasure.orchestration.outcome import CampaignObserver, CampaignOutc
 from llenergymeasure.orchestration.plan import CampaignPlan, prepare_campaign
 from llenergymeasure.orchestration.schedule import Clock, Scheduler, Sleep
 from llenergymeasure.orchestration.thermal import TemperatureProbe, ThermalGuard
+
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {
+    0x7F: "\\x7f",
+    0x85: "\\x85",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters and line breaks escaped: a user string written into
+    a log can never start a line of its own."""
+    return text.translate(_CONTROL)
+
+
+class _CampaignLog:
+    """``DIR/campaign.log``: one line per record, user strings escaped (see :func:`one_line`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.open("a", encoding="utf-8").close()  # there from the start, like a file sink
+
+    def __call__(self, message: Any) -> None:
+        record = message.record
+        line = f"{record['time']:%Y-%m-%d %H:%M:%S} {record['level'].name: <7} "
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line + one_line(record["message"]) + "\n")
 
 
 @contextlib.contextmanager
@@ -102,18 +134,38 @@ class CampaignRunner:
 
     def run(self) -> CampaignOutcome:
         """Run every entry still to run. Ctrl-C (or SIGTERM) marks the running experiment
-        interrupted, saves the manifest and returns an ``interrupted`` outcome (exit 130)."""
+        interrupted, saves the manifest and returns an ``interrupted`` outcome (exit 130).
+
+        The directory is checked first (a writable directory with room: exit 2 otherwise);
+        once its lock is held, a plan made against a manifest that has changed since (another
+        run went on while this one waited at a prompt) is made again from the disk.
+        """
         directory = self.plan.output_dir
         started = self.clock()
+        check_output_dir(directory, what="campaign directory")
         with campaign_lock(directory):
-            moved_to = move_aside(directory) if self.plan.move_aside else None
-            sink = None
-            if self.log_to_file:
-                sink = logger.add(
-                    directory / LOG_FILE,
-                    level="INFO",
-                    format="{time:YYYY-MM-DD HH:mm:ss} {level: <7} {message}",
+            if self.plan.stale() and self.plan.replan is not None:
+                self.plan = self.plan.replan()
+                self.plan.notes.insert(
+                    0,
+                    "the campaign directory changed while this run waited to start (another "
+                    "run went on): planned again from what is on disk now",
                 )
+            swept = remove_stray_temp_files(directory)
+            if swept:
+                self.plan.notes.append(
+                    f"removed {len(swept)} temp file(s) left by a write that was cut short"
+                )
+            if self.plan.damaged_manifest:
+                kept = keep_damaged_aside(directory)
+                if kept is not None:
+                    self.plan.notes.append(f"the damaged manifest is kept as {kept.name}")
+            moved_to = move_aside(directory, self.plan.move_aside)
+            sink = (
+                logger.add(_CampaignLog(directory / LOG_FILE), level="INFO")
+                if self.log_to_file
+                else None
+            )
             try:
                 outcome = self._run_locked(started, moved_to)
             finally:
@@ -172,7 +224,20 @@ class CampaignRunner:
             manifest.log("interrupted", "Ctrl-C or SIGTERM")
             self._save()
             logger.warning("campaign interrupted; `--resume` continues it")
-        except Exception as error:  # a bug or a full disk: record what we can, then surface it
+        except OSError as error:  # a full disk or a directory gone read-only: stop, resumable
+            reason = f"{error.strerror or error}" + (
+                f" ({error.filename})" if error.filename else ""
+            )
+            if self._running is not None:
+                self._running.status = "interrupted"
+                self._running.error = f"stopped: cannot write the campaign's files: {reason}"
+                self._running.finished_at = now_iso()
+            outcome.stop_reason = (
+                f"cannot write to {directory}: {reason}; free space or fix permissions, then "
+                "--resume (the manifest on disk is the last state that could be saved)"
+            )
+            logger.error("{}", outcome.stop_reason)
+        except Exception as error:  # a bug: record what we can, then surface it
             if self._running is not None:
                 self._running.status = "failed"
                 self._running.error = describe_error(error)
@@ -195,7 +260,10 @@ class CampaignRunner:
                 outcome.status = "completed_with_failures"
             manifest.status = outcome.status
             manifest.log(outcome.status, outcome.stop_reason)
-            self._save()
+            try:
+                self._save()
+            except OSError as error:
+                outcome.notes.append(f"the final manifest update could not be written: {error}")
         outcome.thermal_wait_s = thermal.waited_s
         outcome.counts = manifest.counts()
         outcome.failures = [e for e in manifest.entries if e.status in ("failed", "interrupted")]
@@ -206,9 +274,13 @@ class CampaignRunner:
         if outcome.status != "interrupted":
             from llenergymeasure.orchestration.notify import notify
 
-            outcome.webhook_sent = notify(
-                plan.campaign.notify, outcome.status, outcome.payload(manifest)
-            )
+            try:
+                outcome.webhook_sent = notify(
+                    plan.campaign.notify, outcome.status, outcome.payload(manifest)
+                )
+            except Exception as error:  # the campaign is done; a webhook never changes that
+                outcome.webhook_sent = False
+                logger.warning("webhook failed: {} (the campaign is not affected)", error)
         logger.info(
             "campaign {}: {} in {:.1f} s{}",
             outcome.status,
@@ -265,6 +337,15 @@ class CampaignRunner:
                     self.observer.on_wait(kind, gap)
                     self.sleep(gap)
                     outcome.gaps_s += gap
+            if result_is_valid(plan.output_dir, entry):  # measured already: never again
+                entry.status, entry.error, entry.reason = "completed", None, None
+                entry.result_path = f"{entry.exp_id}/result.json"
+                self._save()
+                logger.info(
+                    "{}: its result is already on disk; adopted, not measured", entry.exp_id
+                )
+                self.observer.on_experiment_end(index, total, entry, None)
+                continue
             thermal.wait(self.observer.on_wait)
 
             entry.status, entry.error, entry.reason = "running", None, None
@@ -311,6 +392,12 @@ class CampaignRunner:
             self.observer.on_experiment_end(
                 index, total, entry, self._eta(durations, entries[index:])
             )
+            if result.fatal:
+                outcome.stop_reason = (
+                    f"{error_headline(entry.error)}; the campaign stopped: fix the cause, then "
+                    "--resume"
+                )
+                break
             if limit is not None and consecutive >= limit:
                 outcome.stop_reason = (
                     f"{consecutive} consecutive failures (execution.max_consecutive_failures="
@@ -365,18 +452,28 @@ class CampaignRunner:
             )
 
 
+MISSING_RESULT = "result_missing"
+"""Record status of an entry the manifest calls completed whose result file is gone or bad."""
+
+
 def campaign_records(directory: Path, manifest: Manifest) -> list[Any]:
-    """The manifest's entries as aggregation records, each with its result when it has one."""
+    """The manifest's entries as aggregation records, each with its result when it has one.
+
+    The result files are checked, not trusted: a completed entry whose ``result.json`` is
+    missing, unreadable or another config's becomes a ``result_missing`` record with the cause
+    (never a blank row counted as measured).
+    """
     from llenergymeasure.results.aggregation import RunRecord
     from llenergymeasure.results.schema import load_result
 
     records = []
     for entry in manifest.entries:
-        result = None
-        path = result_file(directory, entry)
-        if entry.status in ("completed", "skipped") and path.is_file():
-            with contextlib.suppress(LLEMError):
-                result = load_result(path)
+        result, error = None, entry.error
+        status: str = entry.status
+        if entry.status in ("completed", "skipped"):
+            result, problem = _checked_result(directory, entry, load_result)
+            if problem and entry.status == "completed":
+                status, error = MISSING_RESULT, f"{problem}; --resume measures it again"
         records.append(
             RunRecord(
                 exp_id=entry.exp_id,
@@ -384,15 +481,32 @@ def campaign_records(directory: Path, manifest: Manifest) -> list[Any]:
                 config_hash=entry.config_hash,
                 backend=entry.backend,
                 cycle=entry.cycle,
-                status=entry.status,
+                status=status,
                 model=entry.model,
                 precision=entry.precision,
-                error=entry.error,
+                error=error,
                 result=result,
-                result_path=entry.result_path if result is not None else None,
+                result_path=f"{entry.exp_id}/result.json" if result is not None else None,
             )
         )
     return records
+
+
+def _checked_result(
+    directory: Path, entry: ManifestEntry, load: Callable[[Path], Any]
+) -> tuple[Any, str | None]:
+    """(the entry's result, None) or (None, what is wrong with its file)."""
+    path = result_file(directory, entry)
+    shown = f"{entry.exp_id}/{path.name}"
+    if not path.is_file():
+        return None, f"{shown} is missing"
+    try:
+        result = load(path)
+    except LLEMError as err:
+        return None, f"{shown} cannot be read ({err.what})"
+    if result.config_hash != entry.config_hash:
+        return None, f"{shown} holds another config's result"
+    return result, None
 
 
 def run_campaign(
@@ -411,7 +525,7 @@ def run_campaign(
 
     campaign = load_campaign_config(campaign_file)
     grid = plan_campaign(campaign, campaign_file)
-    directory = output_dir or Path(campaign.io.results_dir)
+    directory = (output_dir or Path(campaign.io.results_dir)).expanduser()
     plan = prepare_campaign(
         campaign,
         grid,

@@ -8,15 +8,20 @@ always travel with their ``EnergyProvenance``: the method (counter, polling, rap
 from __future__ import annotations
 
 import json
+import os
+import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from llenergymeasure.exceptions import LLEMError
-from llenergymeasure.files import write_json_atomic
+from llenergymeasure.exceptions import LLEMError, ResultWriteError
+from llenergymeasure.files import default_cache_dir, json_bytes, write_bytes_new
 
 SCHEMA_VERSION = "1"
+UNSAVED_DIR = "unsaved"
+"""Under the user's cache: results that could not be written where they were asked to go."""
 RESULT_FILE = "result.json"
 TIMESERIES_FILE = "timeseries.csv"
 
@@ -211,16 +216,87 @@ class ExperimentResult(_Record):
         default_factory=list, description="Measurement-quality findings; see QualityFlag."
     )
 
+    _saved_path: Path | None = PrivateAttr(None)
+
+    @property
+    def saved_path(self) -> Path | None:
+        """Where :meth:`save` wrote this result (None before it did)."""
+        return self._saved_path
+
     @property
     def untrusted(self) -> list[QualityFlag]:
         """The flags that keep this result out of aggregates."""
         return [f for f in self.flags if f.severity == "untrusted"]
 
-    def save(self, directory: Path) -> Path:
-        """Write ``directory/result.json`` atomically and return its path."""
-        path = directory / RESULT_FILE
-        write_json_atomic(path, self.model_dump(mode="json"))
-        return path
+    def save(self, directory: Path, *, timeseries_csv: str | None = None) -> Path:
+        """Write ``directory/result.json`` (and the time series beside it); return its path.
+
+        Never replaces a measurement: when a valid result is already there, this one is saved
+        beside it as ``result.<UTC time>.json``; a damaged one is first renamed
+        ``result.json.damaged-<time>``. When the directory cannot be written (full disk,
+        read-only), the result goes to ``<cache>/unsaved/`` and a ResultWriteError says where.
+        """
+        try:
+            return self._save_in(directory, timeseries_csv)
+        except OSError as err:
+            reason = err.strerror or str(err)
+        name = re.sub(r"[^A-Za-z0-9._-]", "-", self.experiment_id).strip(".") or "result"
+        fallback = default_cache_dir() / UNSAVED_DIR / f"{name}-{_stamp()}"
+        try:
+            saved = self._save_in(fallback, timeseries_csv)
+        except OSError as err:
+            raise ResultWriteError(
+                f"the result could not be written to {directory} ({reason}) nor to {fallback} "
+                f"({err.strerror or err})",
+                fix="free disk space or fix permissions; the result is printed below",
+                result_json=json_bytes(self.model_dump(mode="json")).decode(),
+            ) from None
+        raise ResultWriteError(
+            f"the result could not be written to {directory}: {reason}",
+            fix=f"it was saved to {saved} instead; copy it back once {directory} is writable",
+            saved_to=saved,
+        )
+
+    def _save_in(self, directory: Path, timeseries_csv: str | None) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        for _attempt in range(3):
+            stem = "" if _free_for_new(directory / RESULT_FILE) else f".{_stamp()}"
+            path = directory / f"result{stem}.json"
+            if timeseries_csv is not None:
+                self.timeseries_file = f"timeseries{stem}.csv"
+                write_bytes_new_or_aside(
+                    directory / self.timeseries_file, timeseries_csv.encode("utf-8")
+                )
+            try:
+                write_bytes_new(path, json_bytes(self.model_dump(mode="json")))
+            except FileExistsError:  # another writer got there first: keep both
+                continue
+            self._saved_path = path
+            return path
+        raise FileExistsError(f"{directory}: no free result file name")
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def _free_for_new(path: Path) -> bool:
+    """True when ``path`` can take a new result: absent, or damaged (then renamed aside)."""
+    if not path.exists():
+        return True
+    try:
+        load_result(path)
+    except LLEMError:
+        os.replace(path, path.with_name(f"{path.name}.damaged-{_stamp()}"))
+        return True
+    return False
+
+
+def write_bytes_new_or_aside(path: Path, data: bytes) -> None:
+    """Create ``path``; an existing file there is renamed aside first, never replaced."""
+    if path.exists():
+        os.replace(path, path.with_name(f"{path.name}.previous-{_stamp()}"))
+    write_bytes_new(path, data)
 
 
 def load_result(path: Path) -> ExperimentResult:
@@ -228,8 +304,8 @@ def load_result(path: Path) -> ExperimentResult:
     file = path / RESULT_FILE if path.is_dir() else path
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise LLEMError(f"cannot read result {file}: {err}") from None
+    except (OSError, ValueError, RecursionError) as err:
+        raise LLEMError(f"cannot read result {file}: {type(err).__name__}: {err}") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if version != SCHEMA_VERSION:
         raise LLEMError(

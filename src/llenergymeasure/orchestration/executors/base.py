@@ -54,6 +54,9 @@ class ExecutionOutcome:
     result: Any = None
     """The ``ExperimentResult`` when the executor has it in memory (in-process), else None."""
     timed_out: bool = False
+    fatal: bool = False
+    """The failure is the campaign's, not the experiment's (its result could not be written
+    where it belongs): the runner stops rather than go on to the next experiment."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -68,6 +71,10 @@ class Executor(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+FATAL_ERRORS = ("ResultWriteError",)
+"""Exception class names that stop a campaign (by name: they may come from a child process)."""
 
 
 def describe_error(error: BaseException) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from loguru import logger
 
 from llenergymeasure.orchestration.executors.base import (
+    FATAL_ERRORS,
     ExecutionOutcome,
     ExperimentTask,
     Progress,
@@ -55,7 +56,11 @@ class InProcessExecutor:
         except Exception as error:  # an experiment's failure is data, not a crash
             logger.opt(exception=error).debug("experiment {} failed", task.exp_id)
             self.close()  # e.g. after out-of-memory, start the next experiment clean
-            return ExecutionOutcome("failed", error=describe_error(error))
+            return ExecutionOutcome(
+                "failed",
+                error=describe_error(error),
+                fatal=type(error).__name__ in FATAL_ERRORS,
+            )
         return ExecutionOutcome("completed", result_path=task.result_path, result=result)
 
     def close(self) -> None:

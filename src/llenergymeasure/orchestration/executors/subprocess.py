@@ -17,6 +17,7 @@ from typing import IO, Any
 from loguru import logger
 
 from llenergymeasure.orchestration.executors.base import (
+    FATAL_ERRORS,
     TRACEBACK_MARK,
     ExecutionOutcome,
     ExperimentTask,
@@ -126,7 +127,11 @@ class SubprocessExecutor:
             return ExecutionOutcome(
                 "failed", error=f"the experiment process exited 0 but wrote no {task.result_path}"
             )
-        return ExecutionOutcome("failed", error=self._error_text(code, child_error, list(tail)))
+        return ExecutionOutcome(
+            "failed",
+            error=self._error_text(code, child_error, list(tail)),
+            fatal=child_error.get("type") in FATAL_ERRORS,
+        )
 
     @staticmethod
     def _error_text(code: int, child_error: dict[str, Any], tail: list[str]) -> str:
