@@ -94,6 +94,9 @@ class ManifestEntry(BaseModel):
     finished_at: str | None = None
     error: str | None = None
     reason: str | None = Field(None, description="Why the entry is skipped.")
+    why: str | None = Field(
+        None, description="Why it was added: an adaptive extra cycle and the interval that asked."
+    )
     attempts: int = 0
 
     @property

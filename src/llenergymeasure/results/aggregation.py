@@ -192,8 +192,15 @@ def summary_columns() -> list[str]:
     return head + [f"{m}_{s}" for m in CYCLE_METRICS for s in STAT_FIELDS]
 
 
-EXTRA_COLUMNS: tuple[str, ...] = ()
-"""Columns from ``ConfigSummary.extra`` (set by adaptive cycles); empty cells elsewhere."""
+EXTRA_COLUMNS: tuple[str, ...] = (
+    "converged",
+    "target_metric",
+    "target_ci_pct",
+    "ci_half_width_pct",
+    "adaptive_stop",
+)
+"""Columns from ``ConfigSummary.extra``: adaptive cycles (``orchestration/adaptive.py``) fill
+them; empty cells in a campaign without ``target_ci_pct``."""
 
 
 def _unique(values: Iterable[str | None]) -> list[str]:
