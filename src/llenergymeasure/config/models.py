@@ -319,7 +319,7 @@ class ExperimentConfig(StrictModel):
             )
         if warmup.enabled and warmup.convergence_detection:
             batch = 1 if values["streaming"] else warmup_batch_size(values[backend])
-            needed = warmup.window_size * batch
+            needed = warmup.window_size * (batch or 1)
             if batch is not None and warmup.max_prompts < needed:
                 raise combination_error(
                     "warmup can never converge",
