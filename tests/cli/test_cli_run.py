@@ -30,7 +30,7 @@ def fast_yaml(write_yaml, **extra: str) -> Path:  # type: ignore[no-untyped-def]
         max_output_tokens: 4
         dataset: {num_prompts: 4}
         baseline: {duration_sec: 0.2, cache_ttl_sec: 0}
-        warmup: {max_prompts: 2}
+        warmup: {max_prompts: 3}
         energy: {source: estimate}
     """
     return write_yaml(body.rstrip(" ") + "".join(f"        {k}: {v}\n" for k, v in extra.items()))
@@ -45,7 +45,12 @@ def test_run_writes_a_result_that_says_how_energy_was_obtained(write_yaml, tmp_p
     files = list(out.glob("*/result.json"))
     assert len(files) == 1 and json.loads(files[0].read_text()) == data
     metrics, energy = data["metrics"], data["energy"]
-    assert metrics["num_requests"] == 4 and 0 < metrics["output_tokens"] <= 16
+    passes = data["timings"]["measured_passes"]  # whole passes until the window is long enough
+    assert passes >= 1 and data["energy"]["passes"] == passes
+    assert metrics["num_requests"] == 4 * passes and 0 < metrics["output_tokens"] <= 16 * passes
+    bound, target = energy["error_bound_pct"], energy["target_error_pct"]
+    assert bound is not None and target is not None and bound <= target
+    assert not [f for f in data["flags"] if f["code"] == "window_too_short"]
     assert metrics["tokens_per_second"] > 0 and metrics["energy_per_token_j"] is not None
     assert energy["method"] == "estimate" and energy["is_estimate"] is True
     assert energy["baseline_power_w"] is not None and metrics["energy_basis"] == "adjusted"
@@ -66,7 +71,10 @@ def test_streaming_reports_ttft_and_itl(write_yaml, tmp_path: Path) -> None:  # 
     result = invoke("run", fast_yaml(write_yaml, streaming="true"), "-o", tmp_path, "--json")
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)["metrics"]
-    assert metrics["ttft_s"]["count"] == 4
+    assert metrics["ttft_s"]["count"] == metrics["num_requests"]
+    assert metrics["num_requests"] % 4 == 0  # whole passes over the 4 prompts
+    assert metrics["ttft_from_arrival_s"]["count"] == metrics["num_requests"]
+    assert metrics["tpot_s"] is not None
     assert metrics["ttft_s"]["p50"] <= metrics["latency_s"]["p50"]
     assert metrics["itl_s"]["count"] > 0
 
