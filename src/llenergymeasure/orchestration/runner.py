@@ -437,6 +437,7 @@ class CampaignRunner:
                 formats=self.export_formats,
                 seed=self.plan.campaign.execution.seed,
                 resamples=self.bootstrap_resamples or BOOTSTRAP_RESAMPLES,
+                ci_method=self.plan.campaign.statistics.ci_method,
             )
         except (LLEMError, OSError) as err:  # the measurements are safe; only tables failed
             outcome.notes.append(f"summary tables not written: {err}")
