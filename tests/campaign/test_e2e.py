@@ -297,3 +297,95 @@ def test_ctrl_c_marks_interrupted_exits_130_and_resume_completes(tmp_path: Path)
     assert {e["status"] for e in manifest(out)["entries"]} == {"completed"}
     assert (out / f"{A}_c1" / "result.json").read_bytes() == first
     assert os.path.getsize(out / "summary.csv") > 0
+
+
+def _read_until(fd: int, marker: str, proc: subprocess.Popen[bytes], timeout_s: float) -> str:
+    """What a pseudo-terminal shows until ``marker`` appears (fails if the process ends first)."""
+    import select
+
+    seen = b""
+    deadline = time.monotonic() + timeout_s
+    while marker.encode() not in seen:
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"timed out waiting for {marker!r}; the terminal showed:\n{seen.decode()}")
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:  # the other side closed: the process ended
+                pytest.fail(f"the process ended before {marker!r}:\n{seen.decode()}")
+    return seen.decode(errors="replace")
+
+
+def test_a_resume_confirmed_after_another_run_finished_re_measures_nothing(
+    tmp_path: Path,
+) -> None:
+    """Two real processes: A runs; B plans a --resume meanwhile and waits at its prompt in a
+    terminal; A finishes; B's user presses Enter. B must re-plan under the lock and measure
+    nothing: no result rewritten, no attempt counted."""
+    import pty
+
+    slow_base = TINY_BASE.replace(
+        "  baseline: {enabled: false}\n",
+        "  baseline: {enabled: true, duration_sec: 1.0, cache_ttl_sec: 0}\n",
+    )
+    file = campaign_yaml(tmp_path / "c.yaml", base=slow_base, outputs=(4, 6, 8))
+    out = tmp_path / "out"
+    first = _start(file, out)
+    wait_for((out / f"{A}_c1" / "result.json").is_file, 120, first)
+
+    controller, terminal = pty.openpty()
+    waiting = subprocess.Popen(
+        [*LLEM, "campaign", "run", str(file), "-o", str(out), "--resume"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, "COLUMNS": "200", "TERM": "dumb"},
+    )
+    os.close(terminal)
+    try:
+        shown = _read_until(controller, "Proceed?", waiting, 120)
+        assert first.poll() is None, "A finished before B planned: the race was not exercised"
+        to_do = int(shown.split(" run(s) to do")[0].rsplit(maxsplit=1)[-1])
+        assert to_do > 0, shown  # B's plan, made against the live run, still has work in it
+        first.communicate(timeout=300)
+        assert first.returncode == 0
+        after_first = {
+            p.relative_to(out): (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(out.glob("*/result*.json"))
+        }
+        attempts = {e["exp_id"]: e["attempts"] for e in manifest(out)["entries"]}
+        assert len(after_first) == 6 and set(attempts.values()) == {1}
+
+        os.write(controller, b"\r")  # B's user presses Enter
+        waiting.wait(timeout=120)
+        shown += _drain(controller)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+        os.close(controller)
+    assert waiting.returncode == 0, shown
+    assert "planned again" in shown
+    assert {
+        p.relative_to(out): (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(out.glob("*/result*.json"))
+    } == after_first
+    assert {e["exp_id"]: e["attempts"] for e in manifest(out)["entries"]} == attempts
+    assert {e["status"] for e in manifest(out)["entries"]} == {"completed"}
+
+
+def _drain(fd: int) -> str:
+    """Whatever is left to read on a pseudo-terminal whose process has ended."""
+    import select
+
+    seen = b""
+    while select.select([fd], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen.decode(errors="replace")
