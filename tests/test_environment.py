@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fakes import fake_pynvml
 from fakes.fake_powercap import FakePowercap
 from fakes.fake_pynvml import FakeGPU, install
 from llenergymeasure.measurement import environment
@@ -131,3 +132,91 @@ def test_snapshot_shape_is_the_same_with_and_without_gpus(monkeypatch, tmp_path:
     assert set(without) == set(with_gpu)
     assert without["gpu_driver_version"] is None
     assert with_gpu["gpu_driver_version"] == "550.54.15"
+
+
+def test_gpu_settings_that_change_energy_are_recorded(monkeypatch, tmp_path: Path) -> None:
+    install(
+        monkeypatch,
+        [
+            FakeGPU(persistence_mode=1, ecc_mode=(1, 0), mig_mode=0, pstate=2),
+            FakeGPU(persistence_mode=0, ecc_mode=None, mig_mode=None, enforced_power_limit_w=450),
+        ],
+    )
+    gpu0, gpu1 = _roundtrip(collect_environment(rapl_root=tmp_path))["gpus"]
+    assert gpu0["persistence_mode"] == "enabled" and gpu1["persistence_mode"] == "disabled"
+    assert gpu0["ecc_mode"] == {"current": "enabled", "pending": "disabled"}
+    assert gpu0["mig_mode"] == {"current": "disabled", "pending": "disabled"}
+    assert gpu0["pstate"] == "P2"
+    assert gpu0["clocks_mhz"] == {
+        "sm": 1980,
+        "memory": 2619,
+        "application_sm": 1755,
+        "application_memory": 2619,
+        "max_sm": 1980,
+        "max_memory": 2619,
+    }
+    assert gpu1["power_limit_w"] == 700.0 and gpu1["enforced_power_limit_w"] == 450.0
+    assert gpu0["locked_clocks"] is None and "no query" in gpu0["unavailable"]["locked_clocks"]
+    # a GPU without ECC or MIG: null, with the reason, not a crash
+    assert gpu1["ecc_mode"] is None and gpu1["mig_mode"] is None
+    assert "NOT_SUPPORTED" in gpu1["unavailable"]["ecc_mode"]
+    assert "NOT_SUPPORTED" in gpu1["unavailable"]["mig_mode"]
+    assert "ecc_mode" not in gpu0["unavailable"]
+
+
+def test_each_unreadable_gpu_setting_is_null_with_its_reason(monkeypatch, tmp_path: Path) -> None:
+    fake = install(
+        monkeypatch,
+        [FakeGPU()],
+        fail={
+            "nvmlDeviceGetPersistenceMode": fake_pynvml.NVML_ERROR_NOT_SUPPORTED,
+            "nvmlDeviceGetClockInfo": fake_pynvml.NVML_ERROR_NO_PERMISSION,
+            "nvmlDeviceGetPowerManagementLimit": fake_pynvml.NVML_ERROR_FUNCTION_NOT_FOUND,
+            "nvmlDeviceGetPerformanceState": fake_pynvml.NVML_ERROR_UNKNOWN,
+        },
+    )
+    fake.nvmlDeviceGetApplicationsClock = None  # a binding without the (deprecated) query
+    env = _roundtrip(collect_environment(rapl_root=tmp_path))
+    assert env["gpu_unavailable_reason"] is None
+    (gpu,) = env["gpus"]
+    why = gpu["unavailable"]
+    assert gpu["persistence_mode"] is None and "NOT_SUPPORTED" in why["persistence_mode"]
+    assert gpu["clocks_mhz"]["sm"] is None and "NO_PERMISSION" in why["clocks_mhz.sm"]
+    assert gpu["power_limit_w"] is None and "too old" in why["power_limit_w"]
+    assert gpu["pstate"] is None and "nvmlDeviceGetPerformanceState failed" in why["pstate"]
+    assert gpu["clocks_mhz"]["application_sm"] is None
+    assert "has no nvmlDeviceGetApplicationsClock" in why["clocks_mhz.application_sm"]
+    # what could be read still is
+    assert gpu["ecc_mode"] == {"current": "enabled", "pending": "enabled"}
+    assert gpu["clocks_mhz"]["max_sm"] == 1980 and gpu["enforced_power_limit_w"] == 700.0
+
+
+def _cpufreq(root: Path, governors: list[str]) -> None:
+    for i, governor in enumerate(governors):
+        folder = root / "sys" / "devices" / "system" / "cpu" / f"cpu{i}" / "cpufreq"
+        folder.mkdir(parents=True)
+        (folder / "scaling_governor").write_text(governor + "\n")
+        (folder / "scaling_driver").write_text("intel_pstate\n")
+
+
+def test_cpu_frequency_governor_from_sysfs(tmp_path: Path) -> None:
+    _cpufreq(tmp_path / "same", ["performance"] * 4)
+    assert environment.cpu_frequency_governor(tmp_path / "same") == {
+        "governor": "performance",
+        "governors": {"performance": 4},
+        "driver": "intel_pstate",
+        "unavailable_reason": None,
+    }
+    _cpufreq(tmp_path / "mixed", ["performance", "powersave", "powersave"])
+    mixed = environment.cpu_frequency_governor(tmp_path / "mixed")
+    assert mixed["governor"] == "mixed"
+    assert mixed["governors"] == {"performance": 1, "powersave": 2}
+    absent = environment.cpu_frequency_governor(tmp_path / "absent")
+    assert absent["governor"] is None and absent["driver"] is None
+    assert "scaling_governor" in absent["unavailable_reason"]
+
+
+def test_snapshot_records_the_cpu_governor_or_why_not(tmp_path: Path) -> None:
+    frequency = _roundtrip(collect_environment(rapl_root=tmp_path))["cpu"]["frequency"]
+    assert set(frequency) == {"governor", "governors", "driver", "unavailable_reason"}
+    assert (frequency["governor"] is None) == (frequency["unavailable_reason"] is not None)

@@ -1,4 +1,6 @@
-"""A JSON-ready snapshot of where an experiment ran: software, hardware, container, GPUs.
+"""A JSON-ready snapshot of where an experiment ran: software, hardware, container, GPUs
+(with the settings that change energy: persistence, ECC, MIG, clocks, power limit) and the
+CPU frequency governor.
 
 Stored beside every result so a number can be traced to the machine that produced it.
 Collecting never fails: what cannot be read becomes None (and, for GPUs, a reason).
@@ -72,6 +74,36 @@ def os_pretty_name(root: Path = Path("/")) -> str | None:
         if line.startswith("PRETTY_NAME="):
             return line.partition("=")[2].strip().strip('"') or None
     return None
+
+
+def cpu_frequency_governor(root: Path = Path("/")) -> dict[str, Any]:
+    """The cpufreq governor of every CPU (``powersave`` can slow the host side of inference,
+    so it changes throughput and energy); None with a reason where sysfs does not say."""
+    cpu_dir = root / "sys" / "devices" / "system" / "cpu"
+    try:
+        files = sorted(cpu_dir.glob("cpu[0-9]*/cpufreq/scaling_governor"))
+    except OSError:
+        files = []
+    counts: dict[str, int] = {}
+    for path in files:
+        value = (_read_text(path) or "").strip()
+        if value:
+            counts[value] = counts.get(value, 0) + 1
+    if not counts:
+        return {
+            "governor": None,
+            "governors": {},
+            "driver": None,
+            "unavailable_reason": f"no readable {cpu_dir}/cpu*/cpufreq/scaling_governor (no "
+            "cpufreq driver, or a VM or container that hides it)",
+        }
+    driver = (_read_text(files[0].parent / "scaling_driver") or "").strip() or None
+    return {
+        "governor": next(iter(counts)) if len(counts) == 1 else "mixed",
+        "governors": counts,
+        "driver": driver,
+        "unavailable_reason": None,
+    }
 
 
 def detect_container(
@@ -183,6 +215,7 @@ def collect_environment(*, rapl_root: Path | None = None) -> dict[str, Any]:
             "model": cpu_model(),
             "logical_cores": os.cpu_count(),
             "physical_cores": _physical_cores(),
+            "frequency": cpu_frequency_governor(),
         },
         "memory_total_bytes": _memory_total_bytes(),
         "container": detect_container(),

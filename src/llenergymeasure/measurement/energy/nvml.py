@@ -39,6 +39,7 @@ from llenergymeasure.measurement.energy.base import (
     PowerSample,
     trapezoid_energy_j,
 )
+from llenergymeasure.measurement.energy.nvml_settings import gpu_settings
 
 COUNTER_RESOLUTION_S = 0.1  # nominal update period, assumed when it cannot be measured
 PERIOD_PROBE_STEPS = 4  # counter changes watched to measure its update period
@@ -593,7 +594,9 @@ def indices_of(uuids: list[str]) -> list[int]:
 
 
 def nvml_inventory() -> dict[str, Any]:
-    """JSON-ready description of every physical GPU (for the environment snapshot).
+    """JSON-ready description of every physical GPU (for the environment snapshot): identity,
+    memory, energy counter and the settings of ``gpu_settings`` (persistence, ECC, MIG,
+    clocks, power limits).
 
     Raises UnavailableError when NVML cannot be used; queries a GPU lacks become None.
     """
@@ -605,12 +608,6 @@ def nvml_inventory() -> dict[str, Any]:
         for i in range(int(lib.call("nvmlDeviceGetCount", doing="counting GPUs"))):
             handle = lib.call("nvmlDeviceGetHandleByIndex", i, doing="opening a GPU")
             memory = lib.optional("nvmlDeviceGetMemoryInfo", handle, doing="reading memory")
-            limit_mw = lib.optional(
-                "nvmlDeviceGetPowerManagementLimit", handle, doing="reading the power limit"
-            )
-            enforced_mw = lib.optional(
-                "nvmlDeviceGetEnforcedPowerLimit", handle, doing="reading the power limit"
-            )
             capability = lib.optional(
                 "nvmlDeviceGetCudaComputeCapability", handle, doing="reading the capability"
             )
@@ -622,13 +619,12 @@ def nvml_inventory() -> dict[str, Any]:
                     "uuid": None if uuid is None else _text(uuid),
                     "visible": i in visible_index,
                     "memory_total_bytes": None if memory is None else int(memory.total),
-                    "power_limit_w": None if limit_mw is None else limit_mw / 1000.0,
-                    "enforced_power_limit_w": None if enforced_mw is None else enforced_mw / 1000.0,
                     "compute_capability": (
                         None if capability is None else f"{capability[0]}.{capability[1]}"
                     ),
                     "energy_counter": _counter_mj(lib, _Device(i, f"index {i}", handle))
                     is not None,
+                    **gpu_settings(lib.module, handle),
                 }
             )
         driver = lib.optional("nvmlSystemGetDriverVersion", doing="reading the driver version")
