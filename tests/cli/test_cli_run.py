@@ -132,3 +132,37 @@ def test_the_console_script_runs_the_example(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "result:" in done.stdout and "Traceback" not in done.stderr
     assert len(list(tmp_path.glob("*/result.json"))) == 1
+
+
+def test_quality_flags_are_shown_in_the_table_and_the_json(write_yaml, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A warmup that cannot reach a CV of 1e-9 ends unconverged: a real warning flag."""
+    config = fast_yaml(write_yaml)
+    config.write_text(
+        config.read_text().replace(
+            "warmup: {max_prompts: 3}",
+            "warmup: {max_prompts: 6, min_prompts: 1, window_size: 2, cv_threshold: 1.0e-9}",
+        )
+    )
+    shown = invoke("run", config, "-o", tmp_path / "text")
+    assert_clean(shown)
+    assert shown.exit_code == 0, shown.output
+    assert "warning warmup_not_converged: warmup ended after 6 prompts" in shown.stdout
+    as_json = invoke("run", config, "-o", tmp_path / "json", "--json")
+    flags = json.loads(as_json.stdout)["flags"]
+    assert {"code": "warmup_not_converged", "severity": "warning"}.items() <= flags[0].items()
+
+
+def test_untrusted_flags_come_first_and_say_the_result_is_left_out(capsys) -> None:  # type: ignore[no-untyped-def]
+    from llenergymeasure.cli.run import render_flags
+    from llenergymeasure.results.schema import QualityFlag
+
+    render_flags(
+        [
+            QualityFlag(code="warmup_not_converged", severity="warning", message="not steady"),
+            QualityFlag(code="gpu_contended", severity="untrusted", message="pid 42 [on] GPU"),
+        ]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("UNTRUSTED: 1 finding(s)") and "left out of aggregates" in lines[0]
+    assert lines[1] == "untrusted gpu_contended: pid 42 [on] GPU"  # markup in messages is escaped
+    assert lines[2] == "warning warmup_not_converged: not steady"

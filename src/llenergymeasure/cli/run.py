@@ -70,6 +70,7 @@ def render_result(result: Any, path: Path) -> None:
         f"load {t.model_load_s:.2f} s, warmup {t.warmup_s:.2f} s ({t.warmup_prompts} prompts, {'converged' if t.warmup_converged else 'not converged'}), window {t.measured_window_s:.2f} s",
     )
     out.print(table)
+    render_flags(result.flags)
     if e.is_estimate:
         out.print(
             "[yellow]note:[/] energy is an ESTIMATE (no GPU or RAPL sensor here), not a measurement"
@@ -77,6 +78,21 @@ def render_result(result: Any, path: Path) -> None:
     if e.resolution_warning:
         out.print(f"[yellow]note:[/] {escape(e.resolution_warning)}")
     out.print(f"result: {escape(str(path))}")
+
+
+def render_flags(flags: list[Any]) -> None:
+    """Each quality flag on its own line, untrusted ones first and in red: an untrusted
+    result is kept out of every aggregate across cycles, so the reader must see why."""
+    ordered = sorted(flags, key=lambda f: f.severity != "untrusted")
+    untrusted = [f for f in ordered if f.severity == "untrusted"]
+    if untrusted:
+        out.print(
+            f"[bold red]UNTRUSTED:[/] {len(untrusted)} finding(s) limit this result; it is "
+            "left out of aggregates across cycles"
+        )
+    for flag in ordered:
+        style = "red" if flag.severity == "untrusted" else "yellow"
+        out.print(f"[{style}]{flag.severity} {escape(flag.code)}:[/] {escape(flag.message)}")
 
 
 def run(
