@@ -195,6 +195,7 @@ class FakeGPU:
     max_sm_clock_mhz: int = 1980
     persistence_mode: int = 1
     ecc_mode: tuple[int, int] | None = (1, 1)  # (current, pending); None: not supported
+    power_since_s: float = 0.0  # the counter grows at power_w from here (FakeNVML.set_power)
 
 
 @dataclass(frozen=True)
@@ -327,8 +328,21 @@ class FakeNVML(types.ModuleType):
             if gpu.counter_period_s:  # the value of the counter's last update
                 steps = math.floor((t - gpu.counter_phase_s) / gpu.counter_period_s)
                 t = max(0.0, gpu.counter_phase_s + steps * gpu.counter_period_s)
-            return gpu.energy_mj + int(gpu.power_w * t * 1000)
+            with self._lock:
+                return gpu.energy_mj + int(gpu.power_w * max(0.0, t - gpu.power_since_s) * 1000)
         return gpu.energy_mj
+
+    def set_power(self, index: int, power_w: float) -> None:
+        """Change GPU ``index``'s draw from now on, keeping the energy drawn so far in the
+        counter (with ``advance_with_time``). A counter with an update period shows the
+        energy up to the change at once: exact enough for tests that change power rarely."""
+        with self._lock:
+            gpu = self.gpus[index]
+            t = time.perf_counter() - self._t0
+            if self.advance_with_time:
+                gpu.energy_mj += int(gpu.power_w * max(0.0, t - gpu.power_since_s) * 1000)
+                gpu.power_since_s = t
+            gpu.power_w = power_w
 
     def nvmlDeviceGetPowerUsage(self, handle: Any) -> int:
         gpu = self._gpu("nvmlDeviceGetPowerUsage", handle)
