@@ -29,7 +29,14 @@ def scripted_energy_j(name: str, cycle: int) -> float:
 
 
 class ScriptedEstimate(EstimateEnergySource):
-    """The estimate source whose window energy is scripted (method and labels unchanged)."""
+    """The estimate source whose window energy is scripted (method and labels unchanged).
+
+    A scripted value has no counter to quantise, so no update period: one pass is a long enough
+    window, and every cycle measures the same tokens (J/token varies only as scripted)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.update_period_s = None  # type: ignore[assignment]
 
     def stop(self) -> Any:
         reading = super().stop()

@@ -3,7 +3,10 @@ adaptive plan exactly (a fake executor with a scripted noisy energy per config a
 
 from __future__ import annotations
 
+import csv
+import json
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,12 +14,13 @@ import pytest
 from llenergymeasure.config.campaign_config import ExecutionConfig
 from llenergymeasure.orchestration.adaptive import decide, next_round, plan_note, summary_columns
 from llenergymeasure.orchestration.executors.base import ExecutionOutcome, ExperimentTask
-from llenergymeasure.orchestration.manifest import ManifestEntry
+from llenergymeasure.orchestration.manifest import ManifestEntry, load_manifest
 from llenergymeasure.orchestration.planned import PlannedExperiment
 from llenergymeasure.results.aggregation import RunRecord
 from llenergymeasure.results.schema import QualityFlag
 
-from .helpers import make_result
+from .helpers import campaign_yaml, make_result, prepare
+from .test_runner import runner
 
 STEADY, NOISY = "pytorch_tiny-gpt2_out4", "pytorch_tiny-gpt2_out6"
 
@@ -152,3 +156,134 @@ def test_next_round_adds_one_cycle_for_each_wide_config_and_says_why() -> None:
         "whose 95% CI of J/token is wider than +/- 5% of the mean, up to 5 cycles"
     )
     assert plan_note(ExecutionConfig()) is None
+
+
+# --- the runner's extra rounds ------------------------------------------------------------------
+
+ADAPTIVE = "  target_ci_pct: 5\n  max_cycles: 5\n"
+
+
+def _adaptive_campaign(tmp_path: Path) -> tuple[Path, Path]:
+    return campaign_yaml(tmp_path / "c.yaml", cycles=3, extra=ADAPTIVE), tmp_path / "out"
+
+
+def _cycles(out: Path) -> dict[str, list[tuple[int, str]]]:
+    manifest = load_manifest(out)
+    assert manifest is not None
+    seen: dict[str, list[tuple[int, str]]] = {}
+    for entry in manifest.entries:
+        seen.setdefault(entry.name, []).append((entry.cycle, entry.status))
+    return seen
+
+
+def test_a_steady_config_stops_at_min_cycles_and_a_noisy_one_runs_to_max(tmp_path: Path) -> None:
+    file, out = _adaptive_campaign(tmp_path)
+    plan = prepare(file, out)
+    assert len(plan.to_run) == 6  # 2 configs x min_cycles first
+    assert any(note.startswith("adaptive cycles: 3 cycles for every config") for note in plan.notes)
+    executor = ScriptedExecutor()
+    outcome = runner(plan, executor, export_formats=("csv",)).run()
+    assert outcome.status == "completed"
+    assert sorted(c for n, c in executor.calls if n == STEADY) == [1, 2, 3]
+    assert sorted(c for n, c in executor.calls if n == NOISY) == [1, 2, 3, 4, 5]
+    manifest = load_manifest(out)
+    assert manifest is not None
+    extra = [e for e in manifest.entries if e.cycle > 3]
+    assert [(e.name, e.cycle) for e in extra] == [(NOISY, 4), (NOISY, 5)]
+    assert all(
+        e.why and e.why.startswith(f"adaptive cycle {e.cycle} (of at most 5)") for e in extra
+    )
+    assert all(e.why is None for e in manifest.entries if e.cycle <= 3)
+    events = [e.detail or "" for e in manifest.events if e.event == "adaptive cycles"]
+    assert events[0].startswith(f"1 more cycle(s): {NOISY} (cycle 4); converged: {STEADY}")
+    assert events[-1] == f"converged: {STEADY}; max_cycles: {NOISY}"
+    assert f"adaptive cycles: converged: {STEADY}; max_cycles: {NOISY}" in outcome.notes
+    rows = {r["name"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    assert rows[STEADY]["converged"] == "true" and rows[STEADY]["cycles_completed"] == "3"
+    assert rows[NOISY]["converged"] == "false" and rows[NOISY]["cycles_completed"] == "5"
+    assert rows[NOISY]["adaptive_stop"].startswith("max_cycles (5) reached")
+
+
+def test_resume_after_a_stop_mid_round_continues_the_adaptive_plan_exactly(
+    tmp_path: Path,
+) -> None:
+    file, out = _adaptive_campaign(tmp_path)
+    whole = tmp_path / "whole"
+    runner(prepare(file, whole), ScriptedExecutor()).run()
+    first = runner(prepare(file, out), ScriptedExecutor(stop_at=(NOISY, 5))).run()
+    assert first.status == "interrupted"
+    before = {p.parent.name: p.read_bytes() for p in out.glob("*/result.json")}
+    assert f"{NOISY}_c4" in before
+    again = ScriptedExecutor()
+    assert runner(prepare(file, out, resume=True), again).run().status == "completed"
+    assert again.calls == [(NOISY, 5)]  # nothing ran twice
+    for exp_id, content in before.items():
+        assert (out / exp_id / "result.json").read_bytes() == content
+    assert _cycles(out) == _cycles(whole)  # the same decisions as a run never stopped
+
+
+def test_an_extra_cycle_measured_but_never_indexed_is_adopted_on_resume(tmp_path: Path) -> None:
+    file, out = _adaptive_campaign(tmp_path)
+    runner(prepare(file, out), ScriptedExecutor(stop_at=(NOISY, 5))).run()
+    manifest_file = out / "manifest.json"
+    data = json.loads(manifest_file.read_text())
+    data["entries"] = [e for e in data["entries"] if e["cycle"] <= 3]  # killed before it saved
+    manifest_file.write_text(json.dumps(data))
+    plan = prepare(file, out, resume=True)
+    assert any("adopted as completed" in note for note in plan.notes)
+    again = ScriptedExecutor()
+    runner(plan, again).run()
+    assert again.calls == [(NOISY, 5)]
+    assert [c for c, _ in _cycles(out)[NOISY]] == [1, 2, 3, 4, 5]
+
+
+def test_resume_with_a_lower_max_cycles_keeps_the_extra_cycles_as_skipped(tmp_path: Path) -> None:
+    file, out = _adaptive_campaign(tmp_path)
+    runner(prepare(file, out), ScriptedExecutor()).run()
+    lower = campaign_yaml(
+        tmp_path / "c.yaml", cycles=3, extra="  target_ci_pct: 5\n  max_cycles: 4\n"
+    )
+    plan = prepare(lower, out, resume=True)
+    (skipped,) = [e for e in plan.manifest.entries if e.status == "skipped"]
+    assert (skipped.name, skipped.cycle) == (NOISY, 5)
+    assert skipped.reason == "cycle 5 is beyond max_cycles=4"
+    assert (out / skipped.exp_id / "result.json").is_file()  # kept, never deleted
+
+
+@pytest.mark.slow
+def test_adaptive_cycles_on_the_built_in_model_survive_kill_9(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """The real harness with a scripted noisy energy source, in a process killed with SIGKILL
+    once the first extra cycle is on disk, then resumed: the same plan, nothing run twice."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    file, out = _adaptive_campaign(tmp_path)
+    script = [sys.executable, str(Path(__file__).with_name("scripted_energy.py")), file, out]
+    proc = subprocess.Popen(script, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first_extra = out / f"{NOISY}_c4" / "result.json"
+    deadline = time.monotonic() + 300
+    while not first_extra.is_file():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the first extra cycle never appeared"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    kept = {p.parent.name: p.read_bytes() for p in out.glob("*/result.json")}
+    assert len(kept) >= 7  # 6 first cycles + the extra one
+
+    resumed = subprocess.run([*script, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    cycles = _cycles(out)
+    assert cycles[STEADY] == [(c, "completed") for c in (1, 2, 3)]
+    assert cycles[NOISY] == [(c, "completed") for c in (1, 2, 3, 4, 5)]
+    for exp_id, content in kept.items():  # nothing measured before the kill was redone
+        assert (out / exp_id / "result.json").read_bytes() == content
+    manifest = load_manifest(out)
+    assert manifest is not None
+    assert all(e.attempts == 1 for e in manifest.entries if e.exp_id in kept)
+    rows = {r["name"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    assert (rows[STEADY]["converged"], rows[NOISY]["converged"]) == ("true", "false")

@@ -222,13 +222,26 @@ class _LiveProgress:
             self._describe(f"waiting {seconds:g} s ({escape(reason)})")
 
     def on_experiment_start(self, index: int, total: int, entry: Any, eta_s: float | None) -> None:
+        extra = " (adaptive)" if entry.why else ""
         self.current = (
-            f"[{index}/{total}] cycle {entry.cycle} {entry.backend} [bold]{escape(entry.name)}[/]"
+            f"[{index}/{total}] cycle {entry.cycle}{extra} {entry.backend} "
+            f"[bold]{escape(entry.name)}[/]"
         )
         self._describe(self.current, eta_s)
 
     def on_progress(self, entry: Any, message: str) -> None:
         self._describe(f"{self.current} [dim]{escape(message)}[/]")
+
+    def on_adaptive_round(self, added: Any, decisions: Any) -> None:
+        for decision in decisions:
+            if decision.verdict == "more":
+                mark, text = "[cyan]more[/]", f"another cycle: {decision.text}"
+            else:
+                mark = "[green]done[/]" if decision.converged else "[yellow]stop[/]"
+                text = decision.text
+            self.progress.console.print(f"{mark} {escape(decision.name)}: {escape(text)}")
+        if added:
+            self.progress.update(self.task, total=(self.progress.tasks[0].total or 0) + len(added))
 
     def on_experiment_end(self, index: int, total: int, entry: Any, eta_s: float | None) -> None:
         from llenergymeasure.orchestration.executors.base import error_headline

@@ -77,6 +77,7 @@ def export(
     """
     from llenergymeasure.exceptions import LLEMError, UnavailableError
     from llenergymeasure.orchestration.runner import MISSING_RESULT
+    from llenergymeasure.results.aggregation import low_cycles_note
     from llenergymeasure.results.export import (
         FORMATS,
         PARQUET_HINT,
@@ -99,12 +100,9 @@ def export(
     report = write_tables(directory, records, formats=formats, seed=seed, ci_method=method)
     for note in report.notes:
         out.print(f"[yellow]note:[/] {escape(note)}")
-    low = sum(s.low_cycles for s in report.summaries)
+    low = low_cycles_note(report.summaries)
     if low:
-        out.print(
-            f"[yellow]warning:[/] {low} of {len(report.summaries)} config(s) have fewer than 3 "
-            "completed cycles: std, CV and CI are unreliable (column low_cycles)"
-        )
+        out.print(f"[yellow]warning:[/] {escape(low)}")
     if any(s.energy_is_estimate for s in report.summaries):
         out.print("[yellow]note:[/] some energy figures are ESTIMATES (column energy_is_estimate)")
     out.print(f"{len(report.summaries)} config(s), {report.experiments} experiment-cycle(s)")

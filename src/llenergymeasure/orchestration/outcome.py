@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -10,6 +11,7 @@ from llenergymeasure.orchestration.executors.base import error_headline
 from llenergymeasure.orchestration.manifest import Manifest, ManifestEntry
 
 if TYPE_CHECKING:
+    from llenergymeasure.orchestration.adaptive import Decision
     from llenergymeasure.orchestration.plan import CampaignPlan
 
 INTERRUPT_EXIT = 130
@@ -31,6 +33,11 @@ class CampaignObserver:
     def on_experiment_end(
         self, index: int, total: int, entry: ManifestEntry, eta_s: float | None
     ) -> None: ...
+
+    def on_adaptive_round(
+        self, added: Sequence[ManifestEntry], decisions: Sequence[Decision]
+    ) -> None:
+        """Adaptive cycles decided after a full round: ``added`` runs next (none: done)."""
 
     def on_finish(self, outcome: CampaignOutcome) -> None: ...
 

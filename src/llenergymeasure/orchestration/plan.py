@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from llenergymeasure.config.campaign_config import CampaignConfig, ExecutionConfig
 from llenergymeasure.exceptions import ConfigError, LLEMError
+from llenergymeasure.orchestration.adaptive import plan_note
 from llenergymeasure.orchestration.grid import GridExpansionResult
 from llenergymeasure.orchestration.manifest import (
     Manifest,
@@ -185,8 +186,11 @@ def prepare_campaign(
             "--resume and --fresh exclude each other",
             fix="--resume continues the campaign in the directory; --fresh moves it aside and starts over",
         )
-    if cycles is not None:
-        execution = campaign.execution.model_copy(update={"cycles": cycles})
+    if cycles is not None:  # --cycles N: N cycles for every config (adaptive: the first N)
+        update: dict[str, Any] = {"cycles": cycles}
+        if campaign.execution.min_cycles is not None:
+            update["min_cycles"] = cycles
+        execution = campaign.execution.model_copy(update=update)
         campaign = campaign.model_copy(update={"execution": execution})
     execution = campaign.execution
     experiments = planned_experiments(grid)
@@ -201,8 +205,10 @@ def prepare_campaign(
             "structure grouped: schedule.interval_seconds paces the start of each experiment's block"
         )
     if execution.structure == "balanced":
-        balance = balance_note(len(experiments), execution.cycles)
+        balance = balance_note(len(experiments), execution.first_cycles)
         notes.extend([balance] if balance else [])
+    adaptive = plan_note(execution)
+    notes.extend([adaptive] if adaptive else [])
     damaged: str | None = None
     try:
         existing = load_manifest(output_dir)
@@ -283,7 +289,7 @@ def prepare_campaign(
         design_hash=design_hash([e.config_hash for e in experiments]),
         created_at=now,
         updated_at=now,
-        cycles=execution.cycles,
+        cycles=execution.first_cycles,
         structure=execution.structure,
         seed=execution.seed,
         executor=executor,
@@ -291,7 +297,7 @@ def prepare_campaign(
         entries=[
             new_entry(experiments[i], cycle, used)
             for i, cycle in plan_order(
-                len(experiments), execution.cycles, execution.structure, execution.seed
+                len(experiments), execution.first_cycles, execution.structure, execution.seed
             )
         ],
     )

@@ -307,9 +307,8 @@ class CampaignRunner:
         plan, campaign = self.plan, self.plan.campaign
         execution = campaign.execution
         entries = plan.to_run
-        total = len(entries)
         by_hash = plan.by_hash
-        self.observer.on_start(plan, total)
+        self.observer.on_start(plan, len(entries))
         scheduler = Scheduler(campaign.schedule, clock=self.clock, sleep=self.sleep)
         if scheduler.active:
             scheduler.wait_for_start(self.observer.on_wait)
@@ -319,92 +318,131 @@ class CampaignRunner:
         consecutive = 0
         durations: list[float] = []
         limit = execution.max_consecutive_failures
-        for index, entry in enumerate(entries, 1):
-            unit = entry.config_hash if execution.structure == "grouped" else entry.cycle
-            if scheduler.active and unit not in units:
-                units.add(unit)
-                if not scheduler.before_cycle(self.observer.on_wait):
-                    outcome.stop_reason = (
-                        f"schedule.total_duration_seconds ({campaign.schedule.total_duration_seconds:g} s) "
-                        f"reached; {total - index + 1} run(s) left for --resume"
+        start = 0
+        while True:
+            for index, entry in enumerate(entries[start:], start + 1):
+                total = len(entries)
+                unit = entry.config_hash if execution.structure == "grouped" else entry.cycle
+                if scheduler.active and unit not in units:
+                    units.add(unit)
+                    if not scheduler.before_cycle(self.observer.on_wait):
+                        outcome.stop_reason = (
+                            f"schedule.total_duration_seconds ({campaign.schedule.total_duration_seconds:g} s) "
+                            f"reached; {total - index + 1} run(s) left for --resume"
+                        )
+                        return
+                    outcome.schedule_wait_s = scheduler.waited_s
+                if previous is not None:
+                    gap, kind = gap_between(previous, entry, execution)
+                    if gap > 0:
+                        logger.info("{}: {:g} s", kind, gap)
+                        self.observer.on_wait(kind, gap)
+                        self.sleep(gap)
+                        outcome.gaps_s += gap
+                if result_is_valid(plan.output_dir, entry):  # measured already: never again
+                    entry.status, entry.error, entry.reason = "completed", None, None
+                    entry.result_path = f"{entry.exp_id}/result.json"
+                    self._save()
+                    logger.info(
+                        "{}: its result is already on disk; adopted, not measured", entry.exp_id
                     )
-                    break
-                outcome.schedule_wait_s = scheduler.waited_s
-            if previous is not None:
-                gap, kind = gap_between(previous, entry, execution)
-                if gap > 0:
-                    logger.info("{}: {:g} s", kind, gap)
-                    self.observer.on_wait(kind, gap)
-                    self.sleep(gap)
-                    outcome.gaps_s += gap
-            if result_is_valid(plan.output_dir, entry):  # measured already: never again
-                entry.status, entry.error, entry.reason = "completed", None, None
-                entry.result_path = f"{entry.exp_id}/result.json"
-                self._save()
-                logger.info(
-                    "{}: its result is already on disk; adopted, not measured", entry.exp_id
-                )
-                self.observer.on_experiment_end(index, total, entry, None)
-                continue
-            thermal.wait(self.observer.on_wait)
+                    self.observer.on_experiment_end(index, total, entry, None)
+                    continue
+                thermal.wait(self.observer.on_wait)
 
-            entry.status, entry.error, entry.reason = "running", None, None
-            entry.started_at, entry.finished_at = now_iso(), None
-            entry.attempts += 1
-            self._running = entry
-            self._save()
-            eta = self._eta(durations, entries[index - 1 :])
-            logger.info(
-                "[{}/{}] {} (cycle {}, {}) started",
-                index,
-                total,
-                entry.exp_id,
-                entry.cycle,
-                entry.backend,
-            )
-            self.observer.on_experiment_start(index, total, entry, eta)
-            task = ExperimentTask(
-                exp_id=entry.exp_id,
-                name=entry.name,
-                config=by_hash[entry.config_hash].config,
-                config_hash=entry.config_hash,
-                cycle=entry.cycle,
-                output_dir=plan.output_dir,
-            )
-            t0 = time.perf_counter()
-            result = executor.run(task, self._progress_for(entry))
-            took = time.perf_counter() - t0
-            durations.append(took)
-            outcome.executor_s += took
-            outcome.executed += 1
-            entry.finished_at = now_iso()
-            if result.status == "completed":
-                entry.status, entry.error = "completed", None
-                entry.result_path = f"{entry.exp_id}/result.json"
-                consecutive = 0
-                logger.info("[{}/{}] {} completed in {:.1f} s", index, total, entry.exp_id, took)
-            else:
-                entry.status, entry.error = "failed", result.error or "failed"
-                consecutive += 1
-                logger.warning("{} failed: {}", entry.exp_id, error_headline(entry.error))
-            self._save()
-            self._running = None
-            self.observer.on_experiment_end(
-                index, total, entry, self._eta(durations, entries[index:])
-            )
-            if result.fatal:
-                outcome.stop_reason = (
-                    f"{error_headline(entry.error)}; the campaign stopped: fix the cause, then "
-                    "--resume"
+                entry.status, entry.error, entry.reason = "running", None, None
+                entry.started_at, entry.finished_at = now_iso(), None
+                entry.attempts += 1
+                self._running = entry
+                self._save()
+                eta = self._eta(durations, entries[index - 1 :])
+                logger.info(
+                    "[{}/{}] {} (cycle {}, {}) started",
+                    index,
+                    total,
+                    entry.exp_id,
+                    entry.cycle,
+                    entry.backend,
                 )
-                break
-            if limit is not None and consecutive >= limit:
-                outcome.stop_reason = (
-                    f"{consecutive} consecutive failures (execution.max_consecutive_failures="
-                    f"{limit}); fix the cause, then --resume"
+                self.observer.on_experiment_start(index, total, entry, eta)
+                task = ExperimentTask(
+                    exp_id=entry.exp_id,
+                    name=entry.name,
+                    config=by_hash[entry.config_hash].config,
+                    config_hash=entry.config_hash,
+                    cycle=entry.cycle,
+                    output_dir=plan.output_dir,
                 )
-                break
-            previous = entry
+                t0 = time.perf_counter()
+                result = executor.run(task, self._progress_for(entry))
+                took = time.perf_counter() - t0
+                durations.append(took)
+                outcome.executor_s += took
+                outcome.executed += 1
+                entry.finished_at = now_iso()
+                if result.status == "completed":
+                    entry.status, entry.error = "completed", None
+                    entry.result_path = f"{entry.exp_id}/result.json"
+                    consecutive = 0
+                    logger.info(
+                        "[{}/{}] {} completed in {:.1f} s", index, total, entry.exp_id, took
+                    )
+                else:
+                    entry.status, entry.error = "failed", result.error or "failed"
+                    consecutive += 1
+                    logger.warning("{} failed: {}", entry.exp_id, error_headline(entry.error))
+                self._save()
+                self._running = None
+                self.observer.on_experiment_end(
+                    index, total, entry, self._eta(durations, entries[index:])
+                )
+                if result.fatal:
+                    outcome.stop_reason = (
+                        f"{error_headline(entry.error)}; the campaign stopped: fix the cause, then "
+                        "--resume"
+                    )
+                    return
+                if limit is not None and consecutive >= limit:
+                    outcome.stop_reason = (
+                        f"{consecutive} consecutive failures (execution.max_consecutive_failures="
+                        f"{limit}); fix the cause, then --resume"
+                    )
+                    return
+                previous = entry
+            more = self._adaptive_round(outcome)
+            if not more:
+                return
+            start = len(entries)
+            entries.extend(more)
+
+    def _adaptive_round(self, outcome: CampaignOutcome) -> list[ManifestEntry]:
+        """Once every entry has run: the next adaptive round (one more cycle for each config
+        whose interval is still too wide), added to the manifest with why; [] when none."""
+        execution = self.plan.campaign.execution
+        if not execution.adaptive:
+            return []
+        from llenergymeasure.orchestration.adaptive import next_round, round_event
+        from llenergymeasure.results.aggregation import BOOTSTRAP_RESAMPLES
+
+        manifest = self.plan.manifest
+        new, decisions = next_round(
+            manifest.entries,
+            campaign_records(self.plan.output_dir, manifest),
+            self.plan.experiments,
+            execution,
+            ci_method=self.plan.campaign.statistics.ci_method,
+            seed=execution.seed,
+            resamples=self.bootstrap_resamples or BOOTSTRAP_RESAMPLES,
+        )
+        event = round_event(new, decisions)
+        manifest.entries.extend(new)
+        manifest.log("adaptive cycles", event)
+        self._save()
+        logger.info("adaptive cycles: {}", event)
+        self.observer.on_adaptive_round(new, decisions)
+        if not new:
+            outcome.notes.append(f"adaptive cycles: {event}")
+        return new
 
     def _progress_for(self, entry: ManifestEntry) -> Callable[[str], None]:
         def progress(message: str) -> None:
@@ -427,17 +465,28 @@ class CampaignRunner:
     def _export(self, outcome: CampaignOutcome) -> None:
         if not self.export_formats:
             return
-        from llenergymeasure.results.aggregation import BOOTSTRAP_RESAMPLES, MIN_CYCLES
+        from llenergymeasure.orchestration.adaptive import summary_columns
+        from llenergymeasure.results.aggregation import BOOTSTRAP_RESAMPLES, low_cycles_note
         from llenergymeasure.results.export import write_tables
 
+        execution, ci_method = self.plan.campaign.execution, self.plan.campaign.statistics.ci_method
+        resamples = self.bootstrap_resamples or BOOTSTRAP_RESAMPLES
         try:
+            records = campaign_records(self.plan.output_dir, self.plan.manifest)
             report = write_tables(
                 self.plan.output_dir,
-                campaign_records(self.plan.output_dir, self.plan.manifest),
+                records,
                 formats=self.export_formats,
-                seed=self.plan.campaign.execution.seed,
-                resamples=self.bootstrap_resamples or BOOTSTRAP_RESAMPLES,
-                ci_method=self.plan.campaign.statistics.ci_method,
+                seed=execution.seed,
+                resamples=resamples,
+                ci_method=ci_method,
+                extra=summary_columns(
+                    records,
+                    execution,
+                    ci_method=ci_method,
+                    seed=execution.seed,
+                    resamples=resamples,
+                ),
             )
         except (LLEMError, OSError) as err:  # the measurements are safe; only tables failed
             outcome.notes.append(f"summary tables not written: {err}")
@@ -445,12 +494,9 @@ class CampaignRunner:
             return
         outcome.exports = report.paths
         outcome.notes.extend(report.notes)
-        low = [s for s in report.summaries if s.low_cycles]
+        low = low_cycles_note(report.summaries)
         if low:
-            outcome.notes.append(
-                f"{len(low)} of {len(report.summaries)} config(s) have fewer than {MIN_CYCLES} "
-                "completed cycles: their std, CV and CI are unreliable (flagged low_cycles)"
-            )
+            outcome.notes.append(low)
 
 
 MISSING_RESULT = "result_missing"

@@ -166,6 +166,17 @@ class ConfigSummary:
         return row
 
 
+def low_cycles_note(summaries: Sequence[ConfigSummary]) -> str | None:
+    """The one sentence about configs with too few usable cycles (None: there are none)."""
+    low = sum(s.low_cycles for s in summaries)
+    if not low:
+        return None
+    return (
+        f"{low} of {len(summaries)} config(s) have fewer than {MIN_CYCLES} usable cycles: "
+        "their CIs are wide and their std and CV rough (column low_cycles)"
+    )
+
+
 def summary_columns() -> list[str]:
     """The column order of a summary row (stable, whatever the data)."""
     head = [
@@ -443,6 +454,7 @@ __all__ = [
     "aggregate",
     "energy_per_token",
     "experiment_row",
+    "low_cycles_note",
     "summarize_config",
     "summary_columns",
     "table_basis",
