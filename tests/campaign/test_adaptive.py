@@ -287,3 +287,17 @@ def test_adaptive_cycles_on_the_built_in_model_survive_kill_9(
     assert all(e.attempts == 1 for e in manifest.entries if e.exp_id in kept)
     rows = {r["name"]: r for r in csv.DictReader((out / "summary.csv").open())}
     assert (rows[STEADY]["converged"], rows[NOISY]["converged"]) == ("true", "false")
+
+
+def test_the_dry_run_says_how_many_cycles_come_first_and_how_many_at_most(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from llenergymeasure.cli.app import app
+
+    file, out = _adaptive_campaign(tmp_path)
+    dry = CliRunner().invoke(app, ["campaign", "run", str(file), "-o", str(out), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    text = " ".join(dry.output.split())
+    assert "6 run(s) to do (2 experiments x 3 cycles first, interleaved)" in text
+    assert "up to 5 cycles" in text
+    assert not out.exists()

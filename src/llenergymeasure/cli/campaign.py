@@ -174,7 +174,8 @@ def _render_header(plan: Any, *, dry_run: bool) -> None:
         )
     done = f", {plan.completed} already completed" if plan.completed else ""
     out.print(
-        f"[bold]{runs} run(s)[/] to do ({experiments} experiments x {execution.cycles} cycles, "
+        f"[bold]{runs} run(s)[/] to do ({experiments} experiments x {execution.first_cycles} "
+        f"cycles{' first' if execution.adaptive else ''}, "
         f"{execution.structure}{done}); executor {plan.executor}, model reuse "
         f"{'on' if plan.reuse_models else 'off'}"
     )
