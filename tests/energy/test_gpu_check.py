@@ -1,0 +1,158 @@
+"""benchmarks/gpu_check.py: without a GPU it says so in one line with its own exit code; its
+checks on a measured result pass on an honest one and fail on a flagged one (fake NVML)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from fakes import fake_pynvml
+from fakes.fake_pynvml import FakeNVML, FakeProcess, install
+from llenergymeasure.measurement import harness
+
+from .gpu_node import MODEL_GPU, config, drive, install_node, model_ref
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gpu_check = load_script()
+
+
+def host_has_gpu() -> bool:
+    return gpu_check.no_gpu_reason() is None
+
+
+def test_without_a_gpu_it_prints_one_line_and_exits_3() -> None:
+    if host_has_gpu():
+        pytest.skip("this machine has an NVIDIA GPU")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == gpu_check.EXIT_NO_GPU == 3
+    assert done.stdout.startswith("no NVIDIA GPU: ") and done.stdout.count("\n") == 1
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("fake", "words"),
+    [
+        (None, "nvidia-ml-py (pynvml) is not installed"),
+        (FakeNVML([], init_error=fake_pynvml.NVML_ERROR_LIBRARY_NOT_FOUND), "did not start"),
+        (FakeNVML([], init_error=fake_pynvml.NVML_ERROR_DRIVER_NOT_LOADED), "did not start"),
+        (FakeNVML([]), "NVML found no device"),
+    ],
+)
+def test_each_reason_for_no_gpu_is_one_line(monkeypatch, capsys, fake, words) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    assert gpu_check.main([]) == 3
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("no NVIDIA GPU: ") and words in line
+
+
+def test_a_fake_gpu_counts_as_a_gpu(monkeypatch) -> None:
+    fake = install(monkeypatch)
+    assert gpu_check.no_gpu_reason() is None
+    assert not fake.initialised  # shut down again
+
+
+def test_the_wheels_it_names_are_what_the_project_imports() -> None:
+    """The preparation lists every pure-Python dependency a CUDA image lacks."""
+    doc = gpu_check.__doc__ or ""
+    for wheel in ("pydantic==", "pydantic-core==", "annotated-types==", "typing-inspection=="):
+        assert wheel in doc
+    assert "loguru==" in doc and "--platform manylinux2014_x86_64" in doc
+    assert ".gpu-wheels/site" in doc
+
+
+@pytest.fixture
+def measured(monkeypatch, tmp_path, offline_model_cache) -> dict[str, Any]:
+    """A real harness result on the fake node, as `llem run --json` prints it."""
+    node = install_node(monkeypatch)
+    drive(monkeypatch, node, busy_w=[300.0], idle_w=70.0)
+
+    def run(**faults: Any) -> dict[str, Any]:
+        if faults.get("contended"):
+            node.gpus[MODEL_GPU].processes = [FakeProcess(pid=424242)]
+        timeseries = {"enabled": True, "sample_interval_ms": 50}
+        result = harness.run_experiment(
+            config(timeseries=timeseries), tmp_path / "results", experiment_id="e"
+        )
+        return result.model_dump(mode="json")
+
+    return {"run": run, "node": node, "work": tmp_path}
+
+
+def test_its_result_checks_pass_on_an_honest_measurement(measured, capsys) -> None:
+    result, ref = measured["run"](), model_ref(measured["node"])
+    result["model"]["device"] = "cuda:0"  # where the fake GPU stands in for the CPU
+    report = gpu_check.Report()
+    gpu_check.check_result(report, "pytorch", result, measured["work"], ref)
+    gpu_check.check_baseline_state(report, result)
+    gpu_check.check_environment(report, result, ref)
+    seen = report.outcomes
+    assert set(seen.values()) == {"PASS"}, capsys.readouterr().out
+    assert {
+        "llem run pytorch: attribution",
+        "llem run pytorch: window long enough",
+        "llem run pytorch: adjusted energy",
+        "llem run pytorch: no untrusted flag",
+        "llem run pytorch: counter vs polled power",
+        "llem run pytorch: time series vs counter",
+        "baseline in the window's state",
+        "environment fields",
+    } == set(seen)
+
+
+def test_its_result_checks_fail_on_a_contended_measurement(measured, capsys) -> None:
+    result = measured["run"](contended=True)
+    report = gpu_check.Report()
+    gpu_check.check_result(report, "pytorch", result, measured["work"], model_ref(measured["node"]))
+    assert report.outcomes["llem run pytorch: no untrusted flag"] == "FAIL"
+    assert report.counts["FAIL"] == 1
+
+
+def test_environment_fails_for_a_model_on_cpu(measured, capsys) -> None:
+    result = measured["run"]()
+    report = gpu_check.Report()
+    gpu_check.check_environment(report, result, model_ref(measured["node"]))
+    assert report.outcomes["environment fields"] == "FAIL"
+    assert "model on cpu" in capsys.readouterr().out
+
+
+def test_attribution_fails_for_another_gpu(measured, capsys) -> None:
+    result = measured["run"]()
+    other = model_ref(measured["node"]).__class__("cuda", 0, measured["node"].gpus[0].uuid)
+    report = gpu_check.Report()
+    gpu_check.check_result(report, "pytorch", result, measured["work"], other)
+    assert report.outcomes["llem run pytorch: attribution"] == "FAIL"
+
+
+def test_an_exception_in_a_check_is_that_checks_fail(capsys) -> None:
+    report = gpu_check.Report()
+    assert report.guarded("boom", lambda: 1 / 0) is None
+    assert capsys.readouterr().out == "FAIL boom: ZeroDivisionError: division by zero\n"
+    assert report.counts["FAIL"] == 1
+
+
+@pytest.mark.gpu
+def test_the_gpu_check_passes_on_this_gpu() -> None:
+    if not host_has_gpu():
+        pytest.skip("no NVIDIA GPU here")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
