@@ -97,12 +97,13 @@ def measured(monkeypatch, tmp_path, offline_model_cache) -> dict[str, Any]:
 
 
 def test_its_result_checks_pass_on_an_honest_measurement(measured, capsys) -> None:
-    result, ref = measured["run"](), model_ref(measured["node"])
+    result = measured["run"]()
+    assert gpu_check.model_uuids(result) == [model_ref(measured["node"]).uuid]
     result["model"]["device"] = "cuda:0"  # where the fake GPU stands in for the CPU
     report = gpu_check.Report()
-    gpu_check.check_result(report, "pytorch", result, measured["work"], ref)
+    gpu_check.check_result(report, "pytorch", result, measured["work"])
     gpu_check.check_baseline_state(report, result)
-    gpu_check.check_environment(report, result, ref)
+    gpu_check.check_environment(report, result)
     seen = report.outcomes
     assert set(seen.values()) == {"PASS"}, capsys.readouterr().out
     assert {
@@ -120,7 +121,7 @@ def test_its_result_checks_pass_on_an_honest_measurement(measured, capsys) -> No
 def test_its_result_checks_fail_on_a_contended_measurement(measured, capsys) -> None:
     result = measured["run"](contended=True)
     report = gpu_check.Report()
-    gpu_check.check_result(report, "pytorch", result, measured["work"], model_ref(measured["node"]))
+    gpu_check.check_result(report, "pytorch", result, measured["work"])
     assert report.outcomes["llem run pytorch: no untrusted flag"] == "FAIL"
     assert report.counts["FAIL"] == 1
 
@@ -128,16 +129,16 @@ def test_its_result_checks_fail_on_a_contended_measurement(measured, capsys) -> 
 def test_environment_fails_for_a_model_on_cpu(measured, capsys) -> None:
     result = measured["run"]()
     report = gpu_check.Report()
-    gpu_check.check_environment(report, result, model_ref(measured["node"]))
+    gpu_check.check_environment(report, result)
     assert report.outcomes["environment fields"] == "FAIL"
     assert "model on cpu" in capsys.readouterr().out
 
 
-def test_attribution_fails_for_another_gpu(measured, capsys) -> None:
+def test_attribution_fails_when_another_gpu_was_measured(measured, capsys) -> None:
     result = measured["run"]()
-    other = model_ref(measured["node"]).__class__("cuda", 0, measured["node"].gpus[0].uuid)
+    result["energy"]["device_info"][0]["uuid"] = measured["node"].gpus[0].uuid
     report = gpu_check.Report()
-    gpu_check.check_result(report, "pytorch", result, measured["work"], other)
+    gpu_check.check_result(report, "pytorch", result, measured["work"])
     assert report.outcomes["llem run pytorch: attribution"] == "FAIL"
 
 
@@ -156,3 +157,35 @@ def test_the_gpu_check_passes_on_this_gpu() -> None:
         [sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_backend_without_its_package_or_time_is_skipped(monkeypatch, tmp_path, capsys) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    report = gpu_check.Report()
+    gpu_check.check_backend(report, "vllm", tmp_path, left_s=300)
+    monkeypatch.undo()
+    gpu_check.check_backend(report, "pytorch", tmp_path, left_s=10)
+    assert report.outcomes == {"llem run vllm": "SKIP", "llem run pytorch": "SKIP"}
+    out = capsys.readouterr().out
+    assert "vllm is not importable here" in out and "10 s left" in out
+
+
+def test_a_run_that_fails_is_a_fail_line_with_its_error(tmp_path, capsys) -> None:
+    """The real `llem run` in a subprocess; on this CPU machine pytorch cannot use CUDA."""
+    if host_has_gpu():
+        pytest.skip("this machine has an NVIDIA GPU")
+    report = gpu_check.Report()
+    gpu_check.check_backend(report, "pytorch", tmp_path / "pytorch", left_s=120)
+    assert report.outcomes == {"llem run pytorch": "FAIL"}
+    assert "exit " in capsys.readouterr().out
+    assert (tmp_path / "pytorch" / "experiment.yaml").read_text().startswith("name: gpu-check")
+
+
+def test_torch_without_cuda_is_a_fail_not_a_crash(capsys) -> None:
+    pytest.importorskip("torch")
+    if host_has_gpu():
+        pytest.skip("this machine has an NVIDIA GPU")
+    report = gpu_check.Report()
+    gpu_check.check_torch_checks(report)
+    assert report.outcomes == {"device mapping by UUID": "FAIL"}
+    assert "cannot use CUDA" in capsys.readouterr().out
