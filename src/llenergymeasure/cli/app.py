@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from llenergymeasure import __version__
-from llenergymeasure.cli import campaign, config_cmd, results_cmd, run
+from llenergymeasure.cli import campaign, config_cmd, report_cmd, results_cmd, run
 from llenergymeasure.cli.render import fail
 from llenergymeasure.exceptions import LLEMError
 
@@ -40,6 +40,7 @@ app.add_typer(campaign.app, name="campaign")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(results_cmd.app, name="results")
 app.command("run")(run.run)
+app.command("report")(report_cmd.report)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,250 @@
+"""``llem report``: the HTML page and static figures of one or more result directories.
+
+Reading a directory (manifest, result files, the campaign file for adaptive columns and
+filtered configs) happens here, where every layer may be imported; ``llenergymeasure.report``
+itself only draws what it is given.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from llenergymeasure.cli.render import out
+from llenergymeasure.cli.results_cmd import CI_METHOD_HELP, _check_ci_method, load_records
+
+REPORT_FILE = "report.html"
+
+
+def _campaign_file(directory: Path, manifest: Any) -> Path | None:
+    if manifest is None or not manifest.campaign_file:
+        return None
+    path = Path(manifest.campaign_file).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    return directory / path  # a relative path written from another working directory
+
+
+def load_source(
+    directory: Path,
+    *,
+    label: str | None = None,
+    ci_method: str | None = None,
+    campaign: Any = None,
+    filtered: list[tuple[str, str]] | None = None,
+) -> Any:
+    """A ``ReportSource`` for a campaign directory or a folder of ``llem run`` results.
+
+    ``campaign`` (the loaded campaign config) and ``filtered`` come from ``llem campaign run``;
+    otherwise the campaign file named in the manifest is read again when it is still there.
+    """
+    from llenergymeasure.orchestration.adaptive import summary_columns
+    from llenergymeasure.orchestration.manifest import ManifestDamaged, load_manifest
+    from llenergymeasure.report.source import ReportSource
+    from llenergymeasure.results.aggregation import aggregate
+
+    records, seed = load_records(directory)
+    notes: list[str] = []
+    try:
+        manifest = load_manifest(directory)
+    except ManifestDamaged:
+        manifest = None
+    if campaign is None and manifest is not None:
+        campaign, filtered, note = _read_campaign(_campaign_file(directory, manifest))
+        if note:
+            notes.append(note)
+    method: Any = ci_method or (
+        campaign.statistics.ci_method if campaign is not None else "student_t"
+    )
+    summaries = aggregate(records, seed=seed, ci_method=method)
+    if campaign is not None:
+        extra = summary_columns(records, campaign.execution, ci_method=method, seed=seed)
+        for summary in summaries:
+            summary.extra.update(extra.get(summary.config_hash, {}))
+    skipped = [
+        (r.exp_id, f"skipped: {r.error or 'no reason recorded'}")
+        for r in records
+        if r.status == "skipped"
+    ]
+    facts: dict[str, Any] = {}
+    if manifest is not None:
+        facts = {
+            "name": manifest.campaign_name,
+            "status": manifest.status,
+            "created_at": manifest.created_at,
+            "cycles": manifest.cycles,
+            "structure": manifest.structure,
+            "executor": manifest.executor,
+        }
+    return ReportSource(
+        label=label or directory.name or str(directory),
+        directory=directory,
+        records=records,
+        summaries=summaries,
+        ci_method=method,
+        campaign=facts,
+        filtered=(filtered or []) + skipped,
+        notes=notes,
+    )
+
+
+def _read_campaign(path: Path | None) -> tuple[Any, list[tuple[str, str]], str | None]:
+    """(campaign config, filtered configs, a note when the file cannot be used)."""
+    from llenergymeasure.config.loader import load_campaign_config
+    from llenergymeasure.exceptions import LLEMError
+    from llenergymeasure.orchestration.experiments import plan_campaign
+
+    if path is None:
+        return None, [], "no campaign file recorded: filtered configs and adaptive columns unknown"
+    try:
+        campaign = load_campaign_config(path)
+        grid = plan_campaign(campaign, path)
+    except (LLEMError, OSError) as error:
+        return (
+            None,
+            [],
+            f"campaign file {path} could not be read ({error}): filtered configs and adaptive "
+            "columns are not shown",
+        )
+    return campaign, [(i.config_desc, i.reason) for i in grid.filtered_configs], None
+
+
+def _labels(directories: list[Path]) -> list[str]:
+    """Directory names, or whole paths where two names clash."""
+    names = [d.name or str(d) for d in directories]
+    return [str(d) if names.count(n) > 1 else n for d, n in zip(directories, names, strict=True)]
+
+
+def _check_power(sources: list[Any], power: list[str]) -> None:
+    from llenergymeasure.exceptions import LLEMError
+    from llenergymeasure.report.data import series_records
+
+    known = {r.exp_id for s in sources for r in s.records}
+    with_series = {r.exp_id for s in sources for r in series_records(s)}
+    for exp_id in power:
+        if exp_id in with_series:
+            continue
+        if exp_id in known:
+            raise LLEMError(
+                f"--power {exp_id}: that experiment recorded no time series",
+                fix="enable `timeseries: {enabled: true}` with a power-polling energy source, "
+                f"or choose one of: {', '.join(sorted(with_series)[:5]) or '(none recorded)'}",
+            )
+        near = difflib.get_close_matches(exp_id, sorted(known), n=3)
+        raise LLEMError(
+            f"--power {exp_id}: no such experiment in the given directories",
+            fix=(f"did you mean {' or '.join(near)}? " if near else "")
+            + "give an exp_id as in experiments.csv",
+        )
+
+
+def _output(directories: list[Path], output: Path | None) -> Path:
+    from llenergymeasure.exceptions import LLEMError
+    from llenergymeasure.files import check_output_dir
+
+    path = output or (directories[0] / REPORT_FILE if len(directories) == 1 else Path(REPORT_FILE))
+    path = path.expanduser()
+    if path.is_dir():
+        raise LLEMError(
+            f"-o {path} is a directory", fix=f"give a file name, e.g. -o {path / REPORT_FILE}"
+        )
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise LLEMError(f"-o {path}: the report is an HTML page", fix=f"use -o {path}.html")
+    check_output_dir(path.parent, what="report directory")
+    return path
+
+
+def report(
+    directories: list[Path] = typer.Argument(
+        ..., help="Campaign directories or folders of `llem run` results (several: compared)."
+    ),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help=f"The page (default: DIR/{REPORT_FILE} for one DIR, ./{REPORT_FILE} for several).",
+    ),
+    power: list[str] = typer.Option(
+        [],
+        "--power",
+        help="An exp_id whose power over time to draw; repeat for several "
+        "(default: up to 4 with a time series, lowest J/token first).",
+    ),
+    ci_method: str | None = typer.Option(
+        None, "--ci-method", help=CI_METHOD_HELP + " Default: the campaign's own."
+    ),
+) -> None:
+    """Write one self-contained HTML report (opens offline) and an SVG and PNG of every figure
+    in <name>_figures/ beside it.
+
+    Example: [bold]llem report results/sweep[/] (then open results/sweep/report.html);
+    [bold]llem report results/a100 results/h100 -o compare.html[/] compares two machines.
+
+    On the page: Pareto fronts of J/token against tokens/s and latency with 95% CIs, the
+    effect of each swept parameter, power over time, energy accounting (idle baseline vs the
+    rest), per-cycle variability, a sortable table of every config, and the provenance of every
+    number (an estimate is marked ESTIMATE in red). Needs the report extra:
+    pip install 'llenergymeasure[report]'.
+    """
+    from llenergymeasure.exceptions import LLEMError, UnavailableError
+    from llenergymeasure.report import static
+
+    if not static.available():
+        raise UnavailableError(
+            "llem report needs vl-convert-python (the 'report' extra), which is not installed",
+            fix=static.REPORT_HINT,
+        )
+    method = _check_ci_method(ci_method) if ci_method is not None else None
+    folders = [d.expanduser() for d in directories]
+    if len(set(map(Path.resolve, folders))) < len(folders):
+        raise LLEMError("the same directory is given twice", fix="give each directory once")
+    path = _output(folders, output)
+    sources = [
+        load_source(d, label=label, ci_method=method)
+        for d, label in zip(folders, _labels(folders), strict=True)
+    ]
+    _check_power(sources, power)
+    from llenergymeasure.report.build import write_report
+
+    outcome = write_report(sources, path, power=power)
+    for note in outcome.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}")
+    out.print(
+        f"{outcome.configs} config(s), {len(outcome.figures) // 2} figure(s) in "
+        f"{outcome.seconds:.1f} s"
+    )
+    out.print(f"wrote {escape(str(path))}")
+    if outcome.figures:
+        out.print(f"wrote {escape(str(outcome.figures[0].parent))}/ (SVG and PNG of each figure)")
+
+
+def campaign_report(directory: Path, outcome: Any, *, campaign: Any, grid: Any) -> None:
+    """After ``llem campaign run``: write DIR/report.html, listed with the campaign's exports.
+
+    A missing extra or any failure here is a note on the outcome; the measurements are done and
+    the campaign's result never depends on its report.
+    """
+    from llenergymeasure.report import static
+
+    if not static.available():
+        outcome.notes.append(
+            f"{REPORT_FILE} not written: the report extra is not installed ({static.REPORT_HINT})"
+        )
+        return
+    try:
+        from llenergymeasure.report.build import write_report
+
+        filtered = [(i.config_desc, i.reason) for i in grid.filtered_configs]
+        source = load_source(directory, campaign=campaign, filtered=filtered)
+        written = write_report([source], directory / REPORT_FILE)
+    except Exception as error:  # never fail a finished campaign over its report
+        outcome.notes.append(f"{REPORT_FILE} not written: {type(error).__name__}: {error}")
+        return
+    outcome.exports.append(written.html)
+
+
+__all__ = ["REPORT_FILE", "campaign_report", "load_source", "report"]

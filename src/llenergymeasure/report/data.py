@@ -1,0 +1,519 @@
+"""The rows each figure and the table are drawn from: pure functions of aggregated results.
+
+Every value here was computed by ``results`` (``ConfigSummary`` statistics, Welch differences);
+this module only selects, labels and, for large campaigns, trims what is drawn (and says so in
+the returned caption), so that a figure stays readable with 1 config or 2,000.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.report import params as P
+from llenergymeasure.report.pareto import front
+from llenergymeasure.report.source import ReportSource
+from llenergymeasure.results.aggregation import ConfigSummary, RunRecord, energy_per_token
+from llenergymeasure.results.compare import METRICS_BY_COLUMN, compare_configs, pair_by_config
+
+ESTIMATE = "ESTIMATE — not a measurement"
+
+MAX_ERROR_BARS = 200
+"""More configs than this and only front members keep their CI bars (the rest would be a blob)."""
+MAX_LABELS = 15
+"""Front members labelled on the chart; beyond this they are named in tooltips only."""
+MAX_LINES = 10
+"""Lines per effect panel; beyond this the lines become their median with a min-max band."""
+MAX_ROWS = 40
+"""Configs in a per-config bar or strip chart; beyond this the most telling ones are drawn."""
+MAX_SAMPLES = 2_000
+"""Power samples drawn per experiment (evenly strided beyond this)."""
+MAX_SERIES = 4
+"""Experiments whose power over time is drawn when none are chosen."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-config statistic the figures draw, in ``ConfigSummary.stats``."""
+
+    column: str
+    label: str
+    lower_is_better: bool
+    energy: bool = False
+
+
+JPT = Metric("energy_per_token_j", "energy per output token (J/token)", True, energy=True)
+TPS = Metric("tokens_per_second", "throughput (tokens/s)", False)
+LATENCY = Metric("latency_p50_s", "latency p50 (s)", True)
+TTFT = Metric("ttft_p50_s", "TTFT p50 (s)", True)
+METRICS = (JPT, TPS, LATENCY, TTFT)
+
+
+def field_name(key: str) -> str:
+    """A parameter key as a Vega field name (a dot would mean a nested field there)."""
+    return "p_" + key.replace(".", "_")
+
+
+def params_by_config(records: Sequence[RunRecord]) -> dict[str, dict[str, Any]]:
+    """config hash -> its flattened resolved config, from the first record with a result."""
+    found: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record.result is not None and record.config_hash not in found:
+            found[record.config_hash] = P.flatten(record.result.config)
+    return found
+
+
+def energy_label(summary: ConfigSummary) -> str:
+    """How this config's energy was obtained, with the estimate warning where it applies."""
+    method = "/".join(dict.fromkeys(summary.energy_sources + summary.energy_methods))
+    method = method or "no energy reading"
+    return f"{ESTIMATE} ({method})" if summary.energy_is_estimate else method
+
+
+def config_points(
+    sources: Sequence[ReportSource],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per config per source (the table and every per-config figure), and the varied
+    parameter keys across all of them."""
+    configs: list[tuple[ReportSource, ConfigSummary, dict[str, Any]]] = []
+    for source in sources:
+        params = params_by_config(source.records)
+        configs.extend((source, s, params.get(s.config_hash, {})) for s in source.summaries)
+    varied = P.varied_parameters([p for _, _, p in configs])
+    facets = [k for k in P.FACETS if k in varied]
+    rows = []
+    for source, summary, params in configs:
+        row: dict[str, Any] = {
+            "source": source.label,
+            "config": summary.name,
+            "config_hash": summary.config_hash,
+            "backend": summary.backend,
+            "model": summary.model,
+            "group": " · ".join(P.show(params.get(k)) for k in facets) or "all",
+            "params": P.describe(params, P.axes(varied)),
+            "estimate": bool(summary.energy_is_estimate),
+            "energy_label": energy_label(summary),
+            "energy_basis": "/".join(summary.energy_bases) or None,
+            "cycles_used": summary.cycles_used,
+            "cycles_planned": summary.cycles_planned,
+            "cycles_failed": summary.cycles_failed,
+            "cycles_excluded": summary.cycles_excluded,
+            "excluded": "; ".join(f"{c} x{n}" for c, n in sorted(summary.excluded.items())),
+            "ci_method": "/".join(summary.ci_methods) or "none (1 cycle)",
+            "converged": summary.extra.get("converged"),
+            "adaptive_stop": summary.extra.get("adaptive_stop"),
+            "warnings": "; ".join(summary.warnings),
+        }
+        for key in varied:
+            row[field_name(key)] = P.show(params.get(key))
+        for metric in METRICS:
+            stats = summary.stats.get(metric.column)
+            row[metric.column] = stats.mean if stats else None
+            row[f"{metric.column}_low"] = stats.ci_low if stats else None
+            row[f"{metric.column}_high"] = stats.ci_high if stats else None
+            row[f"{metric.column}_n"] = stats.n if stats else 0
+            row[f"{metric.column}_cv"] = stats.cv if stats else None
+        for column in ("energy_j", "energy_adjusted_j"):
+            stats = summary.stats.get(column)
+            row[column] = stats.mean if stats else None
+        rows.append(row)
+    return rows, varied
+
+
+@dataclass(frozen=True)
+class FigureData:
+    """Rows for one figure, and the sentence under it saying what is (and is not) drawn."""
+
+    rows: list[dict[str, Any]]
+    caption: str
+    estimate: bool = False
+    """An estimate is among the energy figures drawn: the figure says so in red."""
+
+
+def _usable(points: Sequence[dict[str, Any]], *columns: str) -> list[dict[str, Any]]:
+    return [p for p in points if all(p.get(c) is not None for c in columns)]
+
+
+def pareto_data(
+    points: Sequence[dict[str, Any]], against: Metric, varied: Sequence[str]
+) -> FigureData:
+    """J/token against ``against``, with front membership per source and, for front members,
+    what changes from the previous config along the front."""
+    rows = [dict(p) for p in _usable(points, JPT.column, against.column)]
+    for label in dict.fromkeys(r["source"] for r in rows):
+        mine = [r for r in rows if r["source"] == label]
+        on = front(
+            [r[against.column] for r in mine],
+            [r[JPT.column] for r in mine],
+            minimize_x=against.lower_is_better,
+            minimize_y=True,
+        )
+        for row, member in zip(mine, on, strict=True):
+            row["on_front"] = member
+        members = sorted(
+            (r for r in mine if r["on_front"]),
+            key=lambda r: r[against.column] * (1 if against.lower_is_better else -1),
+        )
+        previous: dict[str, Any] | None = None
+        for row in members:
+            row["front_step"] = (
+                "best on " + against.label
+                if previous is None
+                else f"vs {previous['config']}: "
+                + P.difference(_params_of(previous, varied), _params_of(row, varied), varied)
+            )
+            previous = row
+    big = len(rows) > MAX_ERROR_BARS
+    for row in rows:
+        row.setdefault("front_step", "")
+        row["show_bars"] = row["on_front"] or not big
+        row["show_label"] = False
+    front_rows = [r for r in rows if r["on_front"]]
+    for row in front_rows[:MAX_LABELS]:
+        row["show_label"] = True
+    caption = (
+        f"{len(rows)} config(s); {len(front_rows)} on the Pareto front (no other config has "
+        f"both lower J/token and {'lower' if against.lower_is_better else 'higher'} "
+        f"{against.label}). Points are means over usable cycles; bars are 95% CIs."
+    )
+    if big:
+        caption += f" With more than {MAX_ERROR_BARS} configs only front members show CI bars."
+    if len(front_rows) > MAX_LABELS:
+        caption += f" The first {MAX_LABELS} front members are labelled; hover for the rest."
+    missing = len(points) - len(rows)
+    if missing:
+        caption += f" {missing} config(s) lack J/token or {against.label} and are not drawn."
+    return FigureData(rows, caption, estimate=any(r["estimate"] for r in rows))
+
+
+def _params_of(row: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    return {k: row.get(field_name(k)) for k in keys}
+
+
+def pareto_targets(points: Sequence[dict[str, Any]]) -> list[Metric]:
+    """The metrics J/token is drawn against: tokens/s always, latency and TTFT when measured."""
+    return [m for m in (TPS, LATENCY, TTFT) if _usable(points, JPT.column, m.column)]
+
+
+def effect_data(points: Sequence[dict[str, Any]], key: str, varied: Sequence[str]) -> FigureData:
+    """J/token and tokens/s against the values of one swept parameter, one line per combination
+    of the other swept parameters, a panel per backend/model (when those vary)."""
+    name = field_name(key)
+    others = [k for k in P.axes(varied) if k != key]
+    chosen = [p for p in points if p.get(name) not in (None, "unset")]
+    order = {v: i for i, v in enumerate(P.sort_values([p[name] for p in chosen]))}
+    rows: list[dict[str, Any]] = []
+    for metric in (JPT, TPS):
+        for p in _usable(chosen, metric.column):
+            rows.append(
+                {
+                    "source": p["source"],
+                    "group": p["group"],
+                    "config": p["config"],
+                    "value": p[name],
+                    "order": order[p[name]],
+                    "line": (p["source"] + ": " if len(_sources(points)) > 1 else "")
+                    + P.describe({k: _unfield(p, k) for k in others}, others),
+                    "metric": metric.label,
+                    "mean": p[metric.column],
+                    "low": p[f"{metric.column}_low"],
+                    "high": p[f"{metric.column}_high"],
+                    "estimate": p["estimate"] and metric.energy,
+                }
+            )
+    caption = (
+        f"Each line holds the other swept parameters fixed; points are means over usable "
+        f"cycles, bars 95% CIs. Configs where {P.short(key)} does not apply are left out."
+    )
+    merged = _merge_crowded(rows)
+    if merged:
+        caption += (
+            f" Panels with more than {MAX_LINES} lines show their median (band: min to max "
+            f"across the {merged} combinations) instead."
+        )
+    return FigureData(rows, caption, estimate=any(r["estimate"] for r in rows))
+
+
+def _unfield(point: dict[str, Any], key: str) -> Any:
+    return point.get(field_name(key))
+
+
+def _sources(points: Sequence[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(p["source"] for p in points))
+
+
+def _merge_crowded(rows: list[dict[str, Any]]) -> int:
+    """In place: a panel with too many lines becomes one median line with a min-max band.
+    Returns the most combinations merged in one panel (0: none was crowded)."""
+    most = 0
+    panels: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        panels.setdefault((row["group"], row["metric"]), []).append(row)
+    kept: list[dict[str, Any]] = []
+    for panel in panels.values():
+        lines = {r["line"] for r in panel}
+        if len(lines) <= MAX_LINES:
+            kept.extend(panel)
+            continue
+        most = max(most, len(lines))
+        by_value: dict[Any, list[dict[str, Any]]] = {}
+        for row in panel:
+            by_value.setdefault(row["value"], []).append(row)
+        for value, group in by_value.items():
+            means = [r["mean"] for r in group]
+            kept.append(
+                {
+                    **group[0],
+                    "value": value,
+                    "config": f"{len(group)} configs",
+                    "line": f"median of {len(lines)} combinations",
+                    "mean": statistics.median(means),
+                    "low": min(means),
+                    "high": max(means),
+                    "estimate": any(r["estimate"] for r in group),
+                }
+            )
+    rows[:] = kept
+    return most
+
+
+def accounting_data(points: Sequence[dict[str, Any]]) -> FigureData:
+    """Raw energy per measured window split into idle baseline and the rest (mean over cycles)."""
+    usable = _usable(points, "energy_j")
+    shown = _best(usable, JPT.column)
+    rows = []
+    for p in shown:
+        raw, adjusted = p["energy_j"], p["energy_adjusted_j"]
+        base = {"source": p["source"], "config": _label(p, points), "estimate": p["estimate"]}
+        if adjusted is None:
+            rows.append({**base, "part": "raw (no baseline subtracted)", "energy_j": raw})
+            continue
+        share = 100 * (raw - adjusted) / raw if raw else None
+        rows.append({**base, "part": "idle baseline", "energy_j": raw - adjusted, "share": share})
+        rows.append({**base, "part": "above baseline", "energy_j": adjusted, "share": share})
+    caption = (
+        "Raw energy over the measured window, mean over usable cycles: the idle-baseline part "
+        "(baseline power x window) and what inference added above it. Configs without a "
+        "baseline show raw energy only."
+    )
+    if len(shown) < len(usable):
+        caption += f" The {len(shown)} configs with the lowest J/token of {len(usable)} are drawn."
+    return FigureData(rows, caption, estimate=any(r["estimate"] for r in rows))
+
+
+def _label(point: dict[str, Any], points: Sequence[dict[str, Any]]) -> str:
+    return (
+        point["config"] if len(_sources(points)) == 1 else f"{point['source']}: {point['config']}"
+    )
+
+
+def _best(points: Sequence[dict[str, Any]], column: str) -> list[dict[str, Any]]:
+    """Up to MAX_ROWS points, lowest ``column`` first (points without it last)."""
+    ranked = sorted(points, key=lambda p: (p.get(column) is None, p.get(column) or 0.0))
+    return ranked[:MAX_ROWS]
+
+
+def cycle_data(sources: Sequence[ReportSource]) -> FigureData:
+    """Per-cycle J/token per config, on the table's energy basis; untrusted cycles drawn apart
+    (they are not in the means). Beyond MAX_ROWS configs, the most variable ones."""
+    per_config: list[tuple[float, list[dict[str, Any]]]] = []
+    many = len(sources) > 1
+    for source in sources:
+        records: dict[str, list[RunRecord]] = {}
+        for record in source.records:
+            records.setdefault(record.config_hash, []).append(record)
+        for summary in source.summaries:
+            basis = summary.energy_bases[0] if summary.energy_bases else None
+            stats = summary.stats.get(JPT.column)
+            label = f"{source.label}: {summary.name}" if many else summary.name
+            rows = []
+            for record in records.get(summary.config_hash, []):
+                result = record.result
+                if record.status != "completed" or result is None or basis is None:
+                    continue
+                value = energy_per_token(result, basis)
+                if value is None:
+                    continue
+                codes = ", ".join(f.code for f in result.untrusted)
+                rows.append(
+                    {
+                        "config": label,
+                        "cycle": record.cycle,
+                        "energy_per_token_j": value,
+                        "kind": f"left out: {codes}" if codes else "used",
+                        "used": not codes,
+                        "cv": stats.cv if stats else None,
+                        "estimate": bool(result.energy.is_estimate),
+                    }
+                )
+            if rows:
+                per_config.append((stats.cv if stats and stats.cv is not None else -1.0, rows))
+    per_config.sort(key=lambda item: -item[0])
+    shown = per_config[:MAX_ROWS]
+    rows = [row for _, group in shown for row in group]
+    caption = (
+        "Each point is one cycle's J/token (the table's energy basis); crosses are cycles "
+        "left out of the aggregates as untrusted, with the flag that excluded them."
+    )
+    if len(shown) < len(per_config):
+        caption += (
+            f" The {len(shown)} most variable configs (highest CV) of {len(per_config)} are "
+            "drawn; every config's CV is in the table."
+        )
+    return FigureData(rows, caption, estimate=any(r["estimate"] for r in rows))
+
+
+def read_timeseries(path: Path) -> list[tuple[float, float]]:
+    """(t_s, power_w) pairs of a result's time series CSV (empty when unreadable)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return [(float(r["t_s"]), float(r["power_w"])) for r in csv.DictReader(handle)]
+    except (OSError, KeyError, ValueError, TypeError):
+        return []
+
+
+def series_records(source: ReportSource) -> list[RunRecord]:
+    """Completed records whose result says a time series was written beside it."""
+    return [
+        r
+        for r in source.records
+        if r.status == "completed"
+        and r.result is not None
+        and r.result.timeseries_file
+        and r.result_path
+    ]
+
+
+def choose_series(sources: Sequence[ReportSource], wanted: Sequence[str]) -> list[RunRecord]:
+    """The experiments to draw power for: those asked for by exp_id, else the first cycle of
+    up to MAX_SERIES configs, lowest J/token first."""
+    available = [(s, r) for s in sources for r in series_records(s)]
+    if wanted:
+        return [r for _, r in available if r.exp_id in wanted]
+    means = {
+        (s.label, x.config_hash): (x.stats[JPT.column].mean if x.stats.get(JPT.column) else 0.0)  # type: ignore[union-attr]
+        for s in sources
+        for x in s.summaries
+    }
+    first: dict[tuple[str, str], RunRecord] = {}
+    for source, record in available:
+        first.setdefault((source.label, record.config_hash), record)
+    ranked = sorted(first.items(), key=lambda item: means.get(item[0], 0.0))
+    return [record for _, record in ranked[:MAX_SERIES]]
+
+
+def power_data(sources: Sequence[ReportSource], wanted: Sequence[str] = ()) -> FigureData:
+    """Power over the measured window for the chosen experiments, with each one's warmup (before
+    the window, not sampled) and idle-baseline level to mark."""
+    by_record = {id(r): s for s in sources for r in s.records}
+    rows: list[dict[str, Any]] = []
+    for record in choose_series(sources, wanted):
+        source = by_record[id(record)]
+        result = record.result
+        assert result is not None and result.timeseries_file and record.result_path
+        path = source.directory / Path(record.result_path).parent / result.timeseries_file
+        samples = read_timeseries(path)
+        stride = max(1, -(-len(samples) // MAX_SAMPLES))
+        common = {
+            "experiment": record.exp_id,
+            "estimate": bool(result.energy.is_estimate),
+            "window_s": result.metrics.measured_window_s,
+            "warmup_s": result.timings.warmup_s,
+            "baseline_w": result.energy.baseline_power_w,
+            "method": result.energy.method,
+        }
+        for t_s, power_w in samples[::stride]:
+            rows.append({**common, "t_s": t_s, "power_w": power_w})
+    caption = (
+        "Power polled during the measured window (shaded, t = 0 at its start); the warmup ran "
+        "just before it (the band left of 0, not sampled) and the dashed line is the idle "
+        "baseline subtracted, where one was measured."
+    )
+    return FigureData(rows, caption, estimate=any(r["estimate"] for r in rows))
+
+
+def comparison_data(sources: Sequence[ReportSource]) -> tuple[FigureData, list[dict[str, Any]]]:
+    """Every later directory against the first, config by config (paired by config hash): the
+    difference in % of the first's mean with its Welch 95% interval, and each sentence."""
+    reference = sources[0]
+    rows: list[dict[str, Any]] = []
+    sentences: list[dict[str, Any]] = []
+    for other in sources[1:]:
+        pairs, unpaired = pair_by_config(reference.summaries, other.summaries)
+        for a, b in pairs:
+            comparison = compare_configs(
+                a, b, a_name=f"{a.name} ({reference.label})", b_name=f"{b.name} ({other.label})"
+            )
+            for m in comparison.metrics:
+                estimate = m.metric.column.startswith("energy") and bool(
+                    a.energy_is_estimate or b.energy_is_estimate
+                )
+                sentences.append(
+                    {"pair": f"{other.label} vs {reference.label}", "sentence": m.sentence}
+                )
+                if m.pct is None or m.pct_half_width is None:
+                    continue
+                rows.append(
+                    {
+                        "pair": f"{other.label} vs {reference.label}",
+                        "config": a.name,
+                        "metric": METRICS_BY_COLUMN[m.metric.column].label,
+                        "pct": m.pct,
+                        "low": m.pct - m.pct_half_width,
+                        "high": m.pct + m.pct_half_width,
+                        "clear": bool(m.welch and m.welch.significant),
+                        "sentence": m.sentence,
+                        "estimate": estimate,
+                    }
+                )
+        for name in unpaired:
+            sentences.append(
+                {
+                    "pair": f"{other.label} vs {reference.label}",
+                    "sentence": f"{name} is in only one of the two directories: not compared",
+                }
+            )
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    caption = (
+        f"Each later directory against {reference.label}, the same config (by config hash) "
+        "in both: (B - A) / A in % with Welch's 95% interval; filled points are clear "
+        "differences (the interval excludes 0)."
+    )
+    if len(configs) > MAX_ROWS:
+        keep = set(configs[:MAX_ROWS])
+        rows = [r for r in rows if r["config"] in keep]
+        caption += f" The first {MAX_ROWS} of {len(configs)} paired configs are drawn."
+    return FigureData(rows, caption, estimate=any(r["estimate"] for r in rows)), sentences
+
+
+__all__ = [
+    "ESTIMATE",
+    "JPT",
+    "LATENCY",
+    "MAX_ERROR_BARS",
+    "MAX_LINES",
+    "MAX_ROWS",
+    "METRICS",
+    "TPS",
+    "TTFT",
+    "FigureData",
+    "Metric",
+    "accounting_data",
+    "choose_series",
+    "comparison_data",
+    "config_points",
+    "cycle_data",
+    "effect_data",
+    "energy_label",
+    "field_name",
+    "params_by_config",
+    "pareto_data",
+    "pareto_targets",
+    "power_data",
+    "read_timeseries",
+    "series_records",
+]

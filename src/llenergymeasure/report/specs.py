@@ -1,0 +1,406 @@
+"""Vega-Lite specs (plain dicts) for each figure, from the rows in ``report.data``.
+
+The same spec is drawn interactively in the page and rendered to SVG/PNG for papers, so a
+figure that shows an estimate carries "ESTIMATE — not a measurement" in red in its own subtitle,
+wherever it ends up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from llenergymeasure.report.data import ESTIMATE, JPT, TPS, FigureData, Metric
+
+RED = "#c62828"
+WIDTH = 560
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure: where it goes on the page, its spec, and what it shows."""
+
+    stem: str
+    """File name of its static SVG/PNG, and its anchor in the page."""
+    title: str
+    spec: dict[str, Any]
+    caption: str
+    estimate: bool
+
+
+def _title(text: str, estimate: bool) -> dict[str, Any]:
+    title: dict[str, Any] = {"text": text, "anchor": "start", "fontSize": 14}
+    if estimate:
+        title.update(subtitle=ESTIMATE, subtitleColor=RED, subtitleFontWeight="bold")
+    return title
+
+
+def _base(title: str, data: FigureData) -> dict[str, Any]:
+    return {
+        "title": _title(title, data.estimate),
+        "data": {"values": data.rows},
+        "config": {"view": {"stroke": "#ddd"}, "font": "sans-serif"},
+        "background": "white",
+    }
+
+
+def _q(field: str, title: str | None = None, **extra: Any) -> dict[str, Any]:
+    encoding = {"field": field, "type": "quantitative", "scale": {"zero": False}, **extra}
+    if title is not None:
+        encoding["title"] = title
+    return encoding
+
+
+FEW = 10
+"""Up to this many configs, each gets its own colour (and legend entry)."""
+
+
+def _colour(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Colour by directory in comparison mode, else by backend/model where those vary, else by
+    config when there are few; one colour otherwise."""
+    for field, title in (("source", "directory"), ("group", "backend · model")):
+        if len({r[field] for r in rows}) > 1:
+            return {"field": field, "type": "nominal", "title": title}
+    if len(rows) <= FEW:
+        return {"field": "config", "type": "nominal", "title": "config"}
+    return {"value": "#1f77b4"}
+
+
+def _tooltip(*fields: tuple[str, str]) -> list[dict[str, Any]]:
+    return [{"field": f, "title": t} for f, t in fields]
+
+
+def pareto_spec(data: FigureData, against: Metric) -> Figure:
+    """J/token (y) against one metric (x): every config a point with CI bars, the front drawn
+    as a line through its members, front members labelled."""
+    colour = _colour(data.rows)
+    x, y = against.column, JPT.column
+    tooltip = _tooltip(
+        ("config", "config"),
+        ("source", "directory"),
+        ("params", "parameters"),
+        (y, JPT.label),
+        (f"{y}_low", "J/token 95% CI low"),
+        (f"{y}_high", "J/token 95% CI high"),
+        (x, against.label),
+        (f"{x}_low", "95% CI low"),
+        (f"{x}_high", "95% CI high"),
+        ("energy_label", "energy"),
+        ("cycles_used", "cycles used"),
+        ("front_step", "along the front"),
+    )
+    bars = {"filter": f"datum.show_bars && datum['{y}_low'] != null"}
+    xbars = {"filter": f"datum.show_bars && datum['{x}_low'] != null"}
+    spec = _base(f"J/token against {against.label}", data)
+    spec.update(
+        width=WIDTH,
+        height=360,
+        layer=[
+            {
+                "transform": [xbars],
+                "mark": {"type": "rule", "opacity": 0.5},
+                "encoding": {
+                    "x": _q(f"{x}_low", against.label),
+                    "x2": {"field": f"{x}_high"},
+                    "y": _q(y),
+                    "color": colour,
+                },
+            },
+            {
+                "transform": [bars],
+                "mark": {"type": "rule", "opacity": 0.5},
+                "encoding": {
+                    "y": _q(f"{y}_low", JPT.label),
+                    "y2": {"field": f"{y}_high"},
+                    "x": _q(x),
+                    "color": colour,
+                },
+            },
+            {
+                "transform": [{"filter": "datum.on_front"}],
+                "mark": {"type": "line", "color": "#333", "strokeDash": [4, 3]},
+                "encoding": {
+                    "x": _q(x),
+                    "y": _q(y),
+                    "detail": {"field": "source"},
+                    "order": {"field": x, "type": "quantitative"},
+                },
+            },
+            {
+                "mark": {"type": "point", "filled": True, "size": 60, "tooltip": True},
+                "encoding": {
+                    "x": _q(x, against.label),
+                    "y": _q(y, JPT.label),
+                    "color": colour,
+                    "shape": {"field": "backend", "type": "nominal", "title": "backend"}
+                    if len({r["backend"] for r in data.rows}) > 1
+                    else {"value": "circle"},
+                    "stroke": {
+                        "condition": {"test": "datum.on_front", "value": "#000"},
+                        "value": None,
+                    },
+                    "tooltip": tooltip,
+                },
+            },
+            {
+                "transform": [{"filter": "datum.show_label"}],
+                "mark": {"type": "text", "align": "left", "dx": 7, "dy": -7, "fontSize": 10},
+                "encoding": {"x": _q(x), "y": _q(y), "text": {"field": "config"}},
+            },
+        ],
+    )
+    return Figure(
+        f"pareto_{against.column}",
+        f"Pareto front: J/token against {against.label}",
+        spec,
+        data.caption,
+        data.estimate,
+    )
+
+
+def effect_spec(data: FigureData, key: str, label: str) -> Figure:
+    """J/token and tokens/s (rows) against one parameter's values, a line per combination of
+    the other parameters, a column per backend/model."""
+    encoding_x = {
+        "field": "value",
+        "type": "ordinal",
+        "title": label,
+        "sort": {"field": "order", "op": "min"},
+    }
+    colour = {"field": "line", "type": "nominal", "title": "other parameters"}
+    tooltip = _tooltip(
+        ("config", "config"),
+        ("line", "other parameters"),
+        ("value", label),
+        ("mean", "mean"),
+        ("low", "95% CI low (or min)"),
+        ("high", "95% CI high (or max)"),
+    )
+    spec = _base(f"Effect of {label}", data)
+    del spec["data"]
+    spec.update(
+        data={"values": data.rows},
+        facet={
+            "row": {"field": "metric", "type": "nominal", "title": None, "sort": [JPT.label]},
+            **(
+                {"column": {"field": "group", "type": "nominal", "title": None}}
+                if len({r["group"] for r in data.rows}) > 1
+                else {}
+            ),
+        },
+        spec={
+            "width": 260,
+            "height": 170,
+            "layer": [
+                {
+                    "mark": {"type": "line", "point": True},
+                    "encoding": {
+                        "x": encoding_x,
+                        "y": _q("mean", None),
+                        "color": colour,
+                        "tooltip": tooltip,
+                    },
+                },
+                {
+                    "transform": [{"filter": "datum.low != null"}],
+                    "mark": {"type": "rule", "opacity": 0.6},
+                    "encoding": {
+                        "x": encoding_x,
+                        "y": _q("low", None),
+                        "y2": {"field": "high"},
+                        "color": colour,
+                    },
+                },
+            ],
+        },
+        resolve={"scale": {"y": "independent"}},
+    )
+    return Figure(
+        f"effect_{key.replace('.', '_')}",
+        f"Effect of {label} on {JPT.label} and {TPS.label}",
+        spec,
+        data.caption,
+        data.estimate,
+    )
+
+
+def _rows_height(data: FigureData, field: str) -> dict[str, Any]:
+    return {"step": 18} if len({r[field] for r in data.rows}) > 1 else {"step": 40}
+
+
+def accounting_spec(data: FigureData) -> Figure:
+    """Per config, raw energy stacked as idle baseline + above baseline."""
+    spec = _base("Energy accounting: raw = idle baseline + above baseline", data)
+    spec.update(
+        width=WIDTH,
+        height=_rows_height(data, "config"),
+        mark={"type": "bar", "tooltip": True},
+        encoding={
+            "y": {"field": "config", "type": "nominal", "sort": None, "title": None},
+            "x": {"field": "energy_j", "type": "quantitative", "title": "energy per window (J)"},
+            "color": {
+                "field": "part",
+                "type": "nominal",
+                "title": None,
+                "scale": {
+                    "domain": ["idle baseline", "above baseline", "raw (no baseline subtracted)"],
+                    "range": ["#bbb", "#1f77b4", "#9467bd"],
+                },
+            },
+            "tooltip": _tooltip(
+                ("config", "config"),
+                ("part", "part"),
+                ("energy_j", "J (mean over cycles)"),
+                ("share", "idle baseline share of raw (%)"),
+            ),
+        },
+    )
+    return Figure("energy_accounting", "Energy accounting", spec, data.caption, data.estimate)
+
+
+def variability_spec(data: FigureData) -> Figure:
+    """Per-cycle J/token per config (strip plot), left-out cycles as red crosses."""
+    spec = _base("Variability: J/token of every cycle", data)
+    spec.update(
+        width=WIDTH,
+        height=_rows_height(data, "config"),
+        mark={"type": "point", "filled": True, "size": 50, "tooltip": True},
+        encoding={
+            "y": {"field": "config", "type": "nominal", "sort": None, "title": None},
+            "x": _q("energy_per_token_j", JPT.label),
+            "shape": {
+                "field": "used",
+                "type": "nominal",
+                "scale": {"domain": [True, False], "range": ["circle", "cross"]},
+                "legend": None,
+            },
+            "color": {
+                "field": "kind",
+                "type": "nominal",
+                "title": "cycle",
+                "scale": {"scheme": "set1", "reverse": True},
+            },
+            "tooltip": _tooltip(
+                ("config", "config"),
+                ("cycle", "cycle"),
+                ("energy_per_token_j", "J/token"),
+                ("kind", "in the aggregates?"),
+                ("cv", "CV of the used cycles"),
+            ),
+        },
+    )
+    return Figure("variability", "Variability across cycles", spec, data.caption, data.estimate)
+
+
+def power_spec(data: FigureData) -> Figure:
+    """Power over time per chosen experiment: warmup band, window band, baseline rule."""
+    per_experiment = {
+        "aggregate": [
+            {"op": "max", "field": "window_s", "as": "window_s"},
+            {"op": "max", "field": "warmup_s", "as": "warmup_s"},
+            {"op": "max", "field": "baseline_w", "as": "baseline_w"},
+        ],
+        "groupby": ["experiment"],
+    }
+    spec = _base("Power over time", data)
+    del spec["data"]
+    spec.update(
+        data={"values": data.rows},
+        facet={"row": {"field": "experiment", "type": "nominal", "title": None}},
+        spec={
+            "width": WIDTH,
+            "height": 140,
+            "layer": [
+                {
+                    "transform": [
+                        per_experiment,
+                        {"calculate": "-datum.warmup_s", "as": "warmup_start"},
+                        {"calculate": "0", "as": "zero"},
+                    ],
+                    "mark": {"type": "rect", "color": "#fdd49e", "opacity": 0.5},
+                    "encoding": {
+                        "x": {"field": "warmup_start", "type": "quantitative"},
+                        "x2": {"field": "zero"},
+                    },
+                },
+                {
+                    "transform": [per_experiment, {"calculate": "0", "as": "zero"}],
+                    "mark": {"type": "rect", "color": "#c6dbef", "opacity": 0.5},
+                    "encoding": {
+                        "x": {"field": "zero", "type": "quantitative"},
+                        "x2": {"field": "window_s"},
+                    },
+                },
+                {
+                    "mark": {"type": "line", "color": "#1f77b4", "tooltip": True},
+                    "encoding": {
+                        "x": {"field": "t_s", "type": "quantitative", "title": "time (s)"},
+                        "y": {"field": "power_w", "type": "quantitative", "title": "power (W)"},
+                    },
+                },
+                {
+                    "transform": [per_experiment, {"filter": "datum.baseline_w != null"}],
+                    "mark": {"type": "rule", "strokeDash": [6, 4], "color": "#555"},
+                    "encoding": {"y": {"field": "baseline_w", "type": "quantitative"}},
+                },
+            ],
+        },
+    )
+    return Figure("power_over_time", "Power over time", spec, data.caption, data.estimate)
+
+
+def comparison_spec(data: FigureData) -> Figure:
+    """Difference in % per paired config and metric, with its Welch 95% interval."""
+    spec = _base("Comparison: (B - A) / A, with Welch 95% intervals", data)
+    del spec["data"]
+    tooltip = _tooltip(("sentence", "comparison"), ("pct", "B - A (%)"))
+    spec.update(
+        data={"values": data.rows},
+        facet={"column": {"field": "metric", "type": "nominal", "title": None}},
+        spec={
+            "width": 240,
+            "height": _rows_height(data, "config"),
+            "layer": [
+                {
+                    "mark": {"type": "rule", "color": "#999"},
+                    "encoding": {"x": {"datum": 0, "type": "quantitative"}},
+                },
+                {
+                    "mark": {"type": "rule"},
+                    "encoding": {
+                        "y": {"field": "config", "type": "nominal", "title": None},
+                        "x": {"field": "low", "type": "quantitative", "title": "B - A (% of A)"},
+                        "x2": {"field": "high"},
+                        "color": {"field": "pair", "type": "nominal", "title": None},
+                    },
+                },
+                {
+                    "mark": {"type": "point", "size": 60, "tooltip": True},
+                    "encoding": {
+                        "y": {"field": "config", "type": "nominal"},
+                        "x": {"field": "pct", "type": "quantitative"},
+                        "color": {"field": "pair", "type": "nominal"},
+                        "fill": {
+                            "field": "pair",
+                            "type": "nominal",
+                            "condition": {"test": "!datum.clear", "value": "white"},
+                        },
+                        "tooltip": tooltip,
+                    },
+                },
+            ],
+        },
+        resolve={"scale": {"x": "independent"}},
+    )
+    return Figure("comparison", "Comparison across directories", spec, data.caption, data.estimate)
+
+
+__all__ = [
+    "Figure",
+    "accounting_spec",
+    "comparison_spec",
+    "effect_spec",
+    "pareto_spec",
+    "power_spec",
+    "variability_spec",
+]
