@@ -72,7 +72,7 @@ def config(**overrides: Any) -> ExperimentConfig:
         "pytorch": {"batch_size": 2},
         "baseline": {"duration_sec": 0.2, "cache_ttl_sec": 0},
         "warmup": {"enabled": False},
-        "energy": {"source": "nvml", "min_window_s": 0.3, "sample_interval_ms": 20},
+        "energy": {"source": "nvml", "min_window_s": 0.6, "sample_interval_ms": 20},
     }
     data.update(overrides)
     return ExperimentConfig.model_validate(data)

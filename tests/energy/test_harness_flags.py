@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes.fake_pynvml import FakeNVML, FakeProcess
+from fakes.fake_pynvml import FOREIGN_PID, FakeNVML, FakeProcess
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.exceptions import UnavailableError
 from llenergymeasure.measurement import harness
@@ -64,7 +64,7 @@ def test_control_honest_power_gives_adjusted_energy_and_no_flag(
     assert m.energy_per_token_j == pytest.approx(m.energy_adjusted_j / m.output_tokens)
     assert e.crosscheck is not None
     assert e.crosscheck["disagreement_pct"] <= e.crosscheck["allowance_pct"]
-    assert e.window_s is not None and e.window_s >= 0.3
+    assert e.window_s is not None and e.window_s >= 0.6
 
 
 def test_window_below_idle_power_withholds_adjusted_figures(monkeypatch, node, tmp_path) -> None:
@@ -97,14 +97,14 @@ def test_instant_power_that_disagrees_with_the_counter_is_flagged(
 def test_another_process_on_the_measured_gpu_flags_contention(
     monkeypatch, node, tmp_path, on_gpu, flagged
 ) -> None:
-    node.gpus[on_gpu].processes = [FakeProcess(pid=424242, usedGpuMemory=2**30)]
+    node.gpus[on_gpu].processes = [FakeProcess(pid=FOREIGN_PID, usedGpuMemory=2**30)]
     drive(monkeypatch, node, busy_w=[300.0], idle_w=70.0)
     result = run(tmp_path)
     assert codes(result) == ({"gpu_contended": "untrusted"} if flagged else {})
     if flagged:
-        assert "424242" in result.flags[0].message
+        assert str(FOREIGN_PID) in result.flags[0].message
         assert result.energy.baseline is not None
-        assert [p["pid"] for p in result.energy.baseline["other_processes"]] == [424242]
+        assert [p["pid"] for p in result.energy.baseline["other_processes"]] == [FOREIGN_PID]
 
 
 def test_mig_gpu_is_refused_and_nothing_is_written(monkeypatch, node, tmp_path) -> None:
@@ -119,7 +119,7 @@ def test_mig_gpu_is_refused_and_nothing_is_written(monkeypatch, node, tmp_path) 
 def test_mig_gpu_measured_whole_when_allowed_is_flagged(monkeypatch, node, tmp_path) -> None:
     node.gpus[MODEL_GPU].mig_mode = 1
     drive(monkeypatch, node, busy_w=[300.0], idle_w=70.0)
-    energy = {"source": "nvml", "min_window_s": 0.3, "allow_mig_whole_gpu": True}
+    energy = {"source": "nvml", "min_window_s": 0.6, "allow_mig_whole_gpu": True}
     result = run(tmp_path, config(energy=energy))
     assert codes(result) == {"mig_whole_gpu": "warning"}
     assert result.energy.mig_whole_gpu and result.metrics.energy_adjusted_j is not None

@@ -3,12 +3,13 @@ cross-checks its counter against polled power (fake pynvml; no GPU needed)."""
 
 from __future__ import annotations
 
+import os
 import random
 import time
 
 import pytest
 
-from fakes.fake_pynvml import FakeGPU, FakeProcess, install
+from fakes.fake_pynvml import FOREIGN_PID, FakeGPU, FakeProcess, install
 from llenergymeasure.exceptions import UnavailableError
 from llenergymeasure.measurement.devices import DeviceRef, nvml_uuid
 from llenergymeasure.measurement.energy import nvml
@@ -89,22 +90,51 @@ def test_mig_whole_gpu_when_allowed_is_labelled(monkeypatch) -> None:
 
 def test_other_processes_on_the_measured_gpu_are_recorded(monkeypatch) -> None:
     fake = install(monkeypatch, eight_gpus())
-    fake.gpus[5].processes = [FakeProcess(pid=424242, usedGpuMemory=2**30)]
-    fake.gpus[2].processes = [FakeProcess(pid=515151)]  # another user's job, not our GPU
+    fake.gpus[5].processes = [FakeProcess(pid=FOREIGN_PID, usedGpuMemory=2**30)]
+    fake.gpus[2].processes = [FakeProcess(pid=1)]  # another job, not on our GPU
     source = NVMLEnergySource(devices=model_on(fake, 5))
     source.start()
     reading = source.stop()
-    assert [p["pid"] for p in reading.other_processes] == [424242]
+    assert [p["pid"] for p in reading.other_processes] == [FOREIGN_PID]
     assert reading.other_processes[0]["used_gpu_memory_bytes"] == 2**30
 
 
 def test_own_process_is_not_contention(monkeypatch) -> None:
-    import os
-
     install(monkeypatch, [FakeGPU(processes=[FakeProcess(pid=os.getpid())])])
     source = NVMLEnergySource()
     source.start()
     assert source.stop().other_processes == ()
+
+
+HOST_PID = 2**22 + 12345  # above Linux's largest pid_max: exists in no PID namespace here
+
+
+def window_processes(monkeypatch, pids: list[int]):
+    install(monkeypatch, [FakeGPU(processes=[FakeProcess(pid=p) for p in pids])])
+    source = NVMLEnergySource()
+    source.start()
+    return source.stop()
+
+
+def test_our_process_under_its_host_pid_in_a_container_is_not_contention(monkeypatch) -> None:
+    """The driver lists host PIDs, none of ours: the one missing from /proc is us, noted."""
+    reading = window_processes(monkeypatch, [HOST_PID])
+    assert reading.other_processes == ()
+    (note,) = [n for n in reading.notes if "PID namespace" in n]
+    assert str(HOST_PID) in note and "taken to be this process" in note
+
+
+@pytest.mark.parametrize(
+    ("pids", "others"),
+    [
+        ([os.getpid(), HOST_PID], [HOST_PID]),  # PIDs are translated, so the unknown is not us
+        ([HOST_PID, FOREIGN_PID], [FOREIGN_PID]),  # a process that exists here is never us
+        ([HOST_PID, HOST_PID + 1], [HOST_PID, HOST_PID + 1]),  # more unknowns than we have
+    ],
+)
+def test_unknown_pids_count_as_others_unless_they_can_only_be_us(monkeypatch, pids, others) -> None:
+    reading = window_processes(monkeypatch, pids)
+    assert sorted(p["pid"] for p in reading.other_processes) == others
 
 
 def test_counter_update_period_is_measured_at_start(monkeypatch) -> None:

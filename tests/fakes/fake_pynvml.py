@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import string
 import threading
 import time
@@ -109,6 +110,11 @@ class c_nvmlFieldValue_t(ctypes.Structure):
         ("nvmlReturn", ctypes.c_uint),
         ("value", c_nvmlValue_t),
     ]
+
+
+FOREIGN_PID = os.getppid()
+"""A process that exists in this PID namespace and is not the test process or its child:
+stands in for another job on a GPU (a PID missing from /proc may be our own, see nvml)."""
 
 
 @dataclass

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from llenergymeasure.exceptions import ConfigError, ExperimentError, LLEMError, UnavailableError
@@ -41,6 +42,7 @@ from llenergymeasure.measurement.energy.base import (
 )
 from llenergymeasure.measurement.energy.nvml_settings import gpu_settings
 
+PROC_ROOT = Path("/proc")  # where this PID namespace's processes are listed
 COUNTER_RESOLUTION_S = 0.1  # nominal update period, assumed when it cannot be measured
 PERIOD_PROBE_STEPS = 4  # counter changes watched to measure its update period
 PERIOD_PROBE_TIMEOUT_S = 1.0  # give up (and assume the nominal period) after this long
@@ -205,7 +207,9 @@ class _Lib:
     def averaged_power_w(self, handle: Any) -> float:
         return float(self.call("nvmlDeviceGetPowerUsage", handle, doing="reading power")) / 1000.0
 
-    def other_processes(self, handle: Any, own_pids: frozenset[int]) -> list[dict[str, Any]]:
+    def other_processes(
+        self, handle: Any, own_pids: frozenset[int], notes: list[str]
+    ) -> list[dict[str, Any]]:
         """Compute processes on the GPU that are not this process (or its children)."""
         procs = self.optional(
             "nvmlDeviceGetComputeRunningProcesses", handle, doing="listing GPU processes"
@@ -214,7 +218,34 @@ class _Lib:
             {"pid": int(p.pid), "used_gpu_memory_bytes": getattr(p, "usedGpuMemory", None)}
             for p in procs or []
         ]
-        return [p for p in found if p["pid"] not in own_pids]
+        return _not_ours(found, own_pids, notes)
+
+
+def _not_ours(
+    found: list[dict[str, Any]], own_pids: frozenset[int], notes: list[str]
+) -> list[dict[str, Any]]:
+    """The listed processes that are not ours.
+
+    Drivers that do not translate PIDs into this PID namespace report host PIDs inside a
+    container (NVIDIA/nvidia-docker#1483), so this very process can be listed under a PID
+    that does not exist here. When none of the listed PIDs is ours and no more of them are
+    missing from ``/proc`` than we have processes, those are taken to be ours, with a note
+    naming them. A PID that exists here and is not ours is always another process.
+    """
+    others = [p for p in found if p["pid"] not in own_pids]
+    if len(others) < len(found):  # NVML names our PIDs as we know them: nothing to translate
+        return others
+    unseen = [p for p in others if not (PROC_ROOT / str(p["pid"])).exists()]
+    if not unseen or len(unseen) > len(own_pids):
+        return others
+    note = (
+        f"NVML listed PID(s) {', '.join(str(p['pid']) for p in unseen)} that do not exist in "
+        "this PID namespace and none of ours: taken to be this process under its host PID "
+        "(a container whose driver does not translate PIDs)"
+    )
+    if note not in notes:
+        notes.append(note)
+    return [p for p in others if p not in unseen]
 
 
 def _field_number(module: Any, value: Any) -> float | None:
@@ -846,7 +877,7 @@ class NVMLEnergySource:
             processes = {
                 (d.nvml_index, p["pid"]): {"device": d.label, "seen": "at start", **p}
                 for d in devices
-                for p in lib.other_processes(d.handle, own)
+                for p in lib.other_processes(d.handle, own, notes)
             }
             start_mj: dict[str, int] = {}
             for d in devices:
@@ -941,7 +972,7 @@ class NVMLEnergySource:
             )
         own = _own_pids()
         for d in w.devices:
-            for p in w.lib.other_processes(d.handle, own):
+            for p in w.lib.other_processes(d.handle, own, w.notes):
                 w.processes.setdefault(
                     (d.nvml_index, p["pid"]), {"device": d.label, "seen": "at stop", **p}
                 )
