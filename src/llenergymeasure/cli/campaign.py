@@ -325,7 +325,8 @@ def run(
     (then [bold]--resume[/] after a crash or Ctrl-C; [bold]llem campaign status results/sweep[/]).
 
     Writes DIR/manifest.json, DIR/<name>_c<cycle>/result.json, DIR/summary.csv,
-    DIR/summary.parquet, DIR/experiments.csv and DIR/campaign.log.
+    DIR/summary.parquet, DIR/experiments.csv, DIR/campaign.log and, with the report extra,
+    DIR/report.html (see `llem report`).
     Exit 0 all completed, 1 failures or stopped early, 2 unusable file or directory state,
     130 interrupted.
     """
@@ -372,6 +373,9 @@ def run(
     except KeyboardInterrupt:  # a second Ctrl-C while cleaning up: the manifest is saved
         err.print("[yellow]aborted[/]")
         raise typer.Exit(130) from None
+    from llenergymeasure.cli.report_cmd import campaign_report
+
+    campaign_report(directory, outcome, campaign=campaign, grid=result)  # never fails the run
     _render_outcome(outcome, quiet=quiet)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)

@@ -43,6 +43,8 @@ DAMAGED_SUFFIX = ".damaged-"
 OWNED_FILES = (MANIFEST_FILE, f"{MANIFEST_FILE}{DAMAGED_SUFFIX}*", LOG_FILE, LOCK_FILE)
 OWNED_TABLES = ("summary.*", "experiments.*", "report.html")
 """What a campaign writes at its top level besides the experiments' result directories."""
+OWNED_DIRS = ("report_figures",)
+"""Folders it writes there: ``llem report``'s SVG/PNG figures (beside report.html)."""
 
 EXP_ID_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$"
 """An experiment directory: one path component, no traversal, within NAME_MAX."""
@@ -295,7 +297,7 @@ def results_on_disk(directory: Path) -> dict[tuple[str, int], ResultOnDisk]:
 def _owned(item: Path, known_ids: set[str]) -> bool:
     name = item.name
     if item.is_dir() and not item.is_symlink():
-        return name in known_ids or (item / "result.json").is_file()
+        return name in known_ids or name in OWNED_DIRS or (item / "result.json").is_file()
     patterns = OWNED_FILES + OWNED_TABLES
     return is_temp_name(name) or any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
