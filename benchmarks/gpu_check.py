@@ -237,7 +237,7 @@ def run_config(backend: str) -> str:
 
 
 def llem_run(backend: str, work: Path, timeout_s: float) -> tuple[dict[str, Any] | None, str]:
-    """``llem run --json`` in a fresh process (as a user runs it); (result, error text)."""
+    """``llem run`` in a fresh process (as a user runs it); (saved result, error text)."""
     work.mkdir(parents=True, exist_ok=True)
     config = work / "experiment.yaml"
     config.write_text(run_config(backend))
@@ -256,7 +256,10 @@ def llem_run(backend: str, work: Path, timeout_s: float) -> tuple[dict[str, Any]
     if done.returncode != 0:
         tail = " | ".join(done.stderr.strip().splitlines()[-3:])
         return None, f"exit {done.returncode}: {tail or done.stdout.strip()[-300:]}"
-    return json.loads(done.stdout), ""
+    saved = list((work / "results").glob("*/result.json"))  # engines may log on stdout too
+    if len(saved) != 1:
+        return None, f"exit 0 but {len(saved)} result.json files under {work / 'results'}"
+    return json.loads(saved[0].read_text()), ""
 
 
 def timeseries_energy_j(work: Path) -> tuple[float, int] | None:

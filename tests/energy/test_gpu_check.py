@@ -190,3 +190,24 @@ def test_torch_without_cuda_is_a_fail_not_a_crash(capsys) -> None:
     gpu_check.check_torch_checks(report)
     assert report.outcomes == {"device mapping by UUID": "FAIL"}
     assert "cannot use CUDA" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_llem_run_returns_the_saved_result(monkeypatch, tmp_path) -> None:
+    """The real CLI in a fresh process, on a CPU config instead of the CUDA one."""
+    cpu = gpu_check.run_config("pytorch")
+    for cuda, here in [
+        ("device: cuda", "device: cpu"),
+        ("source: nvml", "source: estimate"),
+        ("num_prompts: 64", "num_prompts: 4"),
+        ("max_output_tokens: 64", "max_output_tokens: 4"),
+        ("max_prompts: 96", "max_prompts: 48"),
+        ("duration_sec: 3", "duration_sec: 0.2"),
+    ]:
+        assert cuda in cpu
+        cpu = cpu.replace(cuda, here)
+    monkeypatch.setattr(gpu_check, "run_config", lambda backend: cpu)
+    result, error = gpu_check.llem_run("pytorch", tmp_path, timeout_s=300)
+    assert error == "" and result is not None
+    assert result["name"] == "gpu-check-pytorch" and result["energy"]["source"] == "estimate"
+    assert gpu_check.timeseries_energy_j(tmp_path) is None  # the estimate samples no power
