@@ -143,7 +143,12 @@ def pareto_data(
 ) -> FigureData:
     """J/token against ``against``, with front membership per source and, for front members,
     what changes from the previous config along the front."""
-    rows = [dict(p) for p in _usable(points, JPT.column, against.column)]
+    keep = ("source", "config", "group", "backend", "params", "energy_label", "cycles_used")
+    stats = [f"{m.column}{s}" for m in (JPT, against) for s in ("", "_low", "_high")]
+    rows = [
+        {k: p.get(k) for k in (*keep, *stats, *map(field_name, varied), "estimate")}
+        for p in _usable(points, JPT.column, against.column)
+    ]
     for label in dict.fromkeys(r["source"] for r in rows):
         mine = [r for r in rows if r["source"] == label]
         on = front(
@@ -206,6 +211,7 @@ def effect_data(points: Sequence[dict[str, Any]], key: str, varied: Sequence[str
     others = [k for k in P.axes(varied) if k != key]
     chosen = [p for p in points if p.get(name) not in (None, "unset")]
     order = {v: i for i, v in enumerate(P.sort_values([p[name] for p in chosen]))}
+    prefix = len(_sources(points)) > 1
     rows: list[dict[str, Any]] = []
     for metric in (JPT, TPS):
         for p in _usable(chosen, metric.column):
@@ -216,7 +222,7 @@ def effect_data(points: Sequence[dict[str, Any]], key: str, varied: Sequence[str
                     "config": p["config"],
                     "value": p[name],
                     "order": order[p[name]],
-                    "line": (p["source"] + ": " if len(_sources(points)) > 1 else "")
+                    "line": (p["source"] + ": " if prefix else "")
                     + P.describe({k: _unfield(p, k) for k in others}, others),
                     "metric": metric.label,
                     "mean": p[metric.column],
@@ -286,9 +292,11 @@ def accounting_data(points: Sequence[dict[str, Any]]) -> FigureData:
     usable = _usable(points, "energy_j")
     shown = _best(usable, JPT.column)
     rows = []
+    many = len(_sources(points)) > 1
     for p in shown:
         raw, adjusted = p["energy_j"], p["energy_adjusted_j"]
-        base = {"source": p["source"], "config": _label(p, points), "estimate": p["estimate"]}
+        label = f"{p['source']}: {p['config']}" if many else p["config"]
+        base = {"source": p["source"], "config": label, "estimate": p["estimate"]}
         if adjusted is None:
             rows.append({**base, "part": "raw (no baseline subtracted)", "energy_j": raw})
             continue

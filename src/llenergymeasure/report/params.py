@@ -84,14 +84,18 @@ def short(key: str) -> str:
 
 
 def sort_values(values: Sequence[Any]) -> list[Any]:
-    """Distinct values in reading order: numbers numerically, then the rest as text."""
-    unique = list(dict.fromkeys(values))
-    numbers = sorted(
-        (v for v in unique if isinstance(v, int | float) and not isinstance(v, bool)),
-        key=float,
-    )
-    rest = sorted((v for v in unique if v not in numbers), key=show)
-    return numbers + rest
+    """Distinct values in reading order: numbers (or numeric text, as shown) numerically, then
+    the rest as text."""
+    return sorted(dict.fromkeys(values), key=_reading_order)
+
+
+def _reading_order(value: Any) -> tuple[int, float, str]:
+    if not isinstance(value, bool):
+        try:
+            return (0, float(value), "")
+        except (TypeError, ValueError):
+            pass
+    return (1, 0.0, show(value))
 
 
 __all__ = [
