@@ -202,6 +202,11 @@ def report(
     folders = [d.expanduser() for d in directories]
     if len(set(map(Path.resolve, folders))) < len(folders):
         raise LLEMError("the same directory is given twice", fix="give each directory once")
+    for folder in folders:
+        if not folder.is_dir():
+            raise LLEMError(
+                f"no such directory: {folder}", fix="give a campaign or results directory"
+            )
     path = _output(folders, output)
     sources = [
         load_source(d, label=label, ci_method=method)
