@@ -62,6 +62,7 @@ def test_flags_alone_run_an_experiment_and_the_table_says_estimate(tmp_path: Pat
     assert_clean(result)
     assert result.exit_code == 0, result.output
     assert "ESTIMATE" in result.stdout and "tokens/s" in result.stdout
+    assert "energy error" in result.stdout and "devices measured" in result.stdout
     saved = json.loads(next(tmp_path.glob("*/result.json")).read_text())
     assert saved["config"]["pytorch"]["batch_size"] == 2
     assert saved["config"]["dataset"]["num_prompts"] == 4
@@ -148,8 +149,8 @@ def test_quality_flags_are_shown_in_the_table_and_the_json(write_yaml, tmp_path:
     assert shown.exit_code == 0, shown.output
     assert "warning warmup_not_converged: warmup ended after 6 prompts" in shown.stdout
     as_json = invoke("run", config, "-o", tmp_path / "json", "--json")
-    flags = json.loads(as_json.stdout)["flags"]
-    assert {"code": "warmup_not_converged", "severity": "warning"}.items() <= flags[0].items()
+    flags = {f["code"]: f["severity"] for f in json.loads(as_json.stdout)["flags"]}
+    assert flags["warmup_not_converged"] == "warning"
 
 
 def test_untrusted_flags_come_first_and_say_the_result_is_left_out(capsys) -> None:  # type: ignore[no-untyped-def]
@@ -166,3 +167,25 @@ def test_untrusted_flags_come_first_and_say_the_result_is_left_out(capsys) -> No
     assert lines[0].startswith("UNTRUSTED: 1 finding(s)") and "left out of aggregates" in lines[0]
     assert lines[1] == "untrusted gpu_contended: pid 42 [on] GPU"  # markup in messages is escaped
     assert lines[2] == "warning warmup_not_converged: not steady"
+
+
+def test_the_energy_error_row_gives_the_bound_passes_and_cross_check() -> None:
+    from llenergymeasure.cli.run import _energy_trust
+    from llenergymeasure.results.schema import EnergyProvenance
+
+    energy = EnergyProvenance(
+        source="nvml",
+        method="counter",
+        is_estimate=False,
+        window_s=10.4,
+        error_bound_pct=0.48,
+        target_error_pct=1.0,
+        passes=3,
+        crosscheck={"disagreement_pct": 2.25, "allowance_pct": 12.0},
+    )
+    assert _energy_trust(energy) == (
+        "<= 0.48% from the reading's resolution (target 1%); window 10.4 s in 3 pass(es); "
+        "counter vs polled power 2.2% apart (allowed 12.0%)"
+    )
+    bare = EnergyProvenance(source="x", method="estimate", is_estimate=True)
+    assert _energy_trust(bare) == ""

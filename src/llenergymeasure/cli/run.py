@@ -20,6 +20,22 @@ def _fmt(value: float | None, unit: str = "", digits: int = 3) -> str:
     return f"{value:.{digits}g}{unit}"
 
 
+def _energy_trust(e: Any) -> str:
+    """The reading's quantisation error bound and, where made, its cross-check."""
+    parts = []
+    if e.error_bound_pct is not None:
+        target = f" (target {e.target_error_pct:g}%)" if e.target_error_pct is not None else ""
+        parts.append(f"<= {e.error_bound_pct:.2g}% from the reading's resolution{target}")
+        parts.append(f"window {e.window_s:.3g} s in {e.passes} pass(es)")
+    check = e.crosscheck
+    if check is not None:
+        parts.append(
+            f"counter vs polled power {check['disagreement_pct']:.1f}% apart "
+            f"(allowed {check['allowance_pct']:.1f}%)"
+        )
+    return "; ".join(parts)
+
+
 def render_result(result: Any, path: Path) -> None:
     """A summary table whose energy rows say how they were obtained."""
     m, e, t = result.metrics, result.energy, result.timings
@@ -60,6 +76,11 @@ def render_result(result: Any, path: Path) -> None:
         if e.baseline_power_w is not None:
             how += f", idle baseline {e.baseline_power_w:.2f} W"
         table.add_row("energy method", escape(how))
+        if e.devices:
+            table.add_row("devices measured", escape(", ".join(e.devices)))
+        trust = _energy_trust(e)
+        if trust:
+            table.add_row("energy error", escape(trust))
     table.add_row(
         "peak memory",
         f"{_fmt((m.peak_memory_bytes or 0) / 2**20 if m.peak_memory_bytes else None, ' MiB')} ({m.peak_memory_method})",
