@@ -119,7 +119,7 @@ def test_params_for_one_backend_as_json() -> None:
     seqs = data["vllm"]["max_num_seqs"]
     assert seqs["default"] == 256
     assert seqs["type"] == "int"
-    assert data["vllm"]["block_size"]["options"] == [8, 16, 32]
+    assert data["vllm"]["block_size"]["options"] == [8, 16, 32, 64, 128]
     assert data["vllm"]["tensor_parallel_size"]["requires"][0]["needs"] == "several GPUs"
 
 

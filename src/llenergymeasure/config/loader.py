@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from llenergymeasure.config.campaign_config import CampaignConfig, check_fixed_values
 from llenergymeasure.config.dicts import clone, expand_model_shorthand, set_path
+from llenergymeasure.config.engine_args import check_installed_engine_kwargs
 from llenergymeasure.config.introspection import nearest_names, submodel
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.exceptions import ConfigError
@@ -187,7 +188,9 @@ def load_experiment_config(
     data, lines = read_yaml(path)
     if overrides:
         data = apply_overrides(data, overrides)
-    return validate_experiment(data, file=path, lines=lines)
+    config = validate_experiment(data, file=path, lines=lines)
+    check_installed_engine_kwargs(data, path, lambda loc: _line_for(loc, lines))
+    return config
 
 
 def check_experiment_file(data: dict[str, Any], path: str | Path, lines: dict[Path_, int]) -> None:
@@ -209,10 +212,12 @@ def load_campaign_config(path: str | Path) -> CampaignConfig:
         base_data, _ = read_yaml(base_path)
         data = {**data, "base_config": base_data}
     try:
-        return CampaignConfig.model_validate(data)
+        campaign = CampaignConfig.model_validate(data)
     except ValidationError as err:
         problems = describe_errors(err, file=path, lines=lines, root=CampaignConfig)
         raise ConfigError(
             "invalid campaign config:\n  - " + "\n  - ".join(problems),
             fix=_generic_fix(problems, "`llem config params` lists experiment keys"),
         ) from None
+    check_installed_engine_kwargs(data, path, lambda loc: _line_for(loc, lines))
+    return campaign

@@ -229,13 +229,32 @@ class TimeseriesConfig(StrictModel):
 
 
 class TrafficConfig(StrictModel):
-    """Request arrival pattern; ``none`` sends batches back to back."""
+    """Request arrival pattern; ``none`` sends batches back to back.
 
-    mode: Literal["none", "constant", "poisson"] = Field(
+    constant: one request every 1/target_qps s; poisson: exponential gaps with mean
+    1/target_qps (seeded); bursty: burst_size requests at once every burst_interval_s.
+    """
+
+    mode: Literal["none", "constant", "poisson", "bursty"] = Field(
         "none", json_schema_extra=meta(short="traffic")
     )
     target_qps: float | None = Field(
-        None, gt=0, description="Mean arrivals per second.", json_schema_extra=meta(short="qps")
+        None,
+        gt=0,
+        description="Mean arrivals per second (constant, poisson).",
+        json_schema_extra=meta(short="qps"),
+    )
+    burst_size: int | None = Field(
+        None,
+        ge=1,
+        description="Requests per burst (bursty).",
+        json_schema_extra=meta(short="burst"),
+    )
+    burst_interval_s: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds from one burst to the next (bursty).",
+        json_schema_extra=meta(short="every"),
     )
 
 
@@ -243,6 +262,34 @@ def warmup_batch_size(section: BackendSection | None) -> int | None:
     """Prompts per warmup batch, where the section fixes it (a ``batch_size`` field)."""
     size = getattr(section, "batch_size", None)
     return size if isinstance(size, int) else None
+
+
+def _check_traffic(traffic: TrafficConfig) -> None:
+    """Each mode takes exactly its own rate settings."""
+    bursty = traffic.mode == "bursty"
+    if traffic.mode in ("constant", "poisson") and traffic.target_qps is None:
+        raise combination_error(
+            "traffic without target_qps",
+            f"traffic.mode={traffic.mode} needs traffic.target_qps; fix: set target_qps, e.g. 2.0",
+        )
+    if bursty and (traffic.burst_size is None or traffic.burst_interval_s is None):
+        raise combination_error(
+            "bursty traffic without its bursts",
+            "traffic.mode=bursty needs traffic.burst_size and traffic.burst_interval_s; "
+            "fix: set both, e.g. burst_size: 8, burst_interval_s: 2.0",
+        )
+    if bursty and traffic.target_qps is not None:
+        raise combination_error(
+            "bursty traffic + target_qps",
+            "traffic.mode=bursty takes its rate from burst_size / burst_interval_s, not "
+            "traffic.target_qps; fix: remove target_qps",
+        )
+    if not bursty and (traffic.burst_size is not None or traffic.burst_interval_s is not None):
+        raise combination_error(
+            "bursts without bursty traffic",
+            f"traffic.burst_size and traffic.burst_interval_s only apply to mode bursty, not "
+            f"{traffic.mode}; fix: set traffic.mode: bursty or remove them",
+        )
 
 
 class ExperimentConfig(StrictModel):
@@ -329,12 +376,7 @@ class ExperimentConfig(StrictModel):
                     "lower warmup.window_size, or set warmup.convergence_detection: false for a "
                     "fixed-length warmup",
                 )
-        traffic = values["traffic"]
-        if traffic.mode != "none" and traffic.target_qps is None:
-            raise combination_error(
-                "traffic without target_qps",
-                f"traffic.mode={traffic.mode} needs traffic.target_qps; fix: set target_qps, e.g. 2.0",
-            )
+        _check_traffic(values["traffic"])
         pytorch = values["pytorch"]
         if pytorch is not None:
             if pytorch.load_in_4bit and pytorch.load_in_8bit:

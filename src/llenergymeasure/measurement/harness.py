@@ -43,6 +43,7 @@ from llenergymeasure.measurement.inference.base import (
     InferenceBackend,
     ModelInfo,
     RequestRecord,
+    SelfSchedulingBackend,
     plan_batches,
 )
 from llenergymeasure.measurement.inference.registry import create_backend
@@ -141,7 +142,11 @@ def default_experiment_id(config: ExperimentConfig, digest: str) -> str:
     return f"{stamp}_{safe}_{digest[:8]}"
 
 
-def _batches(config: ExperimentConfig, lengths: list[int]) -> list[list[int]]:
+def _batches(
+    config: ExperimentConfig, lengths: list[int], *, self_scheduling: bool = False
+) -> list[list[int]]:
+    if self_scheduling:  # the engine batches; warmup needs several groups to judge steadiness
+        return plan_batches(lengths, warmup_group_size(config))
     section = config.pytorch
     if config.streaming:  # one request at a time, so each is timed per token
         return [[i] for i in range(len(lengths))]
@@ -152,9 +157,18 @@ def _batches(config: ExperimentConfig, lengths: list[int]) -> list[list[int]]:
     return plan_batches(lengths, size, strategy)
 
 
+def warmup_group_size(config: ExperimentConfig) -> int:
+    """Prompts per warmup call for an engine that schedules its own batches: a group of
+    ``max_prompts / (2 x window_size)``, so steadiness is judged on at least two windows."""
+    warmup = config.warmup
+    return max(1, warmup.max_prompts // (2 * warmup.window_size))
+
+
 def arrival_offsets_s(config: ExperimentConfig, count: int) -> list[float] | None:
     """Seconds after the window opens at which each request arrives; None without traffic."""
     traffic = config.traffic
+    if traffic.mode == "bursty" and traffic.burst_size and traffic.burst_interval_s:
+        return [(i // traffic.burst_size) * traffic.burst_interval_s for i in range(count)]
     if traffic.mode == "none" or traffic.target_qps is None:
         return None
     if traffic.mode == "constant":
@@ -219,9 +233,11 @@ def _warmup(
     powers: list[float] = []
     used, cv, power_cv = 0, None, None
     watch = _PowerWatch(power_w) if power_w is not None else None
+    own_batches = isinstance(backend, SelfSchedulingBackend)
+    run = backend.generate_pass if isinstance(backend, SelfSchedulingBackend) else backend.generate
     with watch if watch is not None else contextlib.nullcontext():
-        for batch in _batches(config, [len(p) for p in prompts]):
-            records = backend.generate([prompts[i] for i in batch])
+        for batch in _batches(config, [len(p) for p in prompts], self_scheduling=own_batches):
+            records = run([prompts[i] for i in batch])
             begin, end = min(r.start_s for r in records), max(r.end_s for r in records)
             elapsed = end - begin
             throughputs.append(
@@ -294,7 +310,8 @@ def _measured_window(
     backend: InferenceBackend, source: EnergySource, config: ExperimentConfig, prompts: list[str]
 ) -> _Window:
     """Whole passes over the prompts, inside one energy window, until it is long enough."""
-    batches = _batches(config, [len(p) for p in prompts])
+    own_batches = isinstance(backend, SelfSchedulingBackend)
+    batches = [] if own_batches else _batches(config, [len(p) for p in prompts])
     records: list[RequestRecord] = []
     latencies: list[float] = []
     arrivals_s: list[float | None] = []
@@ -308,6 +325,14 @@ def _measured_window(
         while True:
             pass_opened = time.perf_counter()
             arrivals = arrival_offsets_s(config, len(prompts))
+            if isinstance(backend, SelfSchedulingBackend):  # the whole pass: the engine batches
+                arrived_at = [pass_opened + a for a in arrivals] if arrivals is not None else None
+                pass_records = backend.generate_pass(prompts, arrived_at)
+                for index, record in enumerate(pass_records):
+                    arrived = arrived_at[index] if arrived_at is not None else None
+                    arrivals_s.append(arrived)
+                    latencies.append(record.end_s - (arrived or record.start_s))
+                records.extend(pass_records)
             for batch in batches:
                 if arrivals is not None:  # dispatch once the batch's last request has arrived
                     wait = pass_opened + max(arrivals[i] for i in batch) - time.perf_counter()

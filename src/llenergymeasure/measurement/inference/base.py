@@ -3,7 +3,8 @@
 A backend loads one model for one ``ExperimentConfig`` and runs batches of prompts, returning
 one ``RequestRecord`` per prompt with honest token counts and ``time.perf_counter()`` stamps.
 The harness owns batching order, warmup and the measured window; a backend only does what it is
-asked, as fast as it can, and says how it measured (``ModelInfo.notes``).
+asked, as fast as it can, and says how it measured (``ModelInfo.notes``). An engine that
+schedules its own batches (``SelfSchedulingBackend``) is handed whole passes instead.
 
 Nothing here imports torch.
 """
@@ -112,6 +113,21 @@ class InferenceBackend(Protocol):
         ...
 
     def unload(self) -> None: ...
+
+
+@runtime_checkable
+class SelfSchedulingBackend(InferenceBackend, Protocol):
+    """An engine with its own scheduler (continuous batching, e.g. vLLM): the harness hands it a
+    whole pass of prompts and, under traffic, when each one arrives; the engine decides what
+    runs together. Batch-oriented backends implement only ``generate``."""
+
+    def generate_pass(
+        self, prompts: list[str], arrivals_s: list[float] | None = None
+    ) -> list[RequestRecord]:
+        """Serve every prompt; ``arrivals_s`` holds the ``time.perf_counter()`` time at which each
+        request arrives (it is submitted no earlier; ``start_s`` is its submission), None: all
+        at once. Records come back in prompt order."""
+        ...
 
 
 def count_output_tokens(

@@ -24,7 +24,6 @@ import contextlib
 import gc
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from llenergymeasure.config.backend_configs import PyTorchConfig
@@ -32,6 +31,12 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.exceptions import ExperimentError, ModelLoadError, UnavailableError
 from llenergymeasure.measurement.devices import CPU, DeviceRef, cuda_device_ref
 from llenergymeasure.measurement.inference._gpu import package_installed
+from llenergymeasure.measurement.inference._memory import (
+    MEMORY_NOTES,
+    memory_method,
+    read_peak_rss,
+    reset_peak_rss,
+)
 from llenergymeasure.measurement.inference.base import (
     ModelInfo,
     PeakMemoryMethod,
@@ -45,9 +50,7 @@ from llenergymeasure.measurement.models.loading import (
     load_tokenizer,
     translate_load_errors,
 )
-
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-_STATUS = Path("/proc/self/status")
+from llenergymeasure.measurement.models.parameters import parameter_counts
 
 
 class PyTorchBackend:
@@ -129,21 +132,22 @@ class PyTorchBackend:
         self._tokenizer = tokenizer
         self._device = device
         self._gen_kwargs = _generation_kwargs(config, section, tokenizer)
-        self._memory_method = _memory_method(device)
-        notes.append(_MEMORY_NOTES[self._memory_method])
+        self._memory_method = memory_method(device.type)
+        notes.append(MEMORY_NOTES[self._memory_method])
         if not section.use_cache:
             notes.append("KV cache disabled (use_cache: false): every step recomputes the prefix")
 
+        total, body, head = parameter_counts(model)
         return ModelInfo(
             source=source,
             device=str(device),
             dtype=str(model.dtype).removeprefix("torch."),
-            num_parameters=int(model.num_parameters()),
+            num_parameters=total,
             load_time_s=load_time_s,
             notes=tuple(notes),
             devices=_device_refs(torch, device),
-            non_embedding_parameters=_non_embedding_parameters(model),
-            output_projection_parameters=_output_projection_parameters(model),
+            non_embedding_parameters=body,
+            output_projection_parameters=head,
         )
 
     def prepare(self, config: ExperimentConfig) -> None:
@@ -304,7 +308,7 @@ class PyTorchBackend:
 
             torch.cuda.reset_peak_memory_stats(self._device)
         elif self._memory_method == "process_peak_rss":
-            _reset_peak_rss()
+            reset_peak_rss()
 
     def peak_memory_bytes(self) -> int | None:
         if self._memory_method == "cuda_max_allocated":
@@ -312,16 +316,8 @@ class PyTorchBackend:
 
             return int(torch.cuda.max_memory_allocated(self._device))
         if self._memory_method == "process_peak_rss":
-            return _read_peak_rss()
+            return read_peak_rss()
         return None
-
-
-_MEMORY_NOTES: dict[str, str] = {
-    "cuda_max_allocated": "peak memory: torch.cuda.max_memory_allocated (tensors on the GPU)",
-    "process_peak_rss": "peak memory: process peak RSS (VmHWM, reset via /proc/self/clear_refs); "
-    "covers the whole process, not only the model",
-    "unavailable": "peak memory: not measured on this platform (no /proc/self/clear_refs)",
-}
 
 
 def _device_refs(torch: Any, device: Any) -> tuple[DeviceRef, ...]:
@@ -330,19 +326,6 @@ def _device_refs(torch: Any, device: Any) -> tuple[DeviceRef, ...]:
         return (CPU,)
     index = device.index if device.index is not None else torch.cuda.current_device()
     return (cuda_device_ref(torch, int(index)),)
-
-
-def _non_embedding_parameters(model: Any) -> int | None:
-    try:
-        return int(model.num_parameters(exclude_embeddings=True))
-    except (TypeError, AttributeError):
-        return None
-
-
-def _output_projection_parameters(model: Any) -> int | None:
-    head = getattr(model, "get_output_embeddings", lambda: None)()
-    weight = getattr(head, "weight", None)
-    return None if weight is None else int(weight.numel())
 
 
 def _not_loaded() -> ExperimentError:
@@ -443,29 +426,3 @@ def _generation_kwargs(
     if decoder.repetition_penalty is not None and decoder.repetition_penalty != 1.0:
         kwargs["repetition_penalty"] = decoder.repetition_penalty
     return kwargs
-
-
-def _memory_method(device: Any) -> PeakMemoryMethod:
-    if device.type == "cuda":
-        return "cuda_max_allocated"
-    if _reset_peak_rss() and _read_peak_rss() is not None:
-        return "process_peak_rss"
-    return "unavailable"
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        _CLEAR_REFS.write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def _read_peak_rss() -> int | None:
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
