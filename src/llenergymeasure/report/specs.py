@@ -14,6 +14,7 @@ from llenergymeasure.report.data import ESTIMATE, JPT, TPS, FigureData, Metric
 
 RED = "#c62828"
 WIDTH = 560
+MEAN_CI = "mean (bars: 95% CI)"
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ def effect_spec(data: FigureData, key: str, label: str) -> Figure:
                     "mark": {"type": "line", "point": True},
                     "encoding": {
                         "x": encoding_x,
-                        "y": _q("mean", None),
+                        "y": _q("mean", MEAN_CI),
                         "color": colour,
                         "tooltip": tooltip,
                     },
@@ -206,7 +207,7 @@ def effect_spec(data: FigureData, key: str, label: str) -> Figure:
                     "mark": {"type": "rule", "opacity": 0.6},
                     "encoding": {
                         "x": encoding_x,
-                        "y": _q("low", None),
+                        "y": _q("low", MEAN_CI),
                         "y2": {"field": "high"},
                         "color": colour,
                     },
@@ -275,10 +276,11 @@ def variability_spec(data: FigureData) -> Figure:
                 "legend": None,
             },
             "color": {
-                "field": "kind",
+                "field": "used",
                 "type": "nominal",
                 "title": "cycle",
-                "scale": {"scheme": "set1", "reverse": True},
+                "scale": {"domain": [True, False], "range": ["#1f77b4", RED]},
+                "legend": {"labelExpr": "datum.value ? 'used' : 'left out (untrusted)'"},
             },
             "tooltip": _tooltip(
                 ("config", "config"),
