@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from llenergymeasure.cli.app import app
 from llenergymeasure.config.backend_configs import VLLMConfig
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.exceptions import ConfigError, ModelLoadError, UnavailableError
@@ -148,6 +150,10 @@ def test_an_unknown_engine_kwarg_names_itself_and_the_nearest(write_yaml: Any) -
     assert f"{path}:4" in text
     with pytest.raises(ConfigError, match="max_logprob"):
         VLLMBackend().load(config(vllm={"engine_kwargs": {"max_logprob": 3}}))
+    for command in (["run", path], ["config", "validate", path]):
+        result = CliRunner().invoke(app, [str(a) for a in command])
+        assert result.exit_code == 2, result.output
+        assert "engine_kwargs.max_logprob" in result.output and "Traceback" not in result.output
 
 
 def test_an_engine_that_will_not_start_says_why() -> None:

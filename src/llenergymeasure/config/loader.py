@@ -153,9 +153,10 @@ def _is_combination(err: ValidationError) -> bool:
 def validate_experiment(
     data: dict[str, Any], *, file: str | Path | None = None, lines: dict[Path_, int] | None = None
 ) -> ExperimentConfig:
-    """Build an ExperimentConfig, turning validation errors into one readable message."""
+    """Build an ExperimentConfig, turning validation errors into one readable message; where
+    vLLM is installed, ``engine_kwargs`` names are checked against its EngineArgs too."""
     try:
-        return ExperimentConfig.model_validate(data)
+        config = ExperimentConfig.model_validate(data)
     except ValidationError as err:
         problems = describe_errors(err, file=file, lines=lines)
         cls = InvalidCombinationError if _is_combination(err) else ConfigError
@@ -165,6 +166,8 @@ def validate_experiment(
                 problems, "`llem config params` lists every key with its valid values"
             ),
         ) from None
+    check_installed_engine_kwargs(data, file or "config", lambda loc: _line_for(loc, lines or {}))
+    return config
 
 
 def _generic_fix(problems: list[str], fix: str) -> str | None:
@@ -188,9 +191,7 @@ def load_experiment_config(
     data, lines = read_yaml(path)
     if overrides:
         data = apply_overrides(data, overrides)
-    config = validate_experiment(data, file=path, lines=lines)
-    check_installed_engine_kwargs(data, path, lambda loc: _line_for(loc, lines))
-    return config
+    return validate_experiment(data, file=path, lines=lines)
 
 
 def check_experiment_file(data: dict[str, Any], path: str | Path, lines: dict[Path_, int]) -> None:
