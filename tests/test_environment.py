@@ -67,13 +67,36 @@ def test_snapshot_with_fake_gpus(monkeypatch, tmp_path: Path) -> None:
 
 def test_torch_details_only_when_already_imported(monkeypatch) -> None:
     monkeypatch.delitem(sys.modules, "torch", raising=False)
-    assert environment._torch_runtime() is None
+    monkeypatch.setattr(environment.importlib.util, "find_spec", lambda name: None)
+    assert environment._torch_runtime() is None  # torch not installed
+    monkeypatch.undo()
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    before_import = environment._torch_runtime()
+    assert before_import is not None and before_import["cuda_available"] is None
+    assert "not imported yet" in before_import["note"]
+    assert "torch" not in sys.modules
     fake_torch = types.SimpleNamespace(
         version=types.SimpleNamespace(cuda="12.4"),
         cuda=types.SimpleNamespace(is_available=lambda: False),
     )
     monkeypatch.setitem(sys.modules, "torch", fake_torch)
     assert environment._torch_runtime() == {"cuda_version": "12.4", "cuda_available": False}
+
+
+@pytest.mark.parametrize(
+    ("line", "cuda"),
+    [
+        ("cuda: Optional[str] = '12.8'", "12.8"),
+        ("cuda = '11.8'", "11.8"),
+        ("cuda: Optional[str] = None", None),
+        ("cuda = weird(", None),
+    ],
+)
+def test_torch_build_cuda_from_its_version_file(tmp_path: Path, line: str, cuda) -> None:
+    version = tmp_path / "version.py"
+    version.write_text(f"__version__ = '2.11.0+cu128'\ndebug = False\n{line}\nhip = None\n")
+    assert environment._torch_build_cuda(version) == cuda
+    assert environment._torch_build_cuda(tmp_path / "absent.py") is None
 
 
 def test_collecting_does_not_import_torch() -> None:

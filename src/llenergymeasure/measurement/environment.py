@@ -8,6 +8,8 @@ Collecting never fails: what cannot be read becomes None (and, for GPUs, a reaso
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import os
 import platform
 import socket
@@ -125,11 +127,36 @@ def detect_container(
     return {"in_container": bool(evidence), "evidence": evidence}
 
 
+def _torch_build_cuda(version_file: Path) -> str | None:
+    """The ``cuda = '12.8'`` line of torch's generated version.py (None on CPU builds)."""
+    for line in (_read_text(version_file) or "").splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.split(":")[0].strip() == "cuda":
+            try:
+                found = ast.literal_eval(value.strip())
+            except (ValueError, SyntaxError):
+                return None
+            return found if isinstance(found, str) else None
+    return None
+
+
 def _torch_runtime() -> dict[str, Any] | None:
-    """CUDA details from torch, only if the caller already imported it (never import it)."""
+    """CUDA details from torch. Torch is never imported here: when the caller has not
+    imported it yet (the snapshot precedes model load), the CUDA version it was built for
+    is read from its version.py, and whether CUDA works is left unchecked, saying so."""
     torch = sys.modules.get("torch")
     if torch is None:
-        return None
+        spec = importlib.util.find_spec("torch")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        folder = Path(next(iter(spec.submodule_search_locations)))
+        return {
+            "cuda_version": _torch_build_cuda(folder / "version.py"),
+            "cuda_available": None,
+            "note": "torch was not imported yet when the environment was collected, so "
+            "cuda_available was not checked (the model's device is in the result's model "
+            "section)",
+        }
     try:
         return {
             "cuda_version": getattr(torch.version, "cuda", None),
