@@ -7,7 +7,7 @@ import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
@@ -211,3 +211,58 @@ def test_llem_run_returns_the_saved_result(monkeypatch, tmp_path) -> None:
     assert error == "" and result is not None
     assert result["name"] == "gpu-check-pytorch" and result["energy"]["source"] == "estimate"
     assert gpu_check.timeseries_energy_j(tmp_path) is None  # the estimate samples no power
+
+
+class _FakeTensor:
+    """A matrix whose product sets the fake GPU to full power, as a matmul loop would."""
+
+    def __init__(self, fake: FakeNVML) -> None:
+        self.fake = fake
+
+    def __matmul__(self, other: _FakeTensor) -> _FakeTensor:
+        self.fake.set_power(0, 500.0)
+        return self
+
+
+def fake_torch(fake: FakeNVML, uuid: str | None = None) -> Any:
+    """torch.cuda as the torch checks use it, over GPU 0 of the fake NVML."""
+    gpu = fake.gpus[0]
+    props = SimpleNamespace(name=gpu.name, uuid=(uuid or gpu.uuid).removeprefix("GPU-"))
+    cuda = SimpleNamespace(
+        is_available=lambda: True,
+        device_count=lambda: 1,
+        get_device_properties=lambda index: props,
+        get_device_name=lambda index: gpu.name,
+        synchronize=lambda: None,
+        empty_cache=lambda: None,
+    )
+    return SimpleNamespace(
+        __version__="2.11.0+cu128",
+        cuda=cuda,
+        bfloat16="bfloat16",
+        randn=lambda shape, device, dtype: _FakeTensor(fake),
+    )
+
+
+def test_the_torch_checks_pass_on_a_fake_gpu(monkeypatch, capsys) -> None:
+    fake = install(monkeypatch, advance_with_time=True)  # idles at 100 W
+    monkeypatch.setitem(sys.modules, "torch", fake_torch(fake))
+    monkeypatch.setattr(gpu_check, "MATMUL_S", 0.5)
+    report = gpu_check.Report()
+    gpu_check.check_torch_checks(report)
+    assert report.outcomes == {
+        "device mapping by UUID": "PASS",
+        "one device measured": "PASS",
+        "counter update period": "PASS",
+        "matmul load seen by the counter": "PASS",
+        "counter vs instant-power integral": "PASS",
+    }, capsys.readouterr().out
+
+
+def test_a_uuid_nvml_does_not_know_fails_the_mapping(monkeypatch, capsys) -> None:
+    fake = install(monkeypatch)
+    monkeypatch.setitem(sys.modules, "torch", fake_torch(fake, uuid="GPU-not-this-one"))
+    report = gpu_check.Report()
+    gpu_check.check_torch_checks(report)
+    assert report.outcomes == {"device mapping by UUID": "FAIL"}
+    assert not fake.initialised

@@ -344,6 +344,8 @@ class FakeNVML(types.ModuleType):
         energy up to the change at once: exact enough for tests that change power rarely."""
         with self._lock:
             gpu = self.gpus[index]
+            if power_w == gpu.power_w:
+                return  # no change: folding would only lose the fraction of a mJ
             t = time.perf_counter() - self._t0
             if self.advance_with_time:
                 gpu.energy_mj += int(gpu.power_w * max(0.0, t - gpu.power_since_s) * 1000)
