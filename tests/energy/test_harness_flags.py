@@ -135,7 +135,9 @@ def test_a_stepping_counter_gets_whole_passes_until_its_error_bound_is_met(
     energy = {"source": "nvml", "min_window_s": 0.0, "max_error_pct": 25.0}
     result = run(tmp_path, config(baseline={"enabled": False}, energy=energy))
     e = result.energy
-    assert e.update_period_s == pytest.approx(0.1, abs=0.02)
+    # never credited with a finer period than the real one; a late poll on a busy machine
+    # only makes the measured (longest) gap longer
+    assert e.update_period_s is not None and 0.098 <= e.update_period_s < 0.3
     assert e.required_window_s == pytest.approx(4 * e.update_period_s)
     assert e.window_s is not None and e.window_s >= e.required_window_s
     assert e.passes > 1 and result.timings.measured_passes == e.passes
