@@ -117,3 +117,15 @@ def test_after_a_campaign_a_missing_extra_is_a_note(
         folder, outcome, campaign=None, grid=SimpleNamespace(filtered_configs=[])
     )
     assert "report extra is not installed" in outcome.notes[0]
+
+
+def test_the_cli_imports_no_plotting_library_until_a_report_is_written() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, llenergymeasure.cli.app; "
+        "heavy = [m for m in ('vl_convert', 'llenergymeasure.report.static') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
