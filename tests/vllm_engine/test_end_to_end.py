@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from llenergymeasure.cli.app import app
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.measurement.harness import ModelPool, run_experiment
 from llenergymeasure.measurement.inference.pytorch import PyTorchBackend
 
 pytestmark = pytest.mark.slow
@@ -50,7 +49,7 @@ def test_llem_run_backend_vllm_measures_the_builtin_model(tmp_path: Path) -> Non
     metrics, model = data["metrics"], data["model"]
     passes = data["timings"]["measured_passes"]
     assert metrics["num_requests"] == 4 * passes and metrics["tokens_per_second"] > 0
-    assert metrics["energy_per_token_j"] is not None
+    assert metrics["energy_j"] is not None  # whichever source auto found here
     assert model["devices"] == [{"kind": "cpu", "cuda_index": None, "uuid": None, "name": None}]
     assert any("vLLM engine on cpu" in note for note in model["notes"])
     assert data["config"]["vllm"]["kv_cache_space_gib"] is None
@@ -95,39 +94,6 @@ def test_streaming_yaml_reports_ttft_and_itl(write_yaml: Any, tmp_path: Path) ->
     assert metrics["ttft_s"]["count"] == metrics["num_requests"]
     assert metrics["itl_s"]["count"] == metrics["num_requests"] * 5
     assert metrics["tpot_s"] is not None and metrics["ttft_from_arrival_s"] is not None
-
-
-@pytest.mark.parametrize(
-    "traffic",
-    [
-        {"mode": "constant", "target_qps": 40.0},
-        {"mode": "poisson", "target_qps": 40.0},
-        {"mode": "bursty", "burst_size": 3, "burst_interval_s": 0.1},
-    ],
-)
-def test_traffic_requests_arrive_on_schedule(traffic: dict[str, Any], tmp_path: Path) -> None:
-    with ModelPool() as pool:
-        result = run_experiment(experiment(traffic=traffic, streaming=True), tmp_path, models=pool)
-    metrics = result.metrics
-    assert metrics.num_requests == 6 * result.timings.measured_passes
-    # six requests arrive over >= 0.1 s, so the window lasts at least that long
-    assert metrics.measured_window_s >= 0.1
-    assert metrics.ttft_from_arrival_s is not None and metrics.ttft_from_arrival_s.count == 6 * (
-        result.timings.measured_passes
-    )
-
-
-def test_one_engine_serves_consecutive_experiments_with_one_load_key(tmp_path: Path) -> None:
-    with ModelPool(reuse=True) as pool:
-        first = run_experiment(experiment(), tmp_path, models=pool)
-        engine = pool.acquire(experiment())[0]
-        second = run_experiment(experiment(max_output_tokens=3), tmp_path, models=pool)
-        assert pool.acquire(experiment())[0] is engine
-        third = run_experiment(experiment(vllm={"max_num_seqs": 2}), tmp_path, models=pool)
-    assert not first.timings.model_reused and first.timings.model_load_s > 0
-    assert second.timings.model_reused and second.timings.model_load_s == 0.0
-    assert second.metrics.output_tokens <= 3 * second.metrics.num_requests
-    assert not third.timings.model_reused  # another engine setting: another engine
 
 
 def test_a_campaign_mixing_pytorch_and_vllm_runs_every_cycle(tmp_path: Path) -> None:

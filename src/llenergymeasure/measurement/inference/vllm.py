@@ -104,8 +104,6 @@ class VLLMBackend:
     # ------------------------------------------------------------------ loading
 
     def load(self, config: ExperimentConfig) -> ModelInfo:
-        for holder in list(_live):  # this one's old engine, or another backend's
-            holder.unload()
         vllm = import_vllm()
         from vllm.engine.arg_utils import EngineArgs
         from vllm.platforms import current_platform
@@ -122,11 +120,14 @@ class VLLMBackend:
                     "'llenergymeasure[vllm]'",
                 )
         check_engine_kwargs(section.engine_kwargs, {f.name for f in dataclasses.fields(EngineArgs)})
-        notes = [*_leftover_note]
-        _leftover_note.clear()
+        notes: list[str] = []
         source = resolve_model_source(config.model.name)
         tokenizer = load_tokenizer(config.model, source, notes)
         args = engine_args(config, section, source, self._platform)
+        for holder in list(_live):  # this one's old engine, or another backend's
+            holder.unload()
+        notes = [*_leftover_note, *notes]  # a previous teardown that kept GPU memory
+        _leftover_note.clear()
         self._free_before_load = _cuda_free_bytes() if self._platform == "cuda" else None
 
         started = time.perf_counter()
