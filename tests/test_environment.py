@@ -198,7 +198,8 @@ def test_each_unreadable_gpu_setting_is_null_with_its_reason(monkeypatch, tmp_pa
             "nvmlDeviceGetPerformanceState": fake_pynvml.NVML_ERROR_UNKNOWN,
         },
     )
-    fake.nvmlDeviceGetApplicationsClock = None  # a binding without the (deprecated) query
+    fake.nvmlDeviceGetApplicationsClock = None  # a binding without the deprecated query
+    fake.fail["nvmlDeviceGetClock"] = fake_pynvml.NVML_ERROR_NOT_SUPPORTED  # nor the new one
     env = _roundtrip(collect_environment(rapl_root=tmp_path))
     assert env["gpu_unavailable_reason"] is None
     (gpu,) = env["gpus"]
@@ -243,3 +244,12 @@ def test_snapshot_records_the_cpu_governor_or_why_not(tmp_path: Path) -> None:
     frequency = _roundtrip(collect_environment(rapl_root=tmp_path))["cpu"]["frequency"]
     assert set(frequency) == {"governor", "governors", "driver", "unavailable_reason"}
     assert (frequency["governor"] is None) == (frequency["unavailable_reason"] is not None)
+
+
+def test_application_clocks_fall_back_to_the_deprecated_query(monkeypatch, tmp_path) -> None:
+    fake = install(monkeypatch, [FakeGPU(app_sm_clock_mhz=1500)])
+    fake.fail["nvmlDeviceGetClock"] = fake_pynvml.NVML_ERROR_FUNCTION_NOT_FOUND  # old driver
+    (gpu,) = collect_environment(rapl_root=tmp_path)["gpus"]
+    assert gpu["clocks_mhz"]["application_sm"] == 1500
+    assert "clocks_mhz.application_sm" not in gpu["unavailable"]
+    assert fake.calls["nvmlDeviceGetApplicationsClock"] >= 1

@@ -392,6 +392,14 @@ class FakeNVML(types.ModuleType):
         gpu = self._gpu("nvmlDeviceGetApplicationsClock", handle)
         return gpu.app_mem_clock_mhz if type == NVML_CLOCK_MEM else gpu.app_sm_clock_mhz
 
+    def nvmlDeviceGetClock(self, handle: Any, type: int, id: int) -> int:
+        gpu = self._gpu("nvmlDeviceGetClock", handle)
+        if id == NVML_CLOCK_ID_CURRENT:
+            return gpu.mem_clock_mhz if type == NVML_CLOCK_MEM else gpu.sm_clock_mhz
+        if id in (NVML_CLOCK_ID_APP_CLOCK_TARGET, NVML_CLOCK_ID_APP_CLOCK_DEFAULT):
+            return gpu.app_mem_clock_mhz if type == NVML_CLOCK_MEM else gpu.app_sm_clock_mhz
+        return gpu.mem_clock_mhz if type == NVML_CLOCK_MEM else gpu.max_sm_clock_mhz
+
     def nvmlDeviceGetMaxClockInfo(self, handle: Any, type: int) -> int:
         gpu = self._gpu("nvmlDeviceGetMaxClockInfo", handle)
         return gpu.app_mem_clock_mhz if type == NVML_CLOCK_MEM else gpu.max_sm_clock_mhz

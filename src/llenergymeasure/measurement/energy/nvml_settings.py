@@ -44,6 +44,16 @@ class _Reader:
             self.unavailable[key] = _WHY_BY_CODE.get(code, f"{fn_name} failed: {err}")
             return None
 
+    def read_first(self, key: str, *calls: tuple[str, tuple[Any, ...]]) -> Any | None:
+        """The first of ``calls`` (function name, arguments) that answers; the last
+        failure's reason when none does."""
+        for fn_name, args in calls:
+            value = self.read(key, fn_name, *args)
+            if value is not None:
+                self.unavailable.pop(key, None)
+                return value
+        return None
+
     def constant(self, name: str, default: int) -> int:
         return int(getattr(self.module, name, default))
 
@@ -65,6 +75,17 @@ def _watts(milliwatts: Any) -> float | None:
     return None if milliwatts is None else float(milliwatts) / 1000.0
 
 
+def _application_clock(r: _Reader, key: str, clock: int) -> Any | None:
+    """``nvmlDeviceGetClock(.., APP_CLOCK_TARGET)``, else the deprecated
+    ``nvmlDeviceGetApplicationsClock`` (to be removed in CUDA 14)."""
+    target = r.constant("NVML_CLOCK_ID_APP_CLOCK_TARGET", 1)
+    return r.read_first(
+        key,
+        ("nvmlDeviceGetClock", (clock, target)),
+        ("nvmlDeviceGetApplicationsClock", (clock,)),
+    )
+
+
 def gpu_settings(module: Any, handle: Any) -> dict[str, Any]:
     """The settings of the GPU behind ``handle`` (pynvml ``module``), JSON-ready."""
     r = _Reader(module, handle)
@@ -84,12 +105,8 @@ def gpu_settings(module: Any, handle: Any) -> dict[str, Any]:
         "clocks_mhz": {
             "sm": r.read("clocks_mhz.sm", "nvmlDeviceGetClockInfo", sm),
             "memory": r.read("clocks_mhz.memory", "nvmlDeviceGetClockInfo", mem),
-            "application_sm": r.read(
-                "clocks_mhz.application_sm", "nvmlDeviceGetApplicationsClock", sm
-            ),
-            "application_memory": r.read(
-                "clocks_mhz.application_memory", "nvmlDeviceGetApplicationsClock", mem
-            ),
+            "application_sm": _application_clock(r, "clocks_mhz.application_sm", sm),
+            "application_memory": _application_clock(r, "clocks_mhz.application_memory", mem),
             "max_sm": r.read("clocks_mhz.max_sm", "nvmlDeviceGetMaxClockInfo", sm),
             "max_memory": r.read("clocks_mhz.max_memory", "nvmlDeviceGetMaxClockInfo", mem),
         },
