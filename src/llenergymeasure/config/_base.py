@@ -16,9 +16,11 @@ from pydantic_core import PydanticCustomError
 
 class StrictModel(BaseModel):
     """A config section: unknown keys are errors; once validated it never changes (frozen), so
-    one validated section can safely be shared, and what was validated is what runs."""
+    one validated section can safely be shared, and what was validated is what runs. Floats
+    are finite (a field that means to accept NaN or infinity says ``allow_inf_nan=True``):
+    ``result.json`` is strict JSON and could not hold them after the measurement."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def meta(

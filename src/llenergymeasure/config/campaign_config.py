@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 from llenergymeasure.config._base import StrictModel
 from llenergymeasure.config.introspection import check_param_value, nearest_names, resolve_param
 from llenergymeasure.config.models import BACKEND_SECTIONS, Backend, ExperimentConfig
+from llenergymeasure.config.text import PlainText
 from llenergymeasure.config.urls import redact_url, webhook_problem
 
 _RESERVED_AXES = {
@@ -72,7 +73,7 @@ class CampaignGridConfig(StrictModel):
     backends: list[Backend] = Field(
         ["pytorch"], min_length=1, description="Backends to sweep, in order."
     )
-    models: list[str] | None = Field(
+    models: list[PlainText] | None = Field(
         None, min_length=1, description="Model names to sweep (sets model.name)."
     )
     shared: dict[str, Any] = Field(
@@ -149,7 +150,7 @@ class CampaignGridConfig(StrictModel):
 class ExplicitExperiment(StrictModel):
     """One experiment listed by hand: an experiment YAML plus overrides."""
 
-    config: str | None = Field(
+    config: PlainText | None = Field(
         None, description="Path to an experiment YAML, relative to the campaign file."
     )
     overrides: dict[str, Any] = Field(
@@ -318,7 +319,7 @@ class ScheduleConfig(StrictModel):
 class IOConfig(StrictModel):
     """Where results go."""
 
-    results_dir: str = Field("results", description="Campaign output directory (overridden by -o).")
+    results_dir: PlainText = Field("results", description="Campaign output directory (overridden by -o).")
 
 
 class NotifyConfig(StrictModel):
@@ -345,8 +346,8 @@ class NotifyConfig(StrictModel):
 class CampaignConfig(StrictModel):
     """A whole campaign file."""
 
-    campaign_name: str = Field(..., min_length=1)
-    base_config: dict[str, Any] | str = Field(
+    campaign_name: PlainText = Field(..., min_length=1)
+    base_config: dict[str, Any] | PlainText = Field(
         default_factory=dict,
         description="Inline experiment fields, or a path to an experiment YAML.",
     )

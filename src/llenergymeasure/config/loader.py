@@ -7,11 +7,9 @@ Structural mistakes (YAML syntax, unknown key, wrong type, a value a field can n
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
@@ -20,23 +18,10 @@ from llenergymeasure.config.dicts import clone, expand_model_shorthand, set_path
 from llenergymeasure.config.engine_args import check_installed_engine_kwargs
 from llenergymeasure.config.introspection import nearest_names, submodel
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.yaml_reader import parse_yaml, read_text
 from llenergymeasure.exceptions import ConfigError
 
 Path_ = tuple[str | int, ...]
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML with YAML 1.2 booleans: only true/false, so keys like ``on:`` and values like
-    ``no`` stay strings instead of turning into booleans."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
 
 
 class InvalidCombinationError(ConfigError):
@@ -45,54 +30,19 @@ class InvalidCombinationError(ConfigError):
     exit_code = 1
 
 
-def _line_map(
-    node: yaml.Node, path: Path_ = (), lines: dict[Path_, int] | None = None
-) -> dict[Path_, int]:
-    """1-based line of every key path in a composed YAML document."""
-    lines = {} if lines is None else lines
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            child = (*path, key_node.value)
-            lines[child] = key_node.start_mark.line + 1
-            _line_map(value_node, child, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            child = (*path, index)
-            lines[child] = item.start_mark.line + 1
-            _line_map(item, child, lines)
-    return lines
-
-
 def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[Path_, int]]:
-    """Parse a YAML mapping, returning it and the line of each key path."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {file}", fix="check the path") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(
-            f"cannot read {file}: {err}", fix="check the file's permissions and encoding"
-        ) from None
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(
-            f"YAML syntax error: {problem}", where=where, fix="fix the YAML syntax"
-        ) from None
+    """Parse a YAML mapping (within the limits of :mod:`yaml_reader`), returning it and the
+    line of each key path."""
+    data, lines = parse_yaml(read_text(path), source=str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(
             f"expected a mapping of keys at the top level, got {type(data).__name__}",
-            where=str(file),
+            where=str(path),
             fix="see examples/ for the file layout",
         )
-    return data, (_line_map(node) if node is not None else {})
+    return data, lines
 
 
 def _model_at(root: type[BaseModel], loc: Path_) -> type[BaseModel] | None:
@@ -132,18 +82,38 @@ def describe_errors(
                 f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
             )
         elif item["type"] == "literal_error":
-            msg = f"{item['input']!r} is not a valid choice; expected {item['ctx']['expected']}"
+            msg = (
+                f"{_shown(item['input'])} is not a valid choice; expected {item['ctx']['expected']}"
+            )
         elif (
             item["type"] not in ("invalid_combination", "grid_key", "value_error")
             and "input" in item
         ):
-            msg = f"{msg} (got {item['input']!r})"
+            msg = f"{msg} (got {_shown(item['input'])})"
         path = ".".join(str(p) for p in loc)
         line = _line_for(loc, lines or {})
         where = f"{file}:{line}" if file and line else (str(file) if file else "")
         parts = [p for p in (where, path) if p]
         out.append(f"{': '.join(parts)}: {msg}" if parts else msg)
     return out
+
+
+SHOWN_CHARS = 80
+"""Longest rendering of a user's value in a message (a hostile file can hold megabytes)."""
+SHOWN_PROBLEMS = 20
+"""Most problems listed in one message; the rest are counted."""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 3]}..."
+
+
+def _bullets(problems: list[str]) -> str:
+    listed = problems[:SHOWN_PROBLEMS]
+    more = len(problems) - len(listed)
+    tail = f"\n  ... and {more} more problem(s)" if more else ""
+    return "\n  - " + "\n  - ".join(listed) + tail
 
 
 def _is_combination(err: ValidationError) -> bool:
@@ -161,7 +131,7 @@ def validate_experiment(
         problems = describe_errors(err, file=file, lines=lines)
         cls = InvalidCombinationError if _is_combination(err) else ConfigError
         raise cls(
-            "invalid experiment config:\n  - " + "\n  - ".join(problems),
+            "invalid experiment config:" + _bullets(problems),
             fix=_generic_fix(
                 problems, "`llem config params` lists every key with its valid values"
             ),
@@ -217,7 +187,7 @@ def load_campaign_config(path: str | Path) -> CampaignConfig:
     except ValidationError as err:
         problems = describe_errors(err, file=path, lines=lines, root=CampaignConfig)
         raise ConfigError(
-            "invalid campaign config:\n  - " + "\n  - ".join(problems),
+            "invalid campaign config:" + _bullets(problems),
             fix=_generic_fix(problems, "`llem config params` lists experiment keys"),
         ) from None
     check_installed_engine_kwargs(data, path, lambda loc: _line_for(loc, lines))

@@ -20,6 +20,7 @@ from llenergymeasure.config.backend_configs import (
     TensorRTConfig,
     VLLMConfig,
 )
+from llenergymeasure.config.text import PlainText
 
 Backend = Literal["pytorch", "vllm", "tensorrt"]
 Precision = Literal["float32", "float16", "bfloat16"]
@@ -37,12 +38,12 @@ BACKEND_SECTIONS: dict[str, type[BackendSection]] = {
 class ModelConfig(StrictModel):
     """Which model to load. ``model: gpt2`` is shorthand for ``model: {name: gpt2}``."""
 
-    name: str = Field(
+    name: PlainText = Field(
         ...,
         min_length=1,
         description="Hub id, local directory, or a built-in name such as builtin:tiny-gpt2.",
     )
-    revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
+    revision: PlainText | None = Field(None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(
         False,
         description="Allow the model repository to run its own code. Off unless you trust it.",
@@ -110,8 +111,8 @@ class DecoderConfig(StrictModel):
         self = handler(data)
         preset = DECODER_PRESETS[self.preset or "deterministic"]
         values = self.__dict__
-        user_set = self.model_fields_set
-        if "do_sample" not in user_set and "temperature" in user_set:
+        chose_temperature = values["temperature"] is not None  # a null is unset, as if omitted
+        if values["do_sample"] is None and chose_temperature:
             values["do_sample"] = values["temperature"] > 0
         for key, default in preset.items():
             if values[key] is None:
@@ -122,7 +123,7 @@ class DecoderConfig(StrictModel):
                 "decoder.do_sample is true but decoder.temperature is 0; "
                 "fix: set a temperature > 0, or do_sample: false for greedy decoding",
             )
-        if not values["do_sample"] and values["temperature"] > 0 and "temperature" in user_set:
+        if not values["do_sample"] and values["temperature"] > 0 and chose_temperature:
             raise combination_error(
                 "temperature without sampling",
                 f"decoder.temperature={values['temperature']} has no effect with "
@@ -134,7 +135,7 @@ class DecoderConfig(StrictModel):
 class DatasetConfig(StrictModel):
     """Where prompts come from."""
 
-    name: str = Field(
+    name: PlainText = Field(
         "builtin:synthetic",
         min_length=1,
         description="builtin:synthetic, builtin:prompts, a .jsonl/.csv/.txt file, or a HF dataset id.",
@@ -149,10 +150,10 @@ class DatasetConfig(StrictModel):
         description="Prompt length in tokens for builtin:synthetic.",
         json_schema_extra=meta(short="in"),
     )
-    column: str | None = Field(
+    column: PlainText | None = Field(
         None, description="Text column of a JSONL/CSV/HF dataset (default: prompt/text)."
     )
-    split: str = Field("train", description="Split of a Hugging Face dataset.")
+    split: PlainText = Field("train", description="Split of a Hugging Face dataset.")
 
 
 class WarmupConfig(StrictModel):
@@ -295,7 +296,9 @@ def _check_traffic(traffic: TrafficConfig) -> None:
 class ExperimentConfig(StrictModel):
     """One experiment: a model on a backend at a precision, with its measurement settings."""
 
-    name: str | None = Field(None, description="Readable experiment name (generated in campaigns).")
+    name: PlainText | None = Field(
+        None, description="Readable experiment name (generated in campaigns)."
+    )
     model: ModelConfig = Field(..., json_schema_extra=meta(short=""))
     backend: Backend = Field("pytorch", json_schema_extra=meta(short=""))
     fp_precision: Precision = Field("bfloat16", json_schema_extra=meta(short=""))

@@ -1,0 +1,380 @@
+"""YAML file -> plain data, refusing what no config needs before it costs time or memory.
+
+A config file is small: a few hundred keys, or a few thousand explicit experiments. So the
+reader refuses, with the file, line and key path, and before any Python value is built:
+
+* a file over :data:`MAX_DOCUMENT_BYTES`, or one that is not a regular file (a FIFO would hang);
+* nesting deeper than :data:`MAX_DEPTH` (PyYAML's recursive composer would overflow the stack);
+* more than :data:`MAX_NODES` values once aliases are expanded ("billion laughs" bombs, which
+  later stages would walk value by value), and recursive aliases;
+* tags that are not plain JSON-like data (``!!binary``, ``!!set``, ``!!timestamp``, ``!python``);
+* integers beyond 64 bits (no field takes one; PyYAML's conversion of a 4,300-digit literal
+  raises), NaN and infinity (no field takes them, and ``result.json`` cannot hold them);
+* control characters (NUL, ESC, ...) in any string: no name, path or value needs one.
+
+The checks run while the document is composed, one parser event at a time, so the work done
+on a hostile document is bounded by the limits, not by its size. Events come from libyaml's C
+parser where it is installed, which is also what makes reading a long explicit list fast.
+Booleans follow YAML 1.2 (only true/false) and dates stay strings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.events import (
+    AliasEvent,
+    MappingEndEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
+
+from llenergymeasure.exceptions import ConfigError
+
+KeyPath = tuple[str | int, ...]
+
+MAX_DOCUMENT_BYTES = 4 * 2**20
+"""Largest config file read (an explicit list of 10,000 experiments is about 1 MB)."""
+MAX_DEPTH = 32
+"""Deepest nesting of lists and mappings (real configs nest 6 levels at most)."""
+MAX_NODES = 100_000
+"""Most values (keys, scalars, lists, mappings) a document may hold with aliases expanded."""
+INT_LIMIT = 2**63 - 1
+"""Largest integer magnitude read (no field takes more)."""
+
+_DATA_TAGS = {
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "seq", "map")
+}
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Control characters other than tab and line breaks."""
+_PLAIN_FLOAT = re.compile(r"^[-+]?[0-9_]*\.?[0-9_]*$")
+"""A float literal without exponent, infinity or NaN: always finite (at 15 characters or less)."""
+
+
+class _Resolver(Resolver):
+    """YAML 1.2-style plain scalars: booleans are true/false only (``on:``/``no`` stay strings),
+    and dates stay strings (no field is a date)."""
+
+
+_Resolver.yaml_implicit_resolvers = {
+    first: [
+        r
+        for r in resolvers
+        if r[0] not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+    ]
+    for first, resolvers in Resolver.yaml_implicit_resolvers.items()
+}
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _event_source() -> type:
+    """libyaml's C parser when installed, else PyYAML's pure-Python reader/scanner/parser."""
+    if yaml.__with_libyaml__:
+        from yaml.cyaml import CParser  # type: ignore[attr-defined]
+
+        return CParser
+
+    class _PythonParser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
+        def __init__(self, text: str) -> None:
+            yaml.reader.Reader.__init__(self, text)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+
+    return _PythonParser
+
+
+_EventSource: Any = _event_source()
+
+
+class _Refused(Exception):
+    """A limit or rule broken at ``node``'s line and ``path`` (turned into a ConfigError)."""
+
+    def __init__(self, what: str, mark: Any, path: KeyPath, fix: str) -> None:
+        super().__init__(what)
+        self.what, self.line, self.path, self.fix = what, mark.line + 1, path, fix
+
+
+class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
+    """Composes one document from parser events, counting as it goes (see module docstring);
+    also records the line of every key path it composes."""
+
+    def __init__(self, text: str) -> None:
+        _EventSource.__init__(self, text)
+        SafeConstructor.__init__(self)
+        _Resolver.__init__(self)
+        self.anchors: dict[str, Node] = {}
+        self.lines: dict[KeyPath, int] = {}
+        self._path: list[str | int] = []
+        self._count = 0
+        self._level = 0
+        self._deepest = 0
+        self._sizes: dict[str, tuple[int, int]] = {}  # anchor -> (values, levels), once complete
+
+    # --- composing -----------------------------------------------------------------------
+
+    def get_single_node(self) -> Node | None:
+        self.get_event()  # stream start
+        node = None
+        if not self.check_event(StreamEndEvent):
+            self.get_event()  # document start
+            node = self._compose()
+            self.get_event()  # document end
+        if not self.check_event(StreamEndEvent):
+            event = self.get_event()
+            raise yaml.composer.ComposerError(
+                "expected a single document in the stream",
+                None,
+                "but found another document (a config file holds one; remove the '---' separators)",
+                event.start_mark,
+            )
+        self.get_event()  # stream end
+        return node
+
+    def _refuse(self, what: str, mark: Any, fix: str) -> _Refused:
+        return _Refused(what, mark, tuple(self._path), fix)
+
+    def _grow(self, values: int, levels: int, mark: Any) -> None:
+        self._count += values
+        if self._count > MAX_NODES:
+            raise self._refuse(
+                f"the document holds more than {MAX_NODES:,} values with its aliases expanded",
+                mark,
+                "split it into smaller files; an alias (*name) repeats all of its anchor",
+            )
+        deepest = self._level + levels
+        if deepest > MAX_DEPTH:
+            raise self._refuse(
+                f"the document nests lists and mappings more than {MAX_DEPTH} levels deep",
+                mark,
+                "flatten it; config sections nest a few levels at most",
+            )
+        self._deepest = max(self._deepest, deepest)
+
+    def _compose(self) -> Node:
+        if self.check_event(AliasEvent):
+            event = self.get_event()
+            if event.anchor not in self.anchors:
+                raise self._refuse(
+                    f"alias *{event.anchor} names no anchor before it",
+                    event.start_mark,
+                    f"define &{event.anchor} before using *{event.anchor}",
+                )
+            if event.anchor not in self._sizes:
+                raise self._refuse(
+                    f"alias *{event.anchor} is used inside its own anchor (a recursive value)",
+                    event.start_mark,
+                    "a config value cannot contain itself; repeat the values instead",
+                )
+            self._grow(*self._sizes[event.anchor], event.start_mark)
+            return self.anchors[event.anchor]
+        event = self.peek_event()
+        anchor = event.anchor
+        if anchor is not None and anchor in self.anchors:
+            raise self._refuse(
+                f"anchor &{anchor} is defined twice", event.start_mark, "rename one of them"
+            )
+        start_count, outer_deepest = self._count, self._deepest
+        self._deepest = 0
+        self._grow(1, 1, event.start_mark)
+        if self.check_event(ScalarEvent):
+            node: Node = self._scalar(anchor)
+        elif self.check_event(SequenceStartEvent):
+            node = self._sequence(anchor)
+        else:
+            node = self._mapping(anchor)
+        if anchor is not None:
+            self._sizes[anchor] = (self._count - start_count, self._deepest - self._level)
+        self._deepest = max(outer_deepest, self._deepest)
+        return node
+
+    def _tag(self, kind: type[Node], value: str | None, event: Any) -> str:
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.resolve(kind, value, event.implicit)
+        if tag not in _DATA_TAGS and tag != _MERGE_TAG:
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            raise self._refuse(
+                f"the YAML tag {shown} is not supported",
+                event.start_mark,
+                "remove the tag: config values are strings, numbers, booleans, lists and mappings",
+            )
+        return str(tag)
+
+    def _scalar(self, anchor: str | None) -> ScalarNode:
+        event = self.get_event()
+        node = ScalarNode(
+            self._tag(ScalarNode, event.value, event),
+            event.value,
+            event.start_mark,
+            event.end_mark,
+            style=event.style,
+        )
+        self._check_scalar(node, explicit=event.tag not in (None, "!"))
+        if anchor is not None:
+            self.anchors[anchor] = node
+        return node
+
+    def _sequence(self, anchor: str | None) -> SequenceNode:
+        start = self.get_event()
+        node = SequenceNode(
+            self._tag(SequenceNode, None, start),
+            [],
+            start.start_mark,
+            None,
+            flow_style=start.flow_style,
+        )
+        if anchor is not None:
+            self.anchors[anchor] = node
+        self._level += 1
+        index = 0
+        while not self.check_event(SequenceEndEvent):
+            self._path.append(index)
+            self.lines[tuple(self._path)] = self.peek_event().start_mark.line + 1
+            node.value.append(self._compose())
+            self._path.pop()
+            index += 1
+        self._level -= 1
+        node.end_mark = self.get_event().end_mark
+        return node
+
+    def _mapping(self, anchor: str | None) -> MappingNode:
+        start = self.get_event()
+        node = MappingNode(
+            self._tag(MappingNode, None, start),
+            [],
+            start.start_mark,
+            None,
+            flow_style=start.flow_style,
+        )
+        if anchor is not None:
+            self.anchors[anchor] = node
+        self._level += 1
+        while not self.check_event(MappingEndEvent):
+            key = self._compose()
+            self._path.append(key.value if isinstance(key, ScalarNode) else "?")
+            self.lines[tuple(self._path)] = key.start_mark.line + 1
+            node.value.append((key, self._compose()))
+            self._path.pop()
+        self._level -= 1
+        node.end_mark = self.get_event().end_mark
+        return node
+
+    # --- values --------------------------------------------------------------------------
+
+    def _check_scalar(self, node: ScalarNode, *, explicit: bool) -> None:
+        """Refuse what the value would become: checked in full for an explicit tag or a long
+        literal, since a short implicit one always converts to a finite value in range."""
+        value = node.value
+        control = _CONTROL.search(value)
+        if control:
+            raise self._refuse(
+                f"a string holds the control character {control.group()!r}",
+                node.start_mark,
+                "remove it: names, paths and values cannot hold NUL or other control characters",
+            )
+        kind = node.tag[18:]  # after "tag:yaml.org,2002:"
+        try:
+            full = explicit or len(value) > 15  # 15 characters stay below 2^63 in any base
+            if kind == "int" and full:
+                self._check_int(node)
+            elif kind == "float" and (full or not _PLAIN_FLOAT.match(value)):
+                if not math.isfinite(self.construct_yaml_float(node)):
+                    raise self._refuse(
+                        f"{value} is not a finite number",
+                        node.start_mark,
+                        "give a finite number: no field accepts NaN or infinity",
+                    )
+            elif kind == "bool" and value.lower() not in self.bool_values:
+                raise self._refuse(
+                    f"{value!r} is not a boolean", node.start_mark, "use true or false"
+                )
+        except ValueError:
+            noun = {"int": "an integer", "float": "a number"}.get(kind, f"a {kind}")
+            raise self._refuse(
+                f"{value[:40]!r} is not {noun}", node.start_mark, f"give {noun}"
+            ) from None
+
+    def _check_int(self, node: ScalarNode) -> None:
+        # over 80 characters is far beyond 2^63 in any base: refused without converting
+        if len(node.value) > 80 or abs(self.construct_yaml_int(node)) > INT_LIMIT:
+            shown = node.value[:20] + ("..." if len(node.value) > 20 else "")
+            raise self._refuse(
+                f"the integer {shown} is beyond the range of every field",
+                node.start_mark,
+                f"give an integer of magnitude at most {INT_LIMIT} (2^63 - 1)",
+            )
+
+
+def parse_yaml(text: str, *, source: str) -> tuple[Any, dict[KeyPath, int]]:
+    """The one document in ``text`` as plain data, and the 1-based line of each key path.
+
+    ``source`` names the text in messages (usually the file's path).
+    """
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except _Refused as refused:
+        dotted = ".".join(str(p) for p in refused.path)
+        raise ConfigError(
+            refused.what,
+            where=f"{source}:{refused.line}" + (f": {dotted}" if dotted else ""),
+            fix=refused.fix,
+        ) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(
+            f"YAML syntax error: {problem}", where=where, fix="fix the YAML syntax"
+        ) from None
+    finally:
+        loader.dispose()
+    return data, loader.lines
+
+
+def read_text(path: str | Path) -> str:
+    """A config file's text: a regular file of at most :data:`MAX_DOCUMENT_BYTES`, UTF-8."""
+    file = Path(path)
+    try:
+        info = file.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{file} is not a regular file", fix="give the path of a YAML file")
+        with file.open("rb") as handle:
+            raw = handle.read(MAX_DOCUMENT_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {file}", fix="check the path") from None
+    except ValueError:  # a NUL in the path
+        raise ConfigError(
+            f"the path {str(file)!r} holds a NUL character", fix="check the path"
+        ) from None
+    except OSError as err:
+        raise ConfigError(
+            f"cannot read {file}: {err.strerror or err}", fix="check the path and its permissions"
+        ) from None
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise ConfigError(
+            f"{file} is larger than {MAX_DOCUMENT_BYTES // 2**20} MiB, far more than a config "
+            "needs",
+            fix="check that this is the right file; split a huge experiment list into several "
+            "campaigns",
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{file} is not UTF-8 text (byte {err.start})", fix="save the file as UTF-8"
+        ) from None
