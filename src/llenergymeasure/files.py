@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -24,12 +25,30 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.exceptions import ConfigError
+from llenergymeasure.redaction import redact_json_text
 
 MIN_FREE_BYTES = 16 * 1024 * 1024
 """Room an output directory must have before an experiment starts (results are small)."""
 
 _TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 """What ``mkstemp(prefix=".<name>.", suffix=".tmp")`` leaves when its writer is killed."""
+
+
+NAME_MAX_CHARS = 150
+"""Longest directory name part taken from a user's name (NAME_MAX is 255 bytes), leaving room
+for what is added to it (cycle, time stamp, hash)."""
+
+
+def safe_name(name: str) -> str:
+    """A name usable as a directory: ASCII letters, digits and ``-._`` kept, the rest ``-``
+    (so no ``/``, ``..``, NUL or control character survives); a long name is cut and keeps a
+    digest of the whole, so distinct names stay distinct."""
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-._" else "-" for c in name)
+    safe = safe.strip(".") or "experiment"
+    if len(safe) > NAME_MAX_CHARS:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        safe = f"{safe[: NAME_MAX_CHARS - 11]}-{digest}"
+    return safe
 
 
 def default_cache_dir() -> Path:
@@ -99,8 +118,10 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def json_bytes(data: Any) -> bytes:
-    """Indented strict JSON (NaN and infinity are refused), newline-terminated."""
-    return (json.dumps(data, indent=2, allow_nan=False, default=str) + "\n").encode("utf-8")
+    """Indented strict JSON (NaN and infinity are refused), newline-terminated, with any
+    secret from the environment redacted (see :mod:`llenergymeasure.redaction`)."""
+    text = json.dumps(data, indent=2, allow_nan=False, default=str)
+    return (redact_json_text(text) + "\n").encode("utf-8")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

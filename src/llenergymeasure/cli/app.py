@@ -59,6 +59,8 @@ def _root(
     """llenergymeasure: energy, throughput and latency of LLM inference, with provenance."""
     from loguru import logger
 
+    from llenergymeasure.redaction import install_log_redaction
+
     logger.remove()
     logger.add(
         sys.stderr,
@@ -66,6 +68,7 @@ def _root(
         format="<level>{level}</level>: {message}",
     )
     logger.enable("llenergymeasure")
+    install_log_redaction()
 
 
 def main() -> None:

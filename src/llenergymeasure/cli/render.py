@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any, NoReturn
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from llenergymeasure.exceptions import LLEMError
+from llenergymeasure.redaction import redact_json_text, redact_text
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -19,12 +21,25 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 def fail(error: LLEMError) -> NoReturn:
     """Print a user-facing error (what, where, fix) and exit with its code; no traceback."""
     where = f"{error.where}: " if error.where else ""
-    err.print(f"[bold red]error:[/] {escape(where + error.what)}")
+    err.print(f"[bold red]error:[/] {escape(redact_text(where + error.what))}")
     if error.fix:
-        err.print(f"[yellow]fix:[/] {escape(error.fix)}")
+        err.print(f"[yellow]fix:[/] {escape(redact_text(error.fix))}")
     raise typer.Exit(error.exit_code)
 
 
 def print_json(data: Any) -> None:
-    """Machine-readable output on stdout, nothing else mixed in."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """Machine-readable output on stdout, nothing else mixed in: strict JSON (RFC 8259), so
+    a NaN or infinity is written as null; secrets from the environment are redacted."""
+    text = json.dumps(_finite(data), indent=2, allow_nan=False, default=str)
+    sys.stdout.write(redact_json_text(text) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (JSON has none) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

@@ -30,6 +30,7 @@ from llenergymeasure.config.identity import config_hash
 from llenergymeasure.config.introspection import model_load_key
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.exceptions import LLEMError
+from llenergymeasure.files import safe_name
 from llenergymeasure.measurement.energy import (
     BaselineReading,
     EnergyReading,
@@ -135,11 +136,11 @@ def _now() -> str:
 
 
 def default_experiment_id(config: ExperimentConfig, digest: str) -> str:
-    """``<UTC time>_<name>_<hash8>``: sortable, readable, unique per run."""
+    """``<UTC time>_<name>_<hash8>``: sortable, readable, unique per run, and always a valid
+    directory name (the name made safe and short, see :func:`safe_name`)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     name = config.name or f"{config.backend}_{config.model.name.rsplit('/', 1)[-1]}"
-    safe = "".join(c if c.isalnum() or c in "-." else "-" for c in name)
-    return f"{stamp}_{safe}_{digest[:8]}"
+    return f"{stamp}_{safe_name(name.replace('_', '-'))}_{digest[:8]}"
 
 
 def _batches(

@@ -6,26 +6,12 @@ Experiment ids are ``<name>_c<cycle>`` (the name made filesystem-safe); results 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from llenergymeasure.files import safe_name
 from llenergymeasure.orchestration.grid import GridExpansionResult
 from llenergymeasure.orchestration.manifest import ManifestEntry
-
-NAME_MAX_CHARS = 150
-"""Longest directory name part taken from an experiment's name (NAME_MAX is 255 bytes)."""
-
-
-def safe_name(name: str) -> str:
-    """A name usable as a directory: ASCII letters, digits and ``-._`` kept, the rest ``-``;
-    a long name is cut and keeps a digest of the whole, so distinct names stay distinct."""
-    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-._" else "-" for c in name)
-    safe = safe.strip(".") or "experiment"
-    if len(safe) > NAME_MAX_CHARS:
-        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-        safe = f"{safe[: NAME_MAX_CHARS - 11]}-{digest}"
-    return safe
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from loguru import logger
 
 from llenergymeasure.config.models import ModelConfig
 from llenergymeasure.exceptions import ModelLoadError, UnavailableError
+from llenergymeasure.measurement.models.custom_code import refuse_custom_code
 
 INSTALL_PYTORCH = "pip install 'llenergymeasure[pytorch]'"
 
@@ -40,12 +41,14 @@ def import_transformers() -> Any:
 
 
 def load_tokenizer(model: ModelConfig, source: str, notes: list[str] | None = None) -> Any:
-    """``AutoTokenizer.from_pretrained(source)``, set up for batched decoder-only generation.
+    """``AutoTokenizer.from_pretrained(source)``, set up for batched decoder-only generation;
+    a local directory with code is refused first unless trusted (see :mod:`custom_code`).
 
     Padding goes on the left (decoder-only models continue from the right edge); a tokenizer
     without a pad token pads with its EOS token (or UNK when it has no EOS either). What was
     changed is appended to ``notes`` when given.
     """
+    refuse_custom_code(model, source)  # the first load of every backend: nothing runs before it
     transformers = import_transformers()
     with translate_load_errors(model, source, part="tokenizer"):
         tokenizer = transformers.AutoTokenizer.from_pretrained(

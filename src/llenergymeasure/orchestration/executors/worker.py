@@ -51,9 +51,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from loguru import logger
 
+    from llenergymeasure.redaction import install_log_redaction
+
     logger.remove()
     logger.add(sys.stderr, level="INFO", format="{level}: {message}")
     logger.enable("llenergymeasure")
+    install_log_redaction()
     try:
         from llenergymeasure.config.models import ExperimentConfig
         from llenergymeasure.exceptions import LLEMError
