@@ -145,7 +145,7 @@ def pareto_data(
     what changes from the previous config along the front."""
     keep = ("source", "config", "group", "backend", "params", "energy_label", "cycles_used")
     stats = [f"{m.column}{s}" for m in (JPT, against) for s in ("", "_low", "_high")]
-    rows = [
+    rows: list[dict[str, Any]] = [
         {k: p.get(k) for k in (*keep, *stats, *map(field_name, varied), "estimate")}
         for p in _usable(points, JPT.column, against.column)
     ]
