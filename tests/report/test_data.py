@@ -204,3 +204,14 @@ def test_comparison_names_configs_in_only_one_directory() -> None:
     _, sentences = D.comparison_data([a, b])
     lonely = [s["sentence"] for s in sentences if "only one" in s["sentence"]]
     assert len(lonely) == 2
+
+
+def test_energy_on_different_bases_is_not_compared() -> None:
+    adjusted = S.source(S.grid_records((1,), baseline_w=30.0, estimate=False), label="A")
+    raw = S.source(S.grid_records((1,), estimate=False), label="B")
+    fig, sentences = D.comparison_data([adjusted, raw])
+    assert not any(r["metric"].startswith("energy") for r in fig.rows)
+    assert {r["metric"] for r in fig.rows} == {"throughput (tokens/s)", "median latency (s)"}
+    assert any(
+        "NOT comparable: energy bases differ, adjusted vs raw" in s["sentence"] for s in sentences
+    )

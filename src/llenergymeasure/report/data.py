@@ -457,13 +457,19 @@ def comparison_data(sources: Sequence[ReportSource]) -> tuple[FigureData, list[d
                 a, b, a_name=f"{a.name} ({reference.label})", b_name=f"{b.name} ({other.label})"
             )
             for m in comparison.metrics:
-                estimate = m.metric.column.startswith("energy") and bool(
-                    a.energy_is_estimate or b.energy_is_estimate
+                energy = m.metric.column.startswith("energy")
+                estimate = energy and bool(a.energy_is_estimate or b.energy_is_estimate)
+                mismatch = energy and a.energy_bases != b.energy_bases
+                sentence = m.sentence + (
+                    f" (NOT comparable: energy bases differ, {'/'.join(a.energy_bases) or 'none'}"
+                    f" vs {'/'.join(b.energy_bases) or 'none'})"
+                    if mismatch
+                    else ""
                 )
                 sentences.append(
-                    {"pair": f"{other.label} vs {reference.label}", "sentence": m.sentence}
+                    {"pair": f"{other.label} vs {reference.label}", "sentence": sentence}
                 )
-                if m.pct is None or m.pct_half_width is None:
+                if m.pct is None or m.pct_half_width is None or mismatch:
                     continue
                 rows.append(
                     {
@@ -474,7 +480,7 @@ def comparison_data(sources: Sequence[ReportSource]) -> tuple[FigureData, list[d
                         "low": m.pct - m.pct_half_width,
                         "high": m.pct + m.pct_half_width,
                         "clear": bool(m.welch and m.welch.significant),
-                        "sentence": m.sentence,
+                        "sentence": sentence,
                         "estimate": estimate,
                     }
                 )
@@ -489,7 +495,8 @@ def comparison_data(sources: Sequence[ReportSource]) -> tuple[FigureData, list[d
     caption = (
         f"Each later directory against {reference.label}, the same config (by config hash) "
         "in both: (B - A) / A in % with Welch's 95% interval; filled points are clear "
-        "differences (the interval excludes 0)."
+        "differences (the interval excludes 0). J/token is not drawn for a pair whose energy "
+        "bases differ (idle baseline subtracted on one side only)."
     )
     if len(configs) > MAX_ROWS:
         keep = set(configs[:MAX_ROWS])

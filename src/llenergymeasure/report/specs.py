@@ -334,6 +334,24 @@ def power_spec(data: FigureData) -> Figure:
                     },
                 },
                 {
+                    "transform": [
+                        per_experiment,
+                        {"fold": ["warmup", "measured window"], "as": ["band", "unused"]},
+                        {
+                            "calculate": "datum.band == 'warmup' ? -datum.warmup_s : 0",
+                            "as": "start",
+                        },
+                        {"calculate": "datum.band == 'warmup' ? 2 : 14", "as": "row_px"},
+                    ],
+                    "mark": {"type": "text", "align": "left", "baseline": "top", "dx": 2},
+                    "encoding": {
+                        "x": {"field": "start", "type": "quantitative"},
+                        "y": {"field": "row_px", "type": "quantitative", "scale": None},
+                        "text": {"field": "band"},
+                        "size": {"value": 10},
+                    },
+                },
+                {
                     "mark": {"type": "line", "color": "#1f77b4", "tooltip": True},
                     "encoding": {
                         "x": {"field": "t_s", "type": "quantitative", "title": "time (s)"},
@@ -386,6 +404,7 @@ def comparison_spec(data: FigureData) -> Figure:
                             "field": "pair",
                             "type": "nominal",
                             "condition": {"test": "!datum.clear", "value": "white"},
+                            "legend": None,
                         },
                         "tooltip": tooltip,
                     },
