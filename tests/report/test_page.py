@@ -9,7 +9,7 @@ from llenergymeasure.report import data as D
 from llenergymeasure.report import provenance as PV
 from llenergymeasure.report.figures import sections
 from llenergymeasure.report.page import CSP, json_text, page, script_text
-from llenergymeasure.report.table import config_table, with_ci
+from llenergymeasure.report.table import config_table, number, with_ci
 from llenergymeasure.results.aggregation import RunRecord
 from llenergymeasure.results.schema import QualityFlag
 
@@ -25,8 +25,12 @@ def test_inline_script_and_json_cannot_end_their_script_element() -> None:
 
 def test_ci_text_says_when_there_is_no_interval() -> None:
     row = {"m": 0.5, "m_low": 0.4, "m_high": 0.6, "m_n": 3}
-    assert with_ci(row, "m") == "0.5 ± 0.1"
-    assert with_ci({"m": 0.5, "m_low": None, "m_high": None, "m_n": 1}, "m") == "0.5 (n=1, no CI)"
+    assert with_ci(row, "m") == "0.5000 ± 0.10"
+    assert with_ci({"m": 0.5, "m_low": None, "m_high": None, "m_n": 1}, "m") == (
+        "0.5000 (n=1, no CI)"
+    )
+    assert with_ci({"m": 100.5, "m_low": -100.8, "m_high": 301.8, "m_n": 3}, "m") == "100.5 ± 201"
+    assert number(1.5e-7) == "1.5e-07" and number(0.0) == "0" and number(None) == "-"
     assert with_ci({"m": None}, "m") == "-"
 
 

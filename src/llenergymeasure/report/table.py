@@ -8,6 +8,7 @@ numbers as numbers; the text shows the value rounded, with its interval.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,8 +17,16 @@ from llenergymeasure.report import params as P
 
 
 def number(value: float | None, digits: int = 4) -> str:
-    """``value`` to ``digits`` significant figures ('-' when absent)."""
-    return "-" if value is None else f"{value:.{digits}g}"
+    """``value`` to ``digits`` significant figures, in plain notation where that reads well
+    (``201.3`` not ``2e+02``); '-' when absent."""
+    if value is None:
+        return "-"
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    magnitude = math.floor(math.log10(abs(value)))
+    if -4 <= magnitude < 6:
+        return f"{value:.{max(0, digits - 1 - magnitude)}f}"
+    return f"{value:.{digits}g}"
 
 
 def with_ci(row: dict[str, Any], column: str) -> str:
