@@ -139,12 +139,13 @@ class VLLMConfig(BackendSection):
     )
     enable_prefix_caching: bool = Field(
         False,
-        description="Reuse KV cache across shared prefixes.",
+        description="Reuse KV cache across shared prefixes. Off by default (vLLM turns it on): "
+        "the measured window repeats the same prompts, which a prefix cache would not recompute.",
         json_schema_extra=meta(short="prefix"),
     )
-    enable_chunked_prefill: bool = Field(
-        False,
-        description="Split long prefills into chunks.",
+    enable_chunked_prefill: bool | None = Field(
+        None,
+        description="Split long prefills into chunks (None: vLLM's default for the model).",
         json_schema_extra=meta(short="chunked"),
     )
     enforce_eager: bool | None = Field(

@@ -364,7 +364,6 @@ def engine_args(
         "tensor_parallel_size": section.tensor_parallel_size,
         "pipeline_parallel_size": section.pipeline_parallel_size,
         "enable_prefix_caching": section.enable_prefix_caching,
-        "enable_chunked_prefill": section.enable_chunked_prefill,
         "enforce_eager": platform == "cpu"
         if section.enforce_eager is None
         else section.enforce_eager,
@@ -373,6 +372,7 @@ def engine_args(
     }
     optional = {
         "max_num_batched_tokens": section.max_num_batched_tokens,
+        "enable_chunked_prefill": section.enable_chunked_prefill,
         "block_size": section.block_size,
         "max_model_len": section.max_model_len,
     }
