@@ -7,11 +7,16 @@
    only the runner's (manifest writes, planning, statistics and tables).
 2. Model reuse vs ``cold_start.force_cold_start``: the same campaign, alternated run by run so
    machine noise hits both alike; wall time of each and the ratio.
+3. With ``--ray``: the same campaign on the ray executor (``address: local``, 2 in parallel),
+   alternated with the in-process runs: speed-up against in-process, and the ray executor's own
+   cost per experiment (a fresh worker process, its imports, scheduling, the result's trip back).
+   The CPU estimate is a node-wide energy source, so on one machine the experiments still run
+   one at a time (measurement/host_lock.py): expect no speed-up here, only the overhead.
 
 On the built-in model, CPU, energy source ``estimate``. The machine may be shared: read the
 ratios, not the absolute seconds.
 
-Run: .venv/bin/python benchmarks/campaign_overhead.py [--repeats 2] [--cycles 2]
+Run: .venv/bin/python benchmarks/campaign_overhead.py [--repeats 2] [--cycles 2] [--ray]
 """
 
 from __future__ import annotations
@@ -43,21 +48,23 @@ execution:
   structure: interleaved
   config_gap_seconds: 0.2
   cycle_gap_seconds: 0.5
+  executor: {executor}
+  ray: {{address: local, max_parallel: 2}}
 cold_start:
   force_cold_start: {cold}
 """
 
 
-def run_once(root: Path, *, cycles: int, cold: bool) -> dict[str, Any]:
+def run_once(root: Path, *, cycles: int, cold: bool, executor: str = "inprocess") -> dict[str, Any]:
     from llenergymeasure.config.loader import load_campaign_config
     from llenergymeasure.orchestration.experiments import plan_campaign
     from llenergymeasure.orchestration.plan import prepare_campaign
     from llenergymeasure.orchestration.runner import CampaignRunner
     from llenergymeasure.results.schema import load_result
 
-    tag = "cold" if cold else "reuse"
+    tag = executor if executor != "inprocess" else "cold" if cold else "reuse"
     file = root / f"{tag}-{time.monotonic_ns()}.yaml"
-    file.write_text(CAMPAIGN.format(cycles=cycles, cold=str(cold).lower()))
+    file.write_text(CAMPAIGN.format(cycles=cycles, cold=str(cold).lower(), executor=executor))
     out = root / file.stem
     started = time.perf_counter()
     campaign = load_campaign_config(file)
@@ -82,6 +89,7 @@ def run_once(root: Path, *, cycles: int, cold: bool) -> dict[str, Any]:
         "harness_total": harness_total,
         "runs": len(results),
         "reused": sum(r.timings.model_reused for r in results),
+        "host_wait": sum(r.timings.host_wait_s for r in results),
     }
 
 
@@ -89,6 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="Runs of each mode (alternated).")
     parser.add_argument("--cycles", type=int, default=2)
+    parser.add_argument("--ray", action="store_true", help="Also the ray executor (needs ray).")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="llem-campaign-bench-") as tmp:
@@ -102,10 +111,12 @@ def main() -> None:
         import transformers  # noqa: F401
 
         run_once(root, cycles=1, cold=False)  # warm caches and allocator, not reported
-        reuse, cold = [], []
+        reuse, cold, ray = [], [], []
         for _ in range(args.repeats):
             reuse.append(run_once(root, cycles=args.cycles, cold=False))
             cold.append(run_once(root, cycles=args.cycles, cold=True))
+            if args.ray:
+                ray.append(run_once(root, cycles=args.cycles, cold=True, executor="ray"))
 
     best = min(reuse, key=lambda r: r["wall"])
     wall = best["wall"]
@@ -156,7 +167,32 @@ def main() -> None:
         + ")"
     )
     print(f"  ratio cold / reuse wall = {cold_wall / reuse_wall:.2f}x")
+    if ray:
+        _print_ray(ray, reuse_wall, cold_wall)
     print("note: a shared machine; read the ratios, and rerun when the 'all' columns disagree")
+
+
+def _print_ray(ray: list[dict[str, Any]], reuse_wall: float, cold_wall: float) -> None:
+    best = min(ray, key=lambda r: r["wall"])
+    busy = best["harness_total"] - best["host_wait"]  # experiments' own time, one at a time
+    overhead = best["wall"] - busy - best["export"]
+    print("ray executor, address local, max_parallel 2 (best of alternated runs):")
+    print(
+        f"  wall {best['wall']:7.3f} s   (all: " + ", ".join(f"{r['wall']:.2f}" for r in ray) + ")"
+    )
+    print(
+        f"  speed-up against in-process: {reuse_wall / best['wall']:.2f}x (model reuse), "
+        f"{cold_wall / best['wall']:.2f}x (cold starts)"
+    )
+    print(
+        f"  waits for the machine (node-wide energy: one at a time) {best['host_wait']:7.3f} s; "
+        f"experiments' own time {busy:.3f} s"
+    )
+    print(
+        f"  ray's own cost = wall - experiments' own time - tables = {overhead:.3f} s "
+        f"= {overhead / best['runs']:.2f} s per experiment ({overhead / best['wall']:.1%} of wall "
+        "here; an experiment of N s pays about this much once)"
+    )
 
 
 if __name__ == "__main__":

@@ -185,6 +185,37 @@ BOOTSTRAP_MIN_CYCLES = 10
 """The bootstrap interval is offered from this many cycles (below it, it undercovers badly)."""
 
 
+class RayConfig(StrictModel):
+    """Where and how wide the ``ray`` executor runs (``execution.executor: ray``)."""
+
+    address: str = Field(
+        "local",
+        min_length=1,
+        description="local: start a Ray instance on this machine, bound to 127.0.0.1, stopped "
+        "at the end; auto: the cluster this machine belongs to (RAY_ADDRESS or `ray start`); or "
+        "host:port of a running head node.",
+    )
+    max_parallel: int | None = Field(
+        None,
+        ge=1,
+        description="Most experiments in flight at once (None: as many as the cluster's GPUs, or "
+        "CPUs for CPU runs, allow).",
+    )
+    gpus_per_experiment: int | Literal["auto"] = Field(
+        "auto",
+        description="GPUs each experiment asks Ray for; auto: its tensor x pipeline parallel "
+        "size when the cluster has GPUs, 0 when it has none.",
+    )
+    cpus_per_experiment: float = Field(1.0, gt=0, description="CPUs each experiment asks for.")
+
+    @field_validator("gpus_per_experiment")
+    @classmethod
+    def _check_gpus(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("gpus_per_experiment must be >= 0 or auto")
+        return value
+
+
 class ExecutionConfig(StrictModel):
     """How many cycles, in which order, with which gaps.
 
@@ -222,9 +253,12 @@ class ExecutionConfig(StrictModel):
     )
     config_gap_seconds: float = Field(0.0, ge=0, description="Pause between experiments.")
     cycle_gap_seconds: float = Field(0.0, ge=0, description="Pause between cycles.")
-    executor: Literal["inprocess", "subprocess"] = Field(
-        "inprocess", description="Where experiments run."
+    executor: Literal["inprocess", "subprocess", "ray"] = Field(
+        "inprocess",
+        description="Where experiments run: inprocess (reuses loaded models), subprocess (a "
+        "fresh process each), ray (a Ray cluster, several at once; see execution.ray).",
     )
+    ray: RayConfig = Field(default_factory=RayConfig)
     max_consecutive_failures: int | None = Field(
         5, ge=1, description="Stop after this many failures in a row."
     )

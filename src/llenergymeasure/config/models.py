@@ -26,6 +26,8 @@ Backend = Literal["pytorch", "vllm", "tensorrt"]
 Precision = Literal["float32", "float16", "bfloat16"]
 DecoderPreset = Literal["deterministic", "standard", "creative", "factual"]
 EnergySourceName = Literal["auto", "nvml", "rapl", "zeus", "codecarbon", "estimate"]
+NODE_WIDE_SOURCES: frozenset[str] = frozenset({"rapl", "codecarbon", "estimate"})
+"""Energy sources that read the whole machine rather than the experiment's own devices."""
 
 BACKEND_SECTIONS: dict[str, type[BackendSection]] = {
     "pytorch": PyTorchConfig,

@@ -31,6 +31,7 @@ from llenergymeasure.config.introspection import model_load_key
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.exceptions import LLEMError
 from llenergymeasure.files import safe_name
+from llenergymeasure.measurement import host_lock
 from llenergymeasure.measurement.energy import (
     BaselineReading,
     EnergyReading,
@@ -704,6 +705,7 @@ def run_experiment(
     say("environment")
     environment = collect_environment()
 
+    host = host_lock.acquire(host_lock.energy_scope(config.energy.source), say)
     say(f"loading {config.model.name} ({config.backend}, {config.fp_precision})")
     try:
         backend, info, reused = pool.acquire(config)
@@ -758,6 +760,7 @@ def run_experiment(
     finally:
         if models is None:
             pool.release()
+        host.release()
     energy = _provenance(window, baseline, source)
 
     result = ExperimentResult(
@@ -793,6 +796,8 @@ def run_experiment(
             warmup_power_cv=warmup.power_cv,
             warmup_converged_on=warmup.converged_on,
             measured_passes=window.passes,
+            host_wait_s=host.waited_s,
+            host_lock=host.scope,
         ),
         flags=quality_flags(metrics, energy, warmup, baseline, config),
         timeseries_file=TIMESERIES_FILE

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llenergymeasure.config.campaign_config import CampaignConfig, ExecutionConfig
+from llenergymeasure.config.models import NODE_WIDE_SOURCES
 from llenergymeasure.exceptions import ConfigError, LLEMError
 from llenergymeasure.orchestration.adaptive import plan_note
 from llenergymeasure.orchestration.grid import GridExpansionResult
@@ -48,7 +49,37 @@ def choose_executor(execution: ExecutionConfig) -> tuple[str, list[str]]:
             "each experiment runs in its own process so the timeout can be enforced "
             "(models are loaded cold, no reuse); set executor: subprocess to silence this note"
         ]
+    if execution.executor == "ray":
+        notes = [
+            f"executor ray (address {execution.ray.address}): several experiments at once, a "
+            "config's cycle k+1 never before its cycle k ends; each result records its host, "
+            "node and devices"
+        ]
+        if execution.config_gap_seconds or execution.cycle_gap_seconds:
+            notes.append(
+                "config/cycle gaps and the thermal wait are not applied between experiments that "
+                "run in parallel"
+            )
+        return "ray", notes
     return execution.executor, []
+
+
+def node_wide_note(experiments: Sequence[PlannedExperiment], executor: str) -> str | None:
+    """With parallel experiments: which ones will run alone on their machine, and why."""
+    if executor != "ray":
+        return None
+    sources = [(e.config.get("energy") or {}).get("source", "auto") for e in experiments]
+    alone = sum(source in NODE_WIDE_SOURCES for source in sources)
+    auto = sources.count("auto")
+    if not alone and not auto:
+        return None
+    parts = [f"{alone} read node-wide energy (RAPL, CodeCarbon or the estimate)"] if alone else []
+    if auto:
+        parts.append(f"{auto} use energy source auto, node-wide on a machine without an NVIDIA GPU")
+    return (
+        f"of {len(experiments)} experiment(s), {' and '.join(parts)}: a node-wide experiment "
+        "runs alone on its machine (the others there wait), so its energy is its own"
+    )
 
 
 @dataclass
@@ -200,6 +231,8 @@ def prepare_campaign(
             fix="`llem campaign validate FILE` shows why each one was filtered",
         )
     executor, notes = choose_executor(execution)
+    alone = node_wide_note(experiments, executor)
+    notes.extend([alone] if alone else [])
     if execution.structure == "grouped" and campaign.schedule.interval_seconds:
         notes.append(
             "structure grouped: schedule.interval_seconds paces the start of each experiment's block"

@@ -14,6 +14,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,14 @@ from loguru import logger
 
 from llenergymeasure.exceptions import LLEMError
 from llenergymeasure.files import check_output_dir, remove_stray_temp_files
-from llenergymeasure.orchestration.executors.base import Executor as ExecutorProtocol
 from llenergymeasure.orchestration.executors.base import (
+    ExecutionOutcome,
     ExperimentTask,
+    ParallelExecutor,
     describe_error,
     error_headline,
 )
+from llenergymeasure.orchestration.executors.base import Executor as ExecutorProtocol
 from llenergymeasure.orchestration.manifest import (
     LOG_FILE,
     Manifest,
@@ -92,6 +95,28 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+PARALLEL_POLL_S = 0.5
+"""How long a parallel run waits for an experiment to end before looking again."""
+
+
+@dataclass
+class _RunState:
+    """Where the loop is: what is left, what ran, how long it took."""
+
+    pending: list[ManifestEntry]
+    total: int = 0
+    done: int = 0
+    slots: int = 1
+    consecutive: int = 0
+    durations: list[float] = field(default_factory=list)
+    started: dict[str, float] = field(default_factory=dict)
+    units: set[Any] = field(default_factory=set)
+    previous: ManifestEntry | None = None
+
+    def __post_init__(self) -> None:
+        self.total = self.total or len(self.pending)
+
+
 class CampaignRunner:
     """Runs a :class:`CampaignPlan`. Time, sleep, the executor and the GPU temperature probe
     are injectable for tests."""
@@ -100,7 +125,7 @@ class CampaignRunner:
         self,
         plan: CampaignPlan,
         *,
-        executor: ExecutorProtocol | None = None,
+        executor: ExecutorProtocol | ParallelExecutor | None = None,
         observer: CampaignObserver | None = None,
         sleep: Sleep = time.sleep,
         clock: Clock = time.time,
@@ -117,14 +142,19 @@ class CampaignRunner:
         self.export_formats = tuple(export_formats)
         self.bootstrap_resamples = bootstrap_resamples
         self.log_to_file = log_to_file
-        self._running: ManifestEntry | None = None
+        self._in_flight: dict[str, ManifestEntry] = {}
+        """Entries running now, by exp_id (several with a parallel executor)."""
 
-    def _make_executor(self) -> ExecutorProtocol:
+    def _make_executor(self) -> ExecutorProtocol | ParallelExecutor:
         if self._executor is not None:
             return self._executor
         from llenergymeasure.orchestration.executors import create_executor
 
         execution = self.plan.campaign.execution
+        if self.plan.executor == "ray":
+            return create_executor(
+                "ray", config=execution.ray, timeout_s=execution.experiment_timeout_seconds
+            )
         if self.plan.executor == "subprocess":
             return create_executor("subprocess", timeout_s=execution.experiment_timeout_seconds)
         return create_executor("inprocess", reuse_models=self.plan.reuse_models)
@@ -177,6 +207,7 @@ class CampaignRunner:
     def _run_locked(self, started: float, moved_to: Path | None) -> CampaignOutcome:
         plan, directory = self.plan, self.plan.output_dir
         manifest = plan.manifest
+        executor = self._make_executor()  # before anything is marked running: it may refuse
         if moved_to is not None:
             logger.info("previous run moved to {}", moved_to)
         logger.info(
@@ -197,7 +228,6 @@ class CampaignRunner:
         if moved_to is not None:
             manifest.log("moved previous run aside", str(moved_to))
         self._save()
-        executor = self._make_executor()
         thermal = ThermalGuard(
             plan.campaign.execution,
             temperatures=self._temperatures,
@@ -228,32 +258,32 @@ class CampaignRunner:
             reason = f"{error.strerror or error}" + (
                 f" ({error.filename})" if error.filename else ""
             )
-            if self._running is not None:
-                self._running.status = "interrupted"
-                self._running.error = f"stopped: cannot write the campaign's files: {reason}"
-                self._running.finished_at = now_iso()
+            for entry in self._in_flight.values():
+                entry.status = "interrupted"
+                entry.error = f"stopped: cannot write the campaign's files: {reason}"
+                entry.finished_at = now_iso()
             outcome.stop_reason = (
                 f"cannot write to {directory}: {reason}; free space or fix permissions, then "
                 "--resume (the manifest on disk is the last state that could be saved)"
             )
             logger.error("{}", outcome.stop_reason)
         except Exception as error:  # a bug: record what we can, then surface it
-            if self._running is not None:
-                self._running.status = "failed"
-                self._running.error = describe_error(error)
-                self._running.finished_at = now_iso()
+            for entry in self._in_flight.values():
+                entry.status = "failed"
+                entry.error = describe_error(error)
+                entry.finished_at = now_iso()
             manifest.status = "stopped"
             manifest.log("stopped by an error", str(error))
             with contextlib.suppress(Exception):
                 self._save()
             raise
         finally:
-            self._running = None
+            self._in_flight.clear()
             released = time.perf_counter()
             executor.close()
             outcome.release_s = time.perf_counter() - released
         if outcome.status != "interrupted":
-            failed = any(e.status == "failed" for e in manifest.entries)
+            failed = any(e.status in ("failed", "interrupted") for e in manifest.entries)
             if outcome.stop_reason:
                 outcome.status = "stopped"
             elif failed:
@@ -291,129 +321,180 @@ class CampaignRunner:
         return outcome
 
     def _mark_interrupted(self) -> None:
-        entry = self._running
-        if entry is None:
-            return
+        for entry in self._in_flight.values():
+            entry.finished_at = now_iso()
+            if result_is_valid(self.plan.output_dir, entry):  # it finished just before Ctrl-C
+                entry.status, entry.error = "completed", None
+            else:
+                entry.status = "interrupted"
+                entry.error = "interrupted (Ctrl-C or SIGTERM); --resume runs it again"
+
+    def _adopted(self, entry: ManifestEntry) -> bool:
+        """A result already on disk for ``entry`` is adopted: measured once, never again."""
+        if not result_is_valid(self.plan.output_dir, entry):
+            return False
+        entry.status, entry.error, entry.reason = "completed", None, None
+        entry.result_path = f"{entry.exp_id}/result.json"
+        self._save()
+        logger.info("{}: its result is already on disk; adopted, not measured", entry.exp_id)
+        return True
+
+    def _begin(
+        self, entry: ManifestEntry, index: int, total: int, eta: float | None
+    ) -> ExperimentTask:
+        """Mark ``entry`` running (saved) and say so; the task that runs it."""
+        entry.status, entry.error, entry.reason = "running", None, None
+        entry.started_at, entry.finished_at = now_iso(), None
+        entry.attempts += 1
+        self._in_flight[entry.exp_id] = entry
+        self._save()
+        logger.info(
+            "[{}/{}] {} (cycle {}, {}) started",
+            index,
+            total,
+            entry.exp_id,
+            entry.cycle,
+            entry.backend,
+        )
+        self.observer.on_experiment_start(index, total, entry, eta)
+        return ExperimentTask(
+            exp_id=entry.exp_id,
+            name=entry.name,
+            config=self.plan.by_hash[entry.config_hash].config,
+            config_hash=entry.config_hash,
+            cycle=entry.cycle,
+            output_dir=self.plan.output_dir,
+        )
+
+    def _end(
+        self,
+        entry: ManifestEntry,
+        result: ExecutionOutcome,
+        run: _RunState,
+        outcome: CampaignOutcome,
+    ) -> None:
+        """Record how ``entry`` ended (saved), and whether the campaign must stop."""
+        took = time.perf_counter() - run.started.pop(entry.exp_id)
+        run.durations.append(took)
+        outcome.executor_s += took
+        outcome.executed += 1
+        run.done += 1
         entry.finished_at = now_iso()
-        if result_is_valid(self.plan.output_dir, entry):  # it finished just before Ctrl-C
+        if result.status == "completed":
             entry.status, entry.error = "completed", None
+            entry.result_path = f"{entry.exp_id}/result.json"
+            run.consecutive = 0
+            logger.info("[{}/{}] {} completed in {:.1f} s", run.done, run.total, entry.exp_id, took)
         else:
-            entry.status = "interrupted"
-            entry.error = "interrupted (Ctrl-C or SIGTERM); --resume runs it again"
+            entry.status, entry.error = result.status, result.error or result.status
+            run.consecutive += result.status == "failed"
+            logger.warning("{} {}: {}", entry.exp_id, result.status, error_headline(entry.error))
+        self._save()
+        del self._in_flight[entry.exp_id]
+        self.observer.on_experiment_end(run.done, run.total, entry, self._eta(run))
+        limit = self.plan.campaign.execution.max_consecutive_failures
+        if result.fatal:
+            outcome.stop_reason = (
+                f"{error_headline(entry.error)}; the campaign stopped: fix the cause, then --resume"
+            )
+        elif limit is not None and run.consecutive >= limit:
+            outcome.stop_reason = (
+                f"{run.consecutive} consecutive failures (execution.max_consecutive_failures="
+                f"{limit}); fix the cause, then --resume"
+            )
 
     def _loop(
-        self, executor: ExecutorProtocol, thermal: ThermalGuard, outcome: CampaignOutcome
+        self,
+        executor: ExecutorProtocol | ParallelExecutor,
+        thermal: ThermalGuard,
+        outcome: CampaignOutcome,
     ) -> None:
-        plan, campaign = self.plan, self.plan.campaign
-        execution = campaign.execution
-        entries = plan.to_run
-        by_hash = plan.by_hash
-        self.observer.on_start(plan, len(entries))
-        scheduler = Scheduler(campaign.schedule, clock=self.clock, sleep=self.sleep)
+        """Every entry still to run, then adaptive rounds while there are any."""
+        run = _RunState(pending=self.plan.to_run, slots=getattr(executor, "slots", 1))
+        self.observer.on_start(self.plan, run.total)
+        scheduler = Scheduler(self.plan.campaign.schedule, clock=self.clock, sleep=self.sleep)
         if scheduler.active:
             scheduler.wait_for_start(self.observer.on_wait)
             outcome.schedule_wait_s = scheduler.waited_s
-        units: set[Any] = set()
-        previous: ManifestEntry | None = None
-        consecutive = 0
-        durations: list[float] = []
-        limit = execution.max_consecutive_failures
-        start = 0
         while True:
-            for index, entry in enumerate(entries[start:], start + 1):
-                total = len(entries)
-                unit = entry.config_hash if execution.structure == "grouped" else entry.cycle
-                if scheduler.active and unit not in units:
-                    units.add(unit)
-                    if not scheduler.before_cycle(self.observer.on_wait):
-                        outcome.stop_reason = (
-                            f"schedule.total_duration_seconds ({campaign.schedule.total_duration_seconds:g} s) "
-                            f"reached; {total - index + 1} run(s) left for --resume"
-                        )
-                        return
-                    outcome.schedule_wait_s = scheduler.waited_s
-                if previous is not None:
-                    gap, kind = gap_between(previous, entry, execution)
-                    if gap > 0:
-                        logger.info("{}: {:g} s", kind, gap)
-                        self.observer.on_wait(kind, gap)
-                        self.sleep(gap)
-                        outcome.gaps_s += gap
-                if result_is_valid(plan.output_dir, entry):  # measured already: never again
-                    entry.status, entry.error, entry.reason = "completed", None, None
-                    entry.result_path = f"{entry.exp_id}/result.json"
-                    self._save()
-                    logger.info(
-                        "{}: its result is already on disk; adopted, not measured", entry.exp_id
-                    )
-                    self.observer.on_experiment_end(index, total, entry, None)
-                    continue
-                thermal.wait(self.observer.on_wait)
-
-                entry.status, entry.error, entry.reason = "running", None, None
-                entry.started_at, entry.finished_at = now_iso(), None
-                entry.attempts += 1
-                self._running = entry
-                self._save()
-                eta = self._eta(durations, entries[index - 1 :])
-                logger.info(
-                    "[{}/{}] {} (cycle {}, {}) started",
-                    index,
-                    total,
-                    entry.exp_id,
-                    entry.cycle,
-                    entry.backend,
-                )
-                self.observer.on_experiment_start(index, total, entry, eta)
-                task = ExperimentTask(
-                    exp_id=entry.exp_id,
-                    name=entry.name,
-                    config=by_hash[entry.config_hash].config,
-                    config_hash=entry.config_hash,
-                    cycle=entry.cycle,
-                    output_dir=plan.output_dir,
-                )
-                t0 = time.perf_counter()
-                result = executor.run(task, self._progress_for(entry))
-                took = time.perf_counter() - t0
-                durations.append(took)
-                outcome.executor_s += took
-                outcome.executed += 1
-                entry.finished_at = now_iso()
-                if result.status == "completed":
-                    entry.status, entry.error = "completed", None
-                    entry.result_path = f"{entry.exp_id}/result.json"
-                    consecutive = 0
-                    logger.info(
-                        "[{}/{}] {} completed in {:.1f} s", index, total, entry.exp_id, took
-                    )
-                else:
-                    entry.status, entry.error = "failed", result.error or "failed"
-                    consecutive += 1
-                    logger.warning("{} failed: {}", entry.exp_id, error_headline(entry.error))
-                self._save()
-                self._running = None
-                self.observer.on_experiment_end(
-                    index, total, entry, self._eta(durations, entries[index:])
-                )
-                if result.fatal:
-                    outcome.stop_reason = (
-                        f"{error_headline(entry.error)}; the campaign stopped: fix the cause, then "
-                        "--resume"
-                    )
-                    return
-                if limit is not None and consecutive >= limit:
-                    outcome.stop_reason = (
-                        f"{consecutive} consecutive failures (execution.max_consecutive_failures="
-                        f"{limit}); fix the cause, then --resume"
-                    )
-                    return
-                previous = entry
-            more = self._adaptive_round(outcome)
-            if not more:
+            if isinstance(executor, ParallelExecutor):
+                self._run_parallel(executor, run, outcome)
+            else:
+                self._run_in_turn(executor, thermal, scheduler, run, outcome)
+            if outcome.stop_reason:
                 return
-            start = len(entries)
-            entries.extend(more)
+            run.pending = self._adaptive_round(outcome)
+            if not run.pending:
+                return
+            run.total += len(run.pending)
+
+    def _run_in_turn(
+        self,
+        executor: ExecutorProtocol,
+        thermal: ThermalGuard,
+        scheduler: Scheduler,
+        run: _RunState,
+        outcome: CampaignOutcome,
+    ) -> None:
+        """One at a time, in plan order, with the configured gaps, thermal waits and schedule."""
+        campaign = self.plan.campaign
+        execution = campaign.execution
+        while run.pending and not outcome.stop_reason:
+            entry = run.pending.pop(0)
+            unit = entry.config_hash if execution.structure == "grouped" else entry.cycle
+            if scheduler.active and unit not in run.units:
+                run.units.add(unit)
+                if not scheduler.before_cycle(self.observer.on_wait):
+                    outcome.stop_reason = (
+                        f"schedule.total_duration_seconds ({campaign.schedule.total_duration_seconds:g} s) "
+                        f"reached; {len(run.pending) + 1} run(s) left for --resume"
+                    )
+                    return
+                outcome.schedule_wait_s = scheduler.waited_s
+            if run.previous is not None:
+                gap, kind = gap_between(run.previous, entry, execution)
+                if gap > 0:
+                    logger.info("{}: {:g} s", kind, gap)
+                    self.observer.on_wait(kind, gap)
+                    self.sleep(gap)
+                    outcome.gaps_s += gap
+            if self._adopted(entry):
+                run.done += 1
+                self.observer.on_experiment_end(run.done, run.total, entry, None)
+                continue
+            thermal.wait(self.observer.on_wait)
+            task = self._begin(entry, run.done + 1, run.total, self._eta(run, entry))
+            run.started[entry.exp_id] = time.perf_counter()
+            result = executor.run(task, self._progress_for(entry))
+            self._end(entry, result, run, outcome)
+            run.previous = entry
+
+    def _run_parallel(
+        self, executor: ParallelExecutor, run: _RunState, outcome: CampaignOutcome
+    ) -> None:
+        """Up to ``executor.slots`` at once, in plan order, a config's cycle k+1 never before
+        its cycle k has ended. Once the campaign must stop, nothing new starts and what is in
+        flight is waited for (its measurements are kept)."""
+        while (run.pending and not outcome.stop_reason) or self._in_flight:
+            busy = {e.config_hash for e in self._in_flight.values()}
+            for entry in list(run.pending):
+                if outcome.stop_reason or len(self._in_flight) >= executor.slots:
+                    break
+                if entry.config_hash in busy:
+                    continue
+                busy.add(entry.config_hash)  # its later cycles wait, even when this one is done
+                run.pending.remove(entry)
+                if self._adopted(entry):
+                    run.done += 1
+                    self.observer.on_experiment_end(run.done, run.total, entry, None)
+                    continue
+                task = self._begin(entry, run.done + len(self._in_flight) + 1, run.total, None)
+                run.started[entry.exp_id] = time.perf_counter()
+                executor.submit(task)
+            if not self._in_flight:
+                continue
+            for task, result in executor.wait(PARALLEL_POLL_S):
+                self._end(self._in_flight[task.exp_id], result, run, outcome)
 
     def _adaptive_round(self, outcome: CampaignOutcome) -> list[ManifestEntry]:
         """Once every entry has run: the next adaptive round (one more cycle for each config
@@ -450,16 +531,17 @@ class CampaignRunner:
 
         return progress
 
-    def _eta(self, durations: Sequence[float], remaining: Sequence[ManifestEntry]) -> float | None:
+    def _eta(self, run: _RunState, current: ManifestEntry | None = None) -> float | None:
+        remaining = ([current] if current is not None else []) + run.pending
         if not remaining:
             return 0.0
         execution = self.plan.campaign.execution
         gaps = sum(gap_between(a, b, execution)[0] for a, b in itertools.pairwise(remaining))
-        if durations:
-            return statistics.fmean(durations) * len(remaining) + gaps
+        if run.durations:
+            return statistics.fmean(run.durations) * len(remaining) / run.slots + gaps
         known = self.plan.timings_s
         if known and all(e.config_hash in known for e in remaining):
-            return sum(known[e.config_hash] for e in remaining) + gaps
+            return sum(known[e.config_hash] for e in remaining) / run.slots + gaps
         return None
 
     def _export(self, outcome: CampaignOutcome) -> None:

@@ -195,6 +195,14 @@ class Timings(_Record):
         None, description="What had to be steady: 'throughput' or 'throughput and power'."
     )
     measured_passes: int = Field(1, description="Whole passes over the prompts in the window.")
+    host_lock: Literal["device", "node"] | None = Field(
+        None,
+        description="How the experiment shared its machine: node = alone (a node-wide energy "
+        "source), device = beside experiments on other devices (see measurement/host_lock.py).",
+    )
+    host_wait_s: float = Field(
+        0.0, description="Time spent waiting for other experiments on the machine to finish."
+    )
 
 
 class ExperimentResult(_Record):

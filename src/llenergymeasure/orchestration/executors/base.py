@@ -2,7 +2,7 @@
 
 The campaign runner hands an executor an :class:`ExperimentTask` and gets an
 :class:`ExecutionOutcome` back; it never knows whether the experiment ran in this process, in a
-fresh Python process or (later) on a distributed engine. Whatever the executor, a completed
+fresh Python process or on a Ray cluster. Whatever the executor, a completed
 experiment leaves ``<output_dir>/<exp_id>/result.json`` (written atomically by the harness).
 
 An executor turns every *experiment* failure into a failed outcome with a readable error; it
@@ -48,7 +48,9 @@ class ExperimentTask:
 class ExecutionOutcome:
     """What happened to one task."""
 
-    status: Literal["completed", "failed"]
+    status: Literal["completed", "failed", "interrupted"]
+    """interrupted: the experiment did not end by itself (its worker or node was lost); it
+    reruns on ``--resume``."""
     result_path: Path | None = None
     error: str | None = None
     result: Any = None
@@ -68,6 +70,24 @@ class Executor(Protocol):
 
     def run(self, task: ExperimentTask, progress: Progress | None = None) -> ExecutionOutcome:
         """Run one task to completion or failure; ``KeyboardInterrupt`` propagates."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ParallelExecutor(Protocol):
+    """Runs up to ``slots`` experiments at once (a cluster); the runner submits and collects.
+
+    ``close`` cancels whatever is still in flight (Ctrl-C, a stopped campaign)."""
+
+    name: str
+    slots: int
+
+    def submit(self, task: ExperimentTask) -> None: ...
+
+    def wait(self, timeout_s: float) -> list[tuple[ExperimentTask, ExecutionOutcome]]:
+        """Those in flight that ended within ``timeout_s`` (maybe none)."""
         ...
 
     def close(self) -> None: ...
