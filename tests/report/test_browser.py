@@ -115,3 +115,9 @@ def test_the_browser_check_sees_a_broken_figure_and_a_network_request(tmp_path: 
     assert rendered.figures["energy_accounting"] == "error"
     assert any("TypeError" in e for e in rendered.errors), rendered.errors
     assert any("CSP" in e and "example.invalid" in e for e in rendered.errors), rendered.errors
+
+
+def test_two_thousand_configs_in_a_browser(tmp_path: Path) -> None:
+    src = S.source(S.big_grid(2000), directory=tmp_path)
+    write_report([src], tmp_path / "report.html")
+    assert_drawn(tmp_path / "report.html", 2000, estimate=True)

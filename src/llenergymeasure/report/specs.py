@@ -71,11 +71,33 @@ def _tooltip(*fields: tuple[str, str]) -> list[dict[str, Any]]:
     return [{"field": f, "title": t} for f, t in fields]
 
 
+def _scale(rows: list[dict[str, Any]], field: str) -> dict[str, Any]:
+    """A log scale where the values span more than two decades (else linear, not from zero)."""
+    values = [r[field] for r in rows if r.get(field) is not None]
+    if values and min(values) > 0 and max(values) / min(values) > LOG_SPAN:
+        return {"type": "log"}
+    return {"zero": False}
+
+
+def _positive(scale: dict[str, Any], field: str) -> str:
+    """On a log scale a bar reaching 0 or below cannot be drawn: such bars are left out."""
+    return f" && datum['{field}'] > 0" if scale.get("type") == "log" else ""
+
+
+LOG_SPAN = 100.0
+CROWD = 200
+"""More points than this and they are drawn small and translucent, so density shows."""
+
+
 def pareto_spec(data: FigureData, against: Metric) -> Figure:
     """J/token (y) against one metric (x): every config a point with CI bars, the front drawn
     as a line through its members, front members labelled."""
     colour = _colour(data.rows)
     x, y = against.column, JPT.column
+    xs, ys = _scale(data.rows, x), _scale(data.rows, y)
+    x_title = against.label + (" (log scale)" if xs.get("type") == "log" else "")
+    y_title = JPT.label + (" (log scale)" if ys.get("type") == "log" else "")
+    crowded = len(data.rows) > CROWD
     tooltip = _tooltip(
         ("config", "config"),
         ("source", "directory"),
@@ -90,8 +112,8 @@ def pareto_spec(data: FigureData, against: Metric) -> Figure:
         ("cycles_used", "cycles used"),
         ("front_step", "along the front"),
     )
-    bars = {"filter": f"datum.show_bars && datum['{y}_low'] != null"}
-    xbars = {"filter": f"datum.show_bars && datum['{x}_low'] != null"}
+    bars = {"filter": f"datum.show_bars && datum['{y}_low'] != null" + _positive(ys, f"{y}_low")}
+    xbars = {"filter": f"datum.show_bars && datum['{x}_low'] != null" + _positive(xs, f"{x}_low")}
     spec = _base(f"J/token against {against.label}", data)
     spec.update(
         width=WIDTH,
@@ -101,9 +123,9 @@ def pareto_spec(data: FigureData, against: Metric) -> Figure:
                 "transform": [xbars],
                 "mark": {"type": "rule", "opacity": 0.5},
                 "encoding": {
-                    "x": _q(f"{x}_low", against.label),
+                    "x": {**_q(f"{x}_low", x_title), "scale": xs},
                     "x2": {"field": f"{x}_high"},
-                    "y": _q(y),
+                    "y": {**_q(y), "scale": ys},
                     "color": colour,
                 },
             },
@@ -111,9 +133,9 @@ def pareto_spec(data: FigureData, against: Metric) -> Figure:
                 "transform": [bars],
                 "mark": {"type": "rule", "opacity": 0.5},
                 "encoding": {
-                    "y": _q(f"{y}_low", JPT.label),
+                    "y": {**_q(f"{y}_low", y_title), "scale": ys},
                     "y2": {"field": f"{y}_high"},
-                    "x": _q(x),
+                    "x": {**_q(x), "scale": xs},
                     "color": colour,
                 },
             },
@@ -121,17 +143,23 @@ def pareto_spec(data: FigureData, against: Metric) -> Figure:
                 "transform": [{"filter": "datum.on_front"}],
                 "mark": {"type": "line", "color": "#333", "strokeDash": [4, 3]},
                 "encoding": {
-                    "x": _q(x),
-                    "y": _q(y),
+                    "x": {**_q(x), "scale": xs},
+                    "y": {**_q(y), "scale": ys},
                     "detail": {"field": "source"},
                     "order": {"field": x, "type": "quantitative"},
                 },
             },
             {
-                "mark": {"type": "point", "filled": True, "size": 60, "tooltip": True},
+                "mark": {
+                    "type": "point",
+                    "filled": True,
+                    "size": 14 if crowded else 60,
+                    "opacity": 0.45 if crowded else 0.9,
+                    "tooltip": True,
+                },
                 "encoding": {
-                    "x": _q(x, against.label),
-                    "y": _q(y, JPT.label),
+                    "x": {**_q(x, x_title), "scale": xs},
+                    "y": {**_q(y, y_title), "scale": ys},
                     "color": colour,
                     "shape": {"field": "backend", "type": "nominal", "title": "backend"}
                     if len({r["backend"] for r in data.rows}) > 1
@@ -146,7 +174,11 @@ def pareto_spec(data: FigureData, against: Metric) -> Figure:
             {
                 "transform": [{"filter": "datum.show_label"}],
                 "mark": {"type": "text", "align": "left", "dx": 7, "dy": -7, "fontSize": 10},
-                "encoding": {"x": _q(x), "y": _q(y), "text": {"field": "config"}},
+                "encoding": {
+                    "x": {**_q(x), "scale": xs},
+                    "y": {**_q(y), "scale": ys},
+                    "text": {"field": "config"},
+                },
             },
         ],
     )
