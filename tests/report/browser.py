@@ -3,7 +3,7 @@
 No DevTools client: a copy of the page gets one extra first script that records every
 ``console.error``, uncaught error, unhandled rejection, failed resource and Content Security
 Policy violation (a network fetch the page attempted) into attributes of ``<html>``, plus whether
-the estimate banner is visible; ``chromium --dump-dom`` then hands back the rendered DOM.
+the estimate banner is visible and what clicking two table headers did to the row order; ``chromium --dump-dom`` then hands back the rendered DOM.
 Under ``CI=true`` a missing Chromium fails the test instead of skipping it.
 """
 
@@ -47,6 +47,19 @@ PROBE = """<script>
     keep("blocked by the page's CSP: " + e.blockedURI + " (" + e.violatedDirective + ")");
   });
   window.addEventListener("load", function () {
+    var table = document.getElementById("configs"), sorted = {};
+    if (table) {
+      table.querySelectorAll("th").forEach(function (th, i) {
+        var name = th.textContent;
+        if (name !== "config" && name.indexOf("J/token") !== 0) { return; }
+        var first = function () { return table.tBodies[0].rows[0].cells[i].dataset.v; };
+        th.click();
+        var up = first();
+        th.click();
+        sorted[name] = [up, first()];
+      });
+      root.setAttribute("data-sorted", JSON.stringify(sorted));
+    }
     var banner = document.getElementById("estimate-warning");
     if (!banner) { return; }
     var style = getComputedStyle(banner), box = banner.getBoundingClientRect();
@@ -83,6 +96,8 @@ class Rendered:
     """figure id -> how many drawn marks (paths, lines, text) its SVG holds."""
     estimate_visible: bool | None
     estimate_colour: str | None
+    sorted_first: dict[str, list[str]]
+    """table column -> the first row's value after one click (ascending) and a second."""
 
     def table_rows(self) -> int:
         table = self.dom.split('<table id="configs"', 1)[1].split("</table>", 1)[0]
@@ -172,6 +187,7 @@ def parse(dom: str) -> Rendered:
         svg_marks=marks,
         estimate_visible=None if visible is None else visible == "true",
         estimate_colour=_attribute(dom, "data-estimate-colour"),
+        sorted_first=json.loads(_attribute(dom, "data-sorted") or "{}"),
     )
 
 

@@ -7,6 +7,7 @@ saves screenshots of the page (see ``browser.artifacts_dir``)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,11 @@ def assert_drawn(page: Path, configs: int, *, estimate: bool, shots: dict | None
     empty = {stem: n for stem, n in rendered.svg_marks.items() if n < 10}
     assert not empty, f"figures drawn without marks: {empty}"
     assert rendered.table_rows() == configs
+    names = re.findall(r'<td data-v="([^"]*)"><span title=', rendered.dom)
+    assert len(names) == configs
+    assert rendered.sorted_first["config"] == [min(names), max(names)]  # the headers sort
+    energy = rendered.sorted_first["J/token ± 95% CI"]
+    assert float(energy[0]) <= float(energy[1])
     if estimate:
         assert rendered.estimate_visible is True
         assert rendered.estimate_colour == RED
