@@ -1,0 +1,31 @@
+"""Campaign files written before grid v2 plan the same experiment ids and hashes as before.
+
+Resume keys results on ``config_hash`` and result directories on the experiment id, so a
+grammar change that renamed or rehashed an existing point would orphan measured results.
+The expected plans were recorded from the code before grid v2 (data/planned_before_grid_v2.json).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llenergymeasure.config.loader import load_campaign_config
+from llenergymeasure.orchestration.experiments import plan_campaign
+from llenergymeasure.orchestration.planned import new_entry, planned_experiments
+
+REPO = Path(__file__).resolve().parents[2]
+RECORDED = json.loads((Path(__file__).parent / "data" / "planned_before_grid_v2.json").read_text())
+
+
+@pytest.mark.parametrize("campaign_file", sorted(RECORDED))
+def test_existing_campaign_plans_the_same_ids_and_hashes(campaign_file: str) -> None:
+    path = REPO / campaign_file
+    result = plan_campaign(load_campaign_config(path), path)
+    used: set[str] = set()
+    planned = [
+        [e.name, e.config_hash, new_entry(e, 1, used).exp_id] for e in planned_experiments(result)
+    ]
+    assert planned == RECORDED[campaign_file]
