@@ -76,14 +76,6 @@ def test_tensorrt_is_unavailable_without_gpu_and_package(monkeypatch: pytest.Mon
     assert backend.peak_memory_bytes() is None
 
 
-def test_tensorrt_never_pretends_even_with_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_gpu, "nvidia_gpu_present", lambda: True)
-    monkeypatch.setattr(_gpu, "package_installed", lambda module: True)
-    config = ExperimentConfig(model="builtin:tiny-gpt2", backend="tensorrt", fp_precision="float16")
-    with pytest.raises(UnavailableError, match="adapter is not part of this version"):
-        create_backend("tensorrt").load(config)
-
-
 def test_vllm_without_its_package_names_both_extras(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
     config = ExperimentConfig(model="builtin:tiny-gpt2", backend="vllm")

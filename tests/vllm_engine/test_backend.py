@@ -59,8 +59,10 @@ def test_every_setting_maps_to_a_field_of_the_installed_vllm() -> None:
     assert args["kv_cache_memory_bytes"] == 2**30 and args["enforce_eager"] is True
     assert args["block_size"] == 32 and args["disable_log_stats"] is False
     sampling = set(inspect.signature(SamplingParams).parameters)
-    for decoder in ({}, {"preset": "creative"}):
-        assert set(sampling_kwargs(config(decoder=decoder))) <= sampling
+    for decoder in ({}, {"preset": "creative"}, {"preset": "factual"}):
+        kwargs = sampling_kwargs(config(decoder=decoder))
+        assert set(kwargs) <= sampling
+        SamplingParams(**kwargs)  # vLLM's own checks accept every preset
 
 
 def test_engine_kwargs_pass_through_and_gpu_defaults_stay_vllms() -> None:
