@@ -48,6 +48,7 @@ def test_two_directories_are_compared(
     assert result.exit_code == 0, result.output
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert 'id="comparison"' in html and "other vs runs" in html
+    assert "<li>other vs runs: pytorch_bs1_out32_float16 (other) has" in html
     assert (tmp_path / "report_figures" / "comparison.svg").is_file()
 
 

@@ -20,6 +20,8 @@ class Section:
     heading: str
     figures: list[S.Figure] = field(default_factory=list)
     empty: str = ""
+    sentences: list[str] = field(default_factory=list)
+    """Plain-text findings listed under the figures (the comparison's sentences)."""
 
 
 def sections(
@@ -72,9 +74,10 @@ def sections(
     found = [pareto, effects, timeline, accounting, variability]
     if len(sources) > 1:
         comparison = Section("comparison", "Comparison across directories")
-        diff, _ = D.comparison_data(sources)
+        diff, sentences = D.comparison_data(sources)
         if diff.rows:
             comparison.figures = [S.comparison_spec(diff)]
+        comparison.sentences = [f"{s['pair']}: {s['sentence']}" for s in sentences]
         comparison.empty = (
             "No config with at least 2 usable cycles is in more than one directory "
             "(configs are paired by config hash)."

@@ -111,12 +111,25 @@ def _figure(figure: Any, figure_dir: str) -> str:
     )
 
 
+OPEN_SENTENCES = 30
+"""Up to this many findings are listed open; more are folded away (still all there)."""
+
+
+def _sentences(sentences: Sequence[str]) -> str:
+    if not sentences:
+        return ""
+    items = "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul>"
+    if len(sentences) <= OPEN_SENTENCES:
+        return items
+    return f"<details><summary>All {len(sentences)} comparisons</summary>{items}</details>"
+
+
 def _section(section: Section, figure_dir: str) -> str:
     body = (
         "".join(_figure(f, figure_dir) for f in section.figures)
         if section.figures
         else f'<p class="muted">{html.escape(section.empty)}</p>'
-    )
+    ) + _sentences(section.sentences)
     return f'<section id="{section.anchor}"><h2>{html.escape(section.heading)}</h2>{body}</section>'
 
 
