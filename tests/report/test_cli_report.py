@@ -88,8 +88,8 @@ def test_without_the_extra_the_command_names_it(
     assert "llenergymeasure[report]" in result.output
 
 
-def _outcome() -> SimpleNamespace:
-    return SimpleNamespace(notes=[], exports=[])
+def _outcome(status: str = "completed") -> SimpleNamespace:
+    return SimpleNamespace(status=status, notes=[], exports=[])
 
 
 def test_after_a_campaign_a_failed_report_is_a_note(
@@ -130,3 +130,28 @@ def test_the_cli_imports_no_plotting_library_until_a_report_is_written() -> None
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_after_an_interrupted_campaign_the_report_waits_for_resume(folder: Path) -> None:
+    outcome = _outcome("interrupted")
+    report_cmd.campaign_report(
+        folder, outcome, campaign=None, grid=SimpleNamespace(filtered_configs=[])
+    )
+    assert outcome.notes == ["report.html not refreshed (interrupted); --resume writes it"]
+    assert not (folder / "report.html").exists()
+
+
+def test_ctrl_c_while_drawing_after_a_campaign_is_a_note(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llenergymeasure.report import build
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "write_report", interrupted)
+    outcome = _outcome()
+    report_cmd.campaign_report(
+        folder, outcome, campaign=None, grid=SimpleNamespace(filtered_configs=[])
+    )
+    assert "not written (interrupted)" in outcome.notes[0]

@@ -235,6 +235,9 @@ def campaign_report(directory: Path, outcome: Any, *, campaign: Any, grid: Any) 
     """
     from llenergymeasure.report import static
 
+    if outcome.status == "interrupted":
+        outcome.notes.append(f"{REPORT_FILE} not refreshed (interrupted); --resume writes it")
+        return
     if not static.available():
         outcome.notes.append(
             f"{REPORT_FILE} not written: the report extra is not installed ({static.REPORT_HINT})"
@@ -246,6 +249,11 @@ def campaign_report(directory: Path, outcome: Any, *, campaign: Any, grid: Any) 
         filtered = [(i.config_desc, i.reason) for i in grid.filtered_configs]
         source = load_source(directory, campaign=campaign, filtered=filtered)
         written = write_report([source], directory / REPORT_FILE)
+    except KeyboardInterrupt:  # Ctrl-C while drawing: the campaign itself is done
+        outcome.notes.append(
+            f"{REPORT_FILE} not written (interrupted); `llem report DIR` writes it"
+        )
+        return
     except Exception as error:  # never fail a finished campaign over its report
         outcome.notes.append(f"{REPORT_FILE} not written: {type(error).__name__}: {error}")
         return
