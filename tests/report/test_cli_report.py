@@ -155,3 +155,19 @@ def test_ctrl_c_while_drawing_after_a_campaign_is_a_note(
         folder, outcome, campaign=None, grid=SimpleNamespace(filtered_configs=[])
     )
     assert "not written (interrupted)" in outcome.notes[0]
+
+
+def test_power_over_time_of_a_chosen_experiment(tmp_path: Path) -> None:
+    directory = tmp_path / "runs"
+    records = S.grid_records((1, 4), cycles=1)
+    series = "t_s,power_w,temperature_c\n" + "".join(f"{i / 10},{90 + i},55\n" for i in range(20))
+    for r in records:
+        assert r.result is not None
+        r.result.save(directory / r.exp_id, timeseries_csv=series)
+    chosen = records[0].exp_id
+    result = llem("report", directory, "--power", chosen)
+    assert result.exit_code == 0, result.output
+    html = (directory / "report.html").read_text(encoding="utf-8")
+    spec = html.split('id="llem-figures">', 1)[1].split("</script>", 1)[0]
+    assert chosen in spec and records[1].exp_id not in spec.split("power_over_time", 1)[1]
+    assert (directory / "report_figures" / "power_over_time.svg").is_file()
