@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -40,8 +41,13 @@ def llem(*args: object) -> Result:
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def manifest(directory: Path) -> dict:  # type: ignore[type-arg]
-    return json.loads((directory / "manifest.json").read_text())
+def manifest(directory: Path) -> dict[str, Any]:
+    """The manifest as llem reads it (the snapshot and its journal)."""
+    from llenergymeasure.orchestration.manifest import load_manifest
+
+    loaded = load_manifest(directory)
+    assert loaded is not None
+    return loaded.model_dump(mode="json")
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -269,7 +275,7 @@ def test_ctrl_c_marks_interrupted_exits_130_and_resume_completes(tmp_path: Path)
     def second_running() -> bool:
         try:
             entries = manifest(out)["entries"]
-        except (OSError, ValueError):
+        except AssertionError:  # not written yet
             return False
         return entries[0]["status"] == "completed" and entries[1]["status"] == "running"
 

@@ -428,20 +428,34 @@ def test_files_honour_the_umask(tmp_path: Path) -> None:
         assert path.stat().st_mode & 0o777 == 0o644, path
 
 
-def test_a_newline_in_the_campaign_name_cannot_forge_log_lines(tmp_path: Path) -> None:
+def test_a_newline_in_the_campaign_name_is_refused_at_load(tmp_path: Path) -> None:
     name = '"x\\n2026-01-01 00:00:00 ERROR   forged line"'
-    file, out = campaign_yaml(tmp_path / "c.yaml", name=name), tmp_path / "out"
+    file = campaign_yaml(tmp_path / "c.yaml", name=name)
+    done = invoke("campaign", "run", file, "-o", tmp_path / "out", "--dry-run")
+    assert done.exit_code == 2, done.output
+    assert "campaign_name" in done.output and "control character" in done.output
+
+
+def test_user_strings_in_the_campaign_log_are_escaped(tmp_path: Path) -> None:
+    """An experiment's error text reaches the log; a terminal escape in it stays inert."""
+
+    class Escaping(FakeExecutor):
+        def run(self, task: Any, progress: Any = None) -> Any:
+            from llenergymeasure.orchestration.executors.base import ExecutionOutcome
+
+            return ExecutionOutcome("failed", error="boom \x1b[2K\x1b[1A forged")
+
+    file, out = campaign_yaml(tmp_path / "c.yaml"), tmp_path / "out"
     from loguru import logger
 
     logger.enable("llenergymeasure")
     try:
-        runner(prepare(file, out), FakeExecutor()).run()
+        runner(prepare(file, out), Escaping()).run()
     finally:
         logger.disable("llenergymeasure")
-    log = (out / "campaign.log").read_text().splitlines()
-    assert log, "the campaign log is written"
-    assert not any(line.startswith("2026-01-01 00:00:00 ERROR") for line in log)
-    assert any("x\\n2026-01-01" in line for line in log)
+    log = (out / "campaign.log").read_text()
+    assert "\x1b" not in log
+    assert "boom \\x1b[2K\\x1b[1A forged" in log
 
 
 def test_a_home_relative_results_dir_is_expanded(

@@ -111,7 +111,12 @@ def _yaml(tmp_path: Path, address: str, *, outputs: tuple[int, ...], extra: str 
 
 
 def _manifest(out: Path) -> dict[str, Any]:
-    return json.loads((out / "manifest.json").read_text())
+    """The manifest as llem reads it (the snapshot and its journal)."""
+    from llenergymeasure.orchestration.manifest import load_manifest
+
+    loaded = load_manifest(out)
+    assert loaded is not None
+    return loaded.model_dump(mode="json")
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

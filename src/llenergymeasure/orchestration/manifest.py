@@ -1,8 +1,10 @@
 """The campaign manifest, ``DIR/manifest.json``: what was planned, what ran, what is left.
 
-One entry per (experiment, cycle), keyed on the experiment's ``config_hash`` and the cycle. The
-file is rewritten atomically (temp file + fsync + rename) after every change, so a crash at any
-moment leaves either the previous or the next state on disk, never half of one.
+One entry per (experiment, cycle), keyed on the experiment's ``config_hash`` and the cycle. Each
+change is one fsync'd line appended to ``manifest.journal`` (see ``journal.py``); the snapshot,
+``manifest.json``, is rewritten atomically (temp file + fsync + rename) only now and then, so a
+crash at any moment leaves a state that is whole, and an update costs the same at 100 entries as
+at 100,000.
 
 The result files are the truth; the manifest is an index of them. A result's path is always
 derived from the campaign directory and the entry's ``exp_id`` (one safe path component), never
@@ -28,19 +30,30 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from llenergymeasure.exceptions import ConfigError, LLEMError
 from llenergymeasure.files import is_temp_name, write_json_atomic
+from llenergymeasure.orchestration import journal
 
 MANIFEST_FILE = "manifest.json"
 LOG_FILE = "campaign.log"
 LOCK_FILE = ".campaign.lock"
 PREVIOUS_PREFIX = ".previous-"
 MANIFEST_VERSION = "1"
+COMPACT_AFTER = 200
+READ_ATTEMPTS = 5
+"""Journal lines before a snapshot, at least (more for a larger manifest: as many as entries)."""
 DAMAGED_SUFFIX = ".damaged-"
 
-OWNED_FILES = (MANIFEST_FILE, f"{MANIFEST_FILE}{DAMAGED_SUFFIX}*", LOG_FILE, LOCK_FILE)
+OWNED_FILES = (
+    MANIFEST_FILE,
+    f"{MANIFEST_FILE}{DAMAGED_SUFFIX}*",
+    journal.JOURNAL_FILE,
+    f"{journal.JOURNAL_FILE}{DAMAGED_SUFFIX}*",
+    LOG_FILE,
+    LOCK_FILE,
+)
 OWNED_TABLES = ("summary.*", "experiments.*", "report.html")
 """What a campaign writes at its top level besides the experiments' result directories."""
 OWNED_DIRS = ("report_figures",)
@@ -134,6 +147,11 @@ class Manifest(BaseModel):
     campaign_file: str | None = None
     entries: list[ManifestEntry] = Field(default_factory=list)
     events: list[ManifestEvent] = Field(default_factory=list)
+    journal_seq: int = Field(0, description="The last manifest.journal line folded in.")
+
+    _journal_lines: int | None = PrivateAttr(None)
+    """Lines this process appended since its snapshot (None: it has written none yet)."""
+    _events_saved: int = PrivateAttr(0)
 
     def counts(self) -> dict[str, int]:
         """Entries per status, every status present (zeros included)."""
@@ -146,11 +164,31 @@ class Manifest(BaseModel):
     def log(self, event: str, detail: str | None = None) -> None:
         self.events.append(ManifestEvent(at=now_iso(), event=event, detail=detail))
 
-    def save(self, directory: Path) -> Path:
-        """Stamp ``updated_at`` and rewrite ``directory/manifest.json`` atomically."""
+    def save(self, directory: Path, changed: Sequence[ManifestEntry] = ()) -> Path:
+        """Stamp ``updated_at`` and make the state durable: one journal line naming the
+        ``changed`` entries (new ones included), or, without them, on this process's first save
+        and once the journal is as long as the manifest, a fresh snapshot."""
         self.updated_at = now_iso()
+        lines = self._journal_lines
+        if changed and lines is not None and lines < max(COMPACT_AFTER, len(self.entries)):
+            self.journal_seq += 1
+            journal.append(
+                directory,
+                {
+                    "seq": self.journal_seq,
+                    "head": self.model_dump(mode="json", exclude={"entries", "events"}),
+                    "entries": [e.model_dump(mode="json") for e in changed],
+                    "events": [
+                        e.model_dump(mode="json") for e in self.events[self._events_saved :]
+                    ],
+                },
+            )
+            self._journal_lines, self._events_saved = lines + 1, len(self.events)
+            return journal.journal_path(directory)
         path = directory / MANIFEST_FILE
         write_json_atomic(path, self.model_dump(mode="json"))
+        journal.reset(directory)  # a crash before this: its lines are <= journal_seq, skipped
+        self._journal_lines, self._events_saved = 0, len(self.events)
         return path
 
 
@@ -171,10 +209,19 @@ def load_manifest(directory: Path) -> Manifest | None:
     path = manifest_path(directory)
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as err:
-        raise _damaged(path, f"{type(err).__name__}: {err}") from None
+    for attempt in range(READ_ATTEMPTS):  # a snapshot written between our two reads: again
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as err:
+            raise _damaged(path, f"{type(err).__name__}: {err}") from None
+        if not isinstance(data, dict):
+            break
+        try:
+            data = journal.fold(data, journal.parse(journal.read_bytes(directory)))
+            break
+        except journal.JournalDamaged as err:
+            if attempt == READ_ATTEMPTS - 1:
+                raise _damaged(journal.journal_path(directory), str(err)) from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if isinstance(data, dict) and version != MANIFEST_VERSION:
         raise ConfigError(
@@ -211,9 +258,10 @@ def _damaged(path: Path, detail: str) -> ManifestDamaged:
 
 
 def manifest_fingerprint(directory: Path) -> str | None:
-    """sha256 of ``manifest.json`` as it is on disk now (None when there is none)."""
+    """sha256 of ``manifest.json`` and its journal as they are on disk now (None: no manifest)."""
     try:
-        return hashlib.sha256(manifest_path(directory).read_bytes()).hexdigest()
+        snapshot = manifest_path(directory).read_bytes()
+        return hashlib.sha256(snapshot + b"\0" + journal.read_bytes(directory)).hexdigest()
     except FileNotFoundError:
         return None
     except OSError as err:
@@ -221,13 +269,17 @@ def manifest_fingerprint(directory: Path) -> str | None:
 
 
 def keep_damaged_aside(directory: Path) -> Path | None:
-    """Rename a damaged ``manifest.json`` to ``manifest.json.damaged-<time>``; never deleted."""
+    """Rename a damaged ``manifest.json`` to ``manifest.json.damaged-<time>`` (and its journal
+    likewise); never deleted."""
     path = manifest_path(directory)
     if not path.exists():
         return None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     target = path.with_name(f"{MANIFEST_FILE}{DAMAGED_SUFFIX}{stamp}")
     os.replace(path, target)
+    lines = journal.journal_path(directory)
+    if lines.is_file() and lines.stat().st_size:
+        os.replace(lines, lines.with_name(f"{lines.name}{DAMAGED_SUFFIX}{stamp}"))
     return target
 
 

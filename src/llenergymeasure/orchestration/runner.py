@@ -159,8 +159,9 @@ class CampaignRunner:
             return create_executor("subprocess", timeout_s=execution.experiment_timeout_seconds)
         return create_executor("inprocess", reuse_models=self.plan.reuse_models)
 
-    def _save(self) -> None:
-        self.plan.manifest.save(self.plan.output_dir)
+    def _save(self, *changed: ManifestEntry) -> None:
+        """Durable now: a journal line for ``changed`` entries, else a snapshot."""
+        self.plan.manifest.save(self.plan.output_dir, changed)
 
     def run(self) -> CampaignOutcome:
         """Run every entry still to run. Ctrl-C (or SIGTERM) marks the running experiment
@@ -335,7 +336,7 @@ class CampaignRunner:
             return False
         entry.status, entry.error, entry.reason = "completed", None, None
         entry.result_path = f"{entry.exp_id}/result.json"
-        self._save()
+        self._save(entry)
         logger.info("{}: its result is already on disk; adopted, not measured", entry.exp_id)
         return True
 
@@ -347,7 +348,7 @@ class CampaignRunner:
         entry.started_at, entry.finished_at = now_iso(), None
         entry.attempts += 1
         self._in_flight[entry.exp_id] = entry
-        self._save()
+        self._save(entry)
         logger.info(
             "[{}/{}] {} (cycle {}, {}) started",
             index,
@@ -389,7 +390,7 @@ class CampaignRunner:
             entry.status, entry.error = result.status, result.error or result.status
             run.consecutive += result.status == "failed"
             logger.warning("{} {}: {}", entry.exp_id, result.status, error_headline(entry.error))
-        self._save()
+        self._save(entry)
         del self._in_flight[entry.exp_id]
         self.observer.on_experiment_end(run.done, run.total, entry, self._eta(run))
         limit = self.plan.campaign.execution.max_consecutive_failures
@@ -518,7 +519,7 @@ class CampaignRunner:
         event = round_event(new, decisions)
         manifest.entries.extend(new)
         manifest.log("adaptive cycles", event)
-        self._save()
+        self._save(*new)
         logger.info("adaptive cycles: {}", event)
         self.observer.on_adaptive_round(new, decisions)
         if not new:
