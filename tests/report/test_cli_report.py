@@ -171,3 +171,10 @@ def test_power_over_time_of_a_chosen_experiment(tmp_path: Path) -> None:
     spec = html.split('id="llem-figures">', 1)[1].split("</script>", 1)[0]
     assert chosen in spec and records[1].exp_id not in spec.split("power_over_time", 1)[1]
     assert (directory / "report_figures" / "power_over_time.svg").is_file()
+
+
+def test_help_has_an_example_and_names_the_extra() -> None:
+    result = llem("report", "--help")
+    assert result.exit_code == 0
+    assert "Example: llem report results/sweep" in result.output
+    assert "pip install 'llenergymeasure[report]'" in result.output
