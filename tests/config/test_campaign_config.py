@@ -59,7 +59,7 @@ def test_a_full_valid_grid_loads_unchanged() -> None:
         },
     }
     grid = CampaignGridConfig(**raw)
-    assert grid.model_dump() == raw
+    assert grid.model_dump(exclude_defaults=True) == raw
 
 
 # --- load errors: shared axes ------------------------------------------------------------

@@ -375,7 +375,20 @@ def test_campaign_schema_describes_the_grid() -> None:
     )
     assert "campaign_name" in schema["required"]
     grid = _resolve_ref(schema, schema["properties"]["grid"])
-    assert set(grid["properties"]) == {"backends", "models", "shared", "backend_overrides"}
+    assert set(grid["properties"]) == {
+        "backends",
+        "models",
+        "shared",
+        "linked",
+        "backend_overrides",
+        "exclude",
+        "groups",
+    }
+    group = _resolve_ref(schema, grid["properties"]["groups"]["anyOf"][0]["items"])
+    assert set(group["properties"]) == {"name", "shared", "linked", "backend_overrides", "exclude"}
+    assert group["additionalProperties"] is False
+    linked_point = grid["properties"]["linked"]["items"]["items"]
+    assert linked_point["type"] == "object"
     execution = _resolve_ref(schema, schema["properties"]["execution"])
     assert set(execution["properties"]["structure"]["enum"]) == {
         "interleaved",

@@ -247,8 +247,8 @@ def test_summary_text() -> None:
         "1 have hardware warnings."
     )
     assert result.per_backend == {
-        "pytorch": {"valid": 1, "filtered": 2, "duplicates": 1, "warned": 1},
-        "tensorrt": {"valid": 4, "filtered": 4, "duplicates": 0, "warned": 0},
+        "pytorch": {"valid": 1, "excluded": 0, "filtered": 2, "duplicates": 1, "warned": 1},
+        "tensorrt": {"valid": 4, "excluded": 0, "filtered": 4, "duplicates": 0, "warned": 0},
     }
 
 
@@ -258,7 +258,7 @@ def test_summary_when_all_is_well() -> None:
         "Generated 2 experiments: 2 valid, 0 filtered as invalid, 0 duplicates."
     )
     assert result.per_backend == {
-        "pytorch": {"valid": 2, "filtered": 0, "duplicates": 0, "warned": 0}
+        "pytorch": {"valid": 2, "excluded": 0, "filtered": 0, "duplicates": 0, "warned": 0}
     }
 
 

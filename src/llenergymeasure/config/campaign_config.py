@@ -1,10 +1,7 @@
 """CampaignConfig: a grid (and/or explicit list) of experiments plus how to run them.
 
-Grid semantics (what the grid expander relies on, checked here at load):
-a list is an axis, a scalar a fixed value, an empty list an error; keys may be dotted; a dict
-value is deep-merged at its key; ``backend_overrides[b]`` keys name a field of b's section or a
-top-level experiment field (replacing that shared axis for b). Values a field can never take
-fail here; only *combinations* are left for per-experiment filtering.
+The grid's own schema and checks live in :mod:`grid_config`; this module holds the rest of the
+campaign file (explicit experiments, execution, statistics, schedule, io, notify).
 """
 
 from __future__ import annotations
@@ -16,44 +13,10 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from llenergymeasure.config._base import StrictModel
-from llenergymeasure.config.introspection import check_param_value, nearest_names, resolve_param
-from llenergymeasure.config.models import BACKEND_SECTIONS, Backend, ExperimentConfig
+from llenergymeasure.config.grid_config import CampaignGridConfig, GridGroup, check_axes, key_error
+from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.text import PlainText
 from llenergymeasure.config.urls import redact_url, webhook_problem
-
-_RESERVED_AXES = {
-    "backend": "list backends under grid.backends",
-    "model": "list models under grid.models",
-    "model.name": "list models under grid.models",
-    "name": "names are generated; set a name prefix in base_config",
-}
-
-
-def key_error(subpath: tuple[str | int, ...], message: str) -> PydanticCustomError:
-    """A load error at a key below the validated field; ``subpath`` lets the loader find its line."""
-    return PydanticCustomError("grid_key", "{message}", {"message": message, "subpath": subpath})
-
-
-def _check_axes(
-    axes: dict[str, Any], model: type[ExperimentConfig] | Any, where: tuple[str | int, ...]
-) -> None:
-    for key, value in axes.items():
-        values = value if isinstance(value, list) else [value]
-        if isinstance(value, list) and not value:
-            raise key_error(
-                (*where, key),
-                f"'{key}' is an empty list; fix: give at least one value or remove it",
-            )
-        try:
-            resolve_param(model, key)
-        except ValueError as err:
-            raise key_error((*where, key), str(err)) from None
-        for index, item in enumerate(values):
-            try:
-                check_param_value(model, key, item)
-            except ValueError as err:
-                at = (*where, key, index) if isinstance(value, list) else (*where, key)
-                raise key_error(at, str(err)) from None
 
 
 def check_fixed_values(values: dict[str, Any]) -> None:
@@ -64,87 +27,7 @@ def check_fixed_values(values: dict[str, Any]) -> None:
                 (key,),
                 f"'{key}' is a list; fixed values cannot be lists; fix: make it an axis under grid.shared",
             )
-    _check_axes(values, ExperimentConfig, ())
-
-
-class CampaignGridConfig(StrictModel):
-    """The two-level grid: backends x models x shared axes x per-backend axes."""
-
-    backends: list[Backend] = Field(
-        ["pytorch"], min_length=1, description="Backends to sweep, in order."
-    )
-    models: list[PlainText] | None = Field(
-        None, min_length=1, description="Model names to sweep (sets model.name)."
-    )
-    shared: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Axes applied to every backend: key -> list (axis) or scalar.",
-    )
-    backend_overrides: dict[Backend, dict[str, Any]] = Field(
-        default_factory=dict,
-        description="Per-backend axes: a key of the backend's section, or a top-level field to replace.",
-    )
-
-    @field_validator("backends")
-    @classmethod
-    def _unique_backends(cls, backends: list[str]) -> list[str]:
-        seen = [b for i, b in enumerate(backends) if b in backends[:i]]
-        if seen:
-            raise ValueError(f"backend '{seen[0]}' is listed twice; fix: list each backend once")
-        return backends
-
-    @field_validator("shared")
-    @classmethod
-    def _check_shared(cls, shared: dict[str, Any]) -> dict[str, Any]:
-        for key in shared:
-            head = key.split(".")[0]
-            if key in _RESERVED_AXES:
-                raise key_error(
-                    (key,), f"'{key}' cannot be a shared axis; fix: {_RESERVED_AXES[key]}"
-                )
-            if head in BACKEND_SECTIONS:
-                raise key_error(
-                    (key,),
-                    f"'{key}' belongs to the {head} backend; fix: move it to "
-                    f"grid.backend_overrides.{head}.{key.split('.', 1)[-1]}",
-                )
-        _check_axes(shared, ExperimentConfig, ())
-        return shared
-
-    @model_validator(mode="after")
-    def _check_overrides(self) -> CampaignGridConfig:
-        for backend, axes in self.backend_overrides.items():
-            if backend not in self.backends:
-                raise key_error(
-                    ("backend_overrides", backend),
-                    f"backend_overrides has '{backend}' but grid.backends is "
-                    f"{self.backends}; fix: add {backend} to grid.backends or remove its overrides",
-                )
-            section = BACKEND_SECTIONS[backend]
-            for key, value in axes.items():
-                where: tuple[str | int, ...] = ("backend_overrides", backend)
-                if key.split(".")[0] in section.model_fields:
-                    _check_axes({key: value}, section, where)
-                    continue
-                if key in _RESERVED_AXES:
-                    raise key_error(
-                        (*where, key), f"'{key}' cannot be overridden; fix: {_RESERVED_AXES[key]}"
-                    )
-                try:
-                    resolve_param(ExperimentConfig, key)
-                except ValueError:
-                    near = nearest_names(
-                        key, [*section.model_fields, *ExperimentConfig.model_fields]
-                    )
-                    hint = f"did you mean {' or '.join(repr(n) for n in near)}? " if near else ""
-                    raise key_error(
-                        (*where, key),
-                        f"unknown key '{key}': neither a {backend} parameter nor an experiment "
-                        f"field; {hint}fix: check the spelling (`llem config params --backend "
-                        f"{backend}` lists them)",
-                    ) from None
-                _check_axes({key: value}, ExperimentConfig, where)
-        return self
+    check_axes(values, ExperimentConfig, ())
 
 
 class ExplicitExperiment(StrictModel):
@@ -353,7 +236,9 @@ class ScheduleConfig(StrictModel):
 class IOConfig(StrictModel):
     """Where results go."""
 
-    results_dir: PlainText = Field("results", description="Campaign output directory (overridden by -o).")
+    results_dir: PlainText = Field(
+        "results", description="Campaign output directory (overridden by -o)."
+    )
 
 
 class NotifyConfig(StrictModel):
@@ -428,6 +313,7 @@ __all__ = [
     "ColdStartConfig",
     "ExecutionConfig",
     "ExplicitExperiment",
+    "GridGroup",
     "IOConfig",
     "NotifyConfig",
     "ScheduleConfig",

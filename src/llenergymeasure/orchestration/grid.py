@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import gc
 import itertools
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Any, Literal
 
@@ -27,17 +25,16 @@ from loguru import logger
 from pydantic import BaseModel, Field, ValidationError
 
 from llenergymeasure.config.campaign_config import CampaignGridConfig
-from llenergymeasure.config.dicts import clone, expand_model_shorthand, set_path
+from llenergymeasure.config.dicts import clone, set_path
 from llenergymeasure.config.identity import SectionMemo, config_hash
 from llenergymeasure.config.introspection import (
     get_backend_capabilities,
-    get_backend_params,
     get_param_skip_conditions,
-    get_shared_params,
     hardware_warnings,
     submodel,
 )
 from llenergymeasure.config.models import BACKEND_SECTIONS, ExperimentConfig
+from llenergymeasure.orchestration.grid_plan import BackendPlan, PlanAxis, plan_grid, short_for
 
 __all__ = [
     "GridExpansionResult",
@@ -76,18 +73,32 @@ class GridExpansionResult(BaseModel):
     backend_requirements: dict[str, str] = Field(
         default_factory=dict, description="Said once per backend: what the backend itself needs."
     )
-    total_generated: int
+    total_generated: int = Field(description="Every point generated, excluded ones included.")
+    excluded: dict[str, int] = Field(
+        default_factory=dict,
+        description="Points dropped by grid.exclude before validation, per rule (the first "
+        "that matched).",
+    )
+    excluded_per_backend: dict[str, int] = Field(default_factory=dict)
+    notes: list[str] = Field(
+        default_factory=list, description="Exclude entries or groups that had no effect."
+    )
+
+    @property
+    def excluded_count(self) -> int:
+        return sum(self.excluded.values())
 
     @property
     def per_backend(self) -> dict[str, dict[str, int]]:
         """valid / filtered / duplicates / warned counts per backend, in first-seen order."""
         counts: dict[str, dict[str, int]] = {}
 
-        def bump(backend: str | None, kind: str) -> None:
+        def bump(backend: str | None, kind: str, n: int = 1) -> None:
             row = counts.setdefault(
-                backend or "?", {"valid": 0, "filtered": 0, "duplicates": 0, "warned": 0}
+                backend or "?",
+                {"valid": 0, "excluded": 0, "filtered": 0, "duplicates": 0, "warned": 0},
             )
-            row[kind] += 1
+            row[kind] += n
 
         for cfg in self.valid_configs:
             bump(cfg.get("backend", "pytorch"), "valid")
@@ -97,6 +108,8 @@ class GridExpansionResult(BaseModel):
             bump(issue.backend, "duplicates")
         for issue in self.warnings:
             bump(issue.backend, "warned")
+        for backend, n in self.excluded_per_backend.items():
+            bump(backend, "excluded", n)
         return counts
 
     def grouped_reasons(self) -> list[tuple[str, int]]:
@@ -106,6 +119,9 @@ class GridExpansionResult(BaseModel):
     @property
     def summary(self) -> str:
         text = f"Generated {self.total_generated} experiments: {len(self.valid_configs)} valid"
+        if self.excluded:
+            rules = ", ".join(f"{rule} x {n}" for rule, n in Counter(self.excluded).most_common())
+            text += f", {self.excluded_count} excluded ({rules})"
         filtered = len(self.filtered_configs)
         if filtered:
             groups = ", ".join(f"{rule} x {n}" for rule, n in self.grouped_reasons())
@@ -121,83 +137,6 @@ class GridExpansionResult(BaseModel):
 # --- expansion -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Axis:
-    """Values to set at one path of the config dict."""
-
-    key: str  # as the user wrote it, for naming
-    path: tuple[str, ...]  # where it lands in the config dict
-    values: tuple[Any, ...]
-    short: str | None  # name abbreviation; None: not part of the name
-
-
-@dataclass(frozen=True)
-class _BackendPlan:
-    backend: str
-    base: dict[str, Any]
-    axes: tuple[_Axis, ...]
-
-    @property
-    def count(self) -> int:
-        return math.prod(len(a.values) for a in self.axes)
-
-
-def _as_values(value: Any) -> tuple[Any, ...]:
-    return tuple(value) if isinstance(value, list) else (value,)
-
-
-def _short_for(path: tuple[str, ...]) -> str:
-    """Name abbreviation of a parameter, from its field metadata (fallback: initials)."""
-    dotted = ".".join(path)
-    if path[0] in BACKEND_SECTIONS and len(path) > 1:
-        info = get_backend_params(path[0]).get(".".join(path[1:]))
-    else:
-        info = get_shared_params().get(dotted)
-    if info is not None and info.short is not None:
-        return info.short
-    return "".join(word[0] for word in path[-1].split("_"))
-
-
-def _plan(grid: CampaignGridConfig, base_config: dict[str, Any] | None) -> list[_BackendPlan]:
-    base = expand_model_shorthand(base_config or {})
-
-    def varies(key: str) -> bool:
-        candidates = [grid.shared.get(key)] + [o.get(key) for o in grid.backend_overrides.values()]
-        seen = {repr(v) for c in candidates if c is not None for v in _as_values(c)}
-        return len(seen) > 1
-
-    plans = []
-    for backend in grid.backends:
-        overrides = grid.backend_overrides.get(backend, {})
-        section_fields = BACKEND_SECTIONS[backend].model_fields
-        axes: list[_Axis] = []
-        if grid.models is not None:
-            axes.append(_Axis("model.name", ("model", "name"), tuple(grid.models), ""))
-        for key, value in grid.shared.items():
-            value = overrides.get(key, value)
-            path = tuple(key.split("."))
-            axes.append(
-                _Axis(key, path, _as_values(value), _short_for(path) if varies(key) else None)
-            )
-        for key, value in overrides.items():
-            if key in grid.shared:
-                continue  # replaced the shared axis above, in its position
-            if key.split(".")[0] in section_fields:
-                path = (backend, *key.split("."))
-            else:
-                path = tuple(key.split("."))
-            values = _as_values(value)
-            axes.append(_Axis(key, path, values, _short_for(path) if len(values) > 1 else None))
-        backend_base = {  # name: generated per point, from the base's name as a prefix
-            k: v
-            for k, v in base.items()
-            if k != "name" and (k not in BACKEND_SECTIONS or k == backend)
-        }
-        backend_base["backend"] = backend
-        plans.append(_BackendPlan(backend, backend_base, tuple(axes)))
-    return plans
-
-
 _PRECISION_SHORT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")
 
@@ -206,7 +145,7 @@ def _name_part(path: tuple[str, ...], short: str, value: Any) -> str:
     """One readable piece of an experiment name, e.g. ``bs4``, ``bf16``, ``nocompile``."""
     if isinstance(value, dict):
         return "_".join(
-            _name_part((*path, key), _short_for((*path, key)), sub) for key, sub in value.items()
+            _name_part((*path, key), short_for((*path, key)), sub) for key, sub in value.items()
         )
     if isinstance(value, bool):
         return short if value else f"no{short}"
@@ -219,27 +158,38 @@ def _name_part(path: tuple[str, ...], short: str, value: Any) -> str:
 
 
 def count_campaign_grid(grid: CampaignGridConfig) -> int:
-    """The exact number of grid points, without expanding (works for any size)."""
-    return sum(plan.count for plan in _plan(grid, None))
+    """The exact number of points the grid expands to (excluded points left out), counted
+    without expanding (works for any size)."""
+    return sum(plan.count_kept() for plan in plan_grid(grid, None))
 
 
 class _Choice:
     """One value of one axis, with what depends only on it worked out once, not per point.
 
-        ``kind`` says how the value is set: 0 a top-level scalar, 1 a scalar in a section, 2 the
-        general deep merge. ``suffix`` is what it adds to the experiment name: "_" and its name part,
-    or "" when the axis does not vary. Hashed
-        by identity, so tuples of choices key the validator's caches whatever the value's type.
+    ``kind`` says how the value is set: 0 a top-level scalar, 1 a scalar in a section, 2 the
+    general deep merge, 3 a linked point (``value`` holds its choices, one per key). ``suffix``
+    is what it adds to the experiment name: "_" and its name part, or "" when it adds none.
+    Hashed by identity, so tuples of choices key the validator's caches whatever the value's type.
     """
 
     __slots__ = ("kind", "path", "suffix", "value")
 
-    def __init__(self, axis: _Axis, value: Any) -> None:
-        self.path = axis.path
+    def __init__(self, path: tuple[str, ...], value: Any, part: str) -> None:
+        self.path = path
         self.value = value
-        self.kind = 2 if type(value) in _CONTAINERS else min(len(axis.path) - 1, 2)
-        part = "" if axis.short is None else _name_part(axis.path, axis.short, value)
+        self.kind = 2 if type(value) in _CONTAINERS else min(len(path) - 1, 2)
         self.suffix = f"_{part}" if part else ""
+
+    @classmethod
+    def of(cls, axis: PlanAxis, value: Any) -> _Choice:
+        spec = axis.spec
+        if spec.path is not None:
+            part = "" if axis.short is None else _name_part(spec.path, axis.short, value)
+            return cls(spec.path, value, part)
+        parts = [_name_part(p, short_for(p), v) for p, v in value if p in axis.named]
+        choice = cls((), tuple(cls(p, v, "") for p, v in value), "_".join(filter(None, parts)))
+        choice.kind = 3
+        return choice
 
 
 _CONTAINERS = (dict, list)
@@ -257,18 +207,28 @@ def _apply(config: dict[str, Any], choices: Iterable[_Choice]) -> None:
             if type(section) is not dict:
                 section = config[path[0]] = {}
             section[path[1]] = value
-        else:
+        elif kind == 2:
             set_path(config, path, value)
+        else:
+            _apply(config, value)
 
 
 class _Expander:
     """Builds the config dict of any grid point of one backend's plan from its choices."""
 
-    def __init__(self, plan: _BackendPlan, name_prefix: str | None, models_vary: bool) -> None:
+    def __init__(self, plan: BackendPlan, name_prefix: str | None, models_vary: bool) -> None:
         self.backend = plan.backend
+        self.group = plan.group
         self.base = plan.base
         self.axes = plan.axes
-        self.choices = [tuple(_Choice(axis, value) for value in axis.values) for axis in plan.axes]
+        self.rule_labels = plan.rule_labels
+        self.choices = [
+            tuple(_Choice.of(axis, value) for value in axis.spec.values) for axis in plan.axes
+        ]
+        self.rules = [
+            (label, [(i, frozenset(self.choices[i][c] for c in ok)) for i, ok in conds.items()])
+            for label, conds in plan.rules
+        ]
         fixed_name = [plan.backend]
         model = None if models_vary else plan.base.get("model", {}).get("name")
         if model:
@@ -289,8 +249,16 @@ class _Expander:
         ]
 
     def combos(self) -> Iterator[tuple[_Choice, ...]]:
-        """Every grid point of the plan, in order: the last axis varies fastest."""
+        """Every grid point of the plan, excluded ones too, in order: the last axis varies
+        fastest."""
         return itertools.product(*self.choices)
+
+    def excluded_by(self, combo: tuple[_Choice, ...]) -> str | None:
+        """The label of the first exclude rule the point matches, or None."""
+        for label, conditions in self.rules:
+            if all(combo[i] in accepted for i, accepted in conditions):
+                return label
+        return None
 
     def name(self, combo: tuple[_Choice, ...]) -> str:
         return self._name_start + "".join(map(_suffix_of, combo))
@@ -332,7 +300,10 @@ class GridPoints(Iterator[dict[str, Any]]):
                 self._current = _opened(self._parts.pop(0))
             expander, items = self._current
             for item in items:
-                return item if expander is None else expander.build(item)
+                if expander is None:
+                    return item
+                if not expander.rules or expander.excluded_by(item) is None:
+                    return expander.build(item)
             self._current = None
         raise StopIteration
 
@@ -363,7 +334,7 @@ def iter_campaign_grid(
     """
     prefix = (base_config or {}).get("name")
     return GridPoints(
-        _Expander(plan, prefix, grid.models is not None) for plan in _plan(grid, base_config)
+        _Expander(plan, prefix, grid.models is not None) for plan in plan_grid(grid, base_config)
     )
 
 
@@ -373,8 +344,9 @@ def expand_campaign_grid(
 ) -> list[dict[str, Any]]:
     """Expand campaign grid into individual experiment config dicts.
 
-    Cartesian product of backends x models x shared params x backend-specific params; the
-    list form of :func:`iter_campaign_grid`.
+    Cartesian product of backends x models x shared params x linked axes x backend-specific
+    params (group by group, excluded points left out); the list form of
+    :func:`iter_campaign_grid`.
     """
     configs = list(iter_campaign_grid(grid, base_config))
     logger.debug("expanded grid into {} configs", len(configs))
@@ -548,7 +520,8 @@ class _PointPreparer:
         self._base = base
         touched: dict[str, list[int]] = {}
         for index, axis in enumerate(expander.axes):
-            touched.setdefault(axis.path[0], []).append(index)
+            for head in _heads(axis):
+                touched.setdefault(head, []).append(index)
         self._targets: list[tuple[str, itemgetter[Any], dict[Any, Any]]] = [
             (key, itemgetter(*indices), {}) for key, indices in touched.items()
         ]
@@ -557,7 +530,7 @@ class _PointPreparer:
     def of(cls, expander: _Expander, sections: _SectionCache) -> _PointPreparer | None:
         """None where points must go the plain way: the base fails, or an axis sets ``backend``."""
         base = sections.prepare(expander.base)
-        if base is None or any(axis.path[0] == "backend" for axis in expander.axes):
+        if base is None or any("backend" in _heads(axis) for axis in expander.axes):
             return None
         return cls(expander, sections, base)
 
@@ -570,7 +543,8 @@ class _PointPreparer:
                 value = values[choices] = self._value(key, choices)
             if value is _FAILED:
                 return None
-            prepared[key] = value
+            if value is not _UNSET:
+                prepared[key] = value
         return prepared
 
     def _value(self, key: str, choices: Any) -> Any:
@@ -578,7 +552,7 @@ class _PointPreparer:
         base = self._expander.base
         partial = {key: clone(base[key])} if key in base else {}
         _apply(partial, choices if type(choices) is tuple else (choices,))
-        value = partial[key]
+        value = partial.get(key, _UNSET)  # a linked point may leave this key alone
         if key in _SECTION_CLASSES and type(value) is dict:
             try:
                 return self._sections.section(key, value)
@@ -587,7 +561,16 @@ class _PointPreparer:
         return value
 
 
+def _heads(axis: PlanAxis) -> set[str]:
+    """The top-level keys an axis sets."""
+    spec = axis.spec
+    if spec.path is not None:
+        return {spec.path[0]}
+    return {path[0] for point in spec.values for path, _ in point}
+
+
 _UNKNOWN = object()
+_UNSET = object()
 _FAILED = object()
 
 
@@ -605,6 +588,10 @@ class _Validation:
         self.backends: dict[str, None] = {}
         self.total = 0
         self.sections = _SectionCache()
+        self.excluded: Counter[str] = Counter()
+        self.excluded_per_backend: Counter[str] = Counter()
+        self.rule_labels: dict[str, None] = {}
+        self.groups: dict[str, list[int]] = {}  # group -> [generated, kept]
 
     def add_dicts(self, config_dicts: Iterable[dict[str, Any]]) -> None:
         prepare = self.sections.prepare
@@ -619,15 +606,41 @@ class _Validation:
 
     def add_points(self, expander: _Expander, combos: Iterator[tuple[_Choice, ...]]) -> None:
         """Grid points from their choices; a point's dict is only built if it is kept."""
+        total, kept = self.total, len(self.valid)
+        self.rule_labels.update(dict.fromkeys(expander.rule_labels))
+        if expander.rules:
+            combos = self._not_excluded(expander, combos)
+        self._add_points(expander, combos)
+        if expander.group is not None:
+            counts = self.groups.setdefault(expander.group, [0, 0])
+            counts[0] += self.total - total
+            counts[1] += len(self.valid) - kept
+
+    def _not_excluded(
+        self, expander: _Expander, combos: Iterator[tuple[_Choice, ...]]
+    ) -> Iterator[tuple[_Choice, ...]]:
+        """The points no exclude rule drops; the dropped ones counted per (first) rule."""
+        excluded_by = expander.excluded_by
+        for combo in combos:
+            label = excluded_by(combo)
+            if label is None:
+                yield combo
+            else:
+                self.total += 1
+                self.excluded[label] += 1
+                self.excluded_per_backend[expander.backend] += 1
+
+    def _add_points(self, expander: _Expander, combos: Iterator[tuple[_Choice, ...]]) -> None:
         preparer = _PointPreparer.of(expander, self.sections)
         if preparer is None:
             self.add_dicts(map(expander.build, combos))
             return
-        prepare, name_of, build, backend = (
+        prepare, name_of, build, backend, group = (
             preparer.prepare,
             expander.name,
             expander.build,
             expander.backend,
+            expander.group,
         )
         for combo in combos:
             desc = name_of(combo)
@@ -637,7 +650,7 @@ class _Validation:
                 prepared = raw = build(combo, desc)
             admitted = self.admit(prepared, desc, backend)
             if admitted is not None:
-                self.keep(raw or build(combo, desc), desc, *admitted)
+                self.keep(raw or build(combo, desc), desc, *admitted, group=group)
 
     def admit(
         self, data: dict[str, Any], desc: str, backend: str
@@ -668,9 +681,18 @@ class _Validation:
             return None
         return model, digest
 
-    def keep(self, raw: dict[str, Any], desc: str, model: ExperimentConfig, digest: str) -> None:
+    def keep(
+        self,
+        raw: dict[str, Any],
+        desc: str,
+        model: ExperimentConfig,
+        digest: str,
+        group: str | None = None,
+    ) -> None:
         names = self.names
         if desc in names or "name" not in raw:
+            if group is not None:  # the group's name tells it from an earlier group's point
+                desc = f"{desc}_{_UNSAFE.sub('-', group).strip('-')}"
             unique, n = desc, 1
             while unique in names:
                 n += 1
@@ -708,7 +730,27 @@ class _Validation:
             warnings=self.warnings,
             backend_requirements=requirements,
             total_generated=self.total,
+            excluded=dict(self.excluded),
+            excluded_per_backend=dict(self.excluded_per_backend),
+            notes=self.notes(),
         )
+
+    def notes(self) -> list[str]:
+        """Exclude entries that dropped nothing, groups that added nothing."""
+        found = [
+            f"{label} drops no point that an earlier exclude entry does not already drop; "
+            "fix: remove it"
+            for label in self.rule_labels
+            if not self.excluded[label]
+        ]
+        found += [
+            f"group '{group}' adds no experiment: its {generated} point(s) are all excluded, "
+            "invalid or the same configs as earlier points; fix: remove the group or change "
+            "its axes"
+            for group, (generated, kept) in self.groups.items()
+            if not kept
+        ]
+        return found
 
 
 _validate_config = ExperimentConfig.__pydantic_validator__.validate_python
