@@ -63,7 +63,7 @@ def test_nesting_beyond_the_limit_is_refused_literal_or_through_aliases() -> Non
     half = MAX_DEPTH // 2 + 2
     text = f"a: &a {'[' * half}{']' * half}\nb: {'[' * half}*a{']' * half}"
     assert "levels deep" in refusal(text).what
-    assert refusal("a: " + "[" * 100_000 + "]" * 100_000).where == "f.yaml:1"  # no RecursionError
+    assert "levels deep" in refusal("a: " + "[" * 100_000 + "]" * 100_000).what  # no RecursionError
 
 
 def test_alias_bombs_are_refused_quickly_by_their_expanded_size() -> None:

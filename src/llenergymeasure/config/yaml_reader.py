@@ -338,6 +338,12 @@ def parse_yaml(text: str, *, source: str) -> tuple[Any, dict[KeyPath, int]]:
         mark = getattr(err, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         problem = getattr(err, "problem", None) or str(err)
+        if "nesting depth" in problem:  # libyaml's own limit, met before ours in flow style
+            raise ConfigError(
+                f"the document nests lists and mappings more than {MAX_DEPTH} levels deep",
+                where=where,
+                fix="flatten it; config sections nest a few levels at most",
+            ) from None
         raise ConfigError(
             f"YAML syntax error: {problem}", where=where, fix="fix the YAML syntax"
         ) from None
