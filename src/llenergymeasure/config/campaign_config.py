@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from llenergymeasure.config._base import StrictModel
 from llenergymeasure.config.grid_config import CampaignGridConfig, GridGroup, check_axes, key_error
-from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.models import MAX_SECONDS, ExperimentConfig
 from llenergymeasure.config.text import PlainText
 from llenergymeasure.config.urls import redact_url, webhook_problem
 
@@ -52,8 +52,11 @@ class ThermalWaitConfig(StrictModel):
 
     enabled: bool = True
     max_temperature_c: float = Field(60.0, gt=0)
-    timeout_seconds: float = Field(300.0, ge=0)
+    timeout_seconds: float = Field(300.0, ge=0, le=MAX_SECONDS)
 
+
+MAX_CYCLES = 10_000
+"""Upper bound of cycles: the plan holds one entry per experiment and cycle."""
 
 Structure = Literal["interleaved", "shuffled", "grouped", "balanced"]
 """The run orders ``execution.structure`` offers (orchestration/order.py builds them)."""
@@ -110,6 +113,7 @@ class ExecutionConfig(StrictModel):
     cycles: int = Field(
         3,
         ge=1,
+        le=MAX_CYCLES,
         description="Repetitions of the whole experiment list (3: the fewest for a usable CI).",
     )
     structure: Structure = Field(
@@ -129,13 +133,21 @@ class ExecutionConfig(StrictModel):
         "energy_per_token_j", description="The metric whose CI target_ci_pct bounds."
     )
     min_cycles: int | None = Field(
-        None, ge=2, description="Adaptive: cycles every config runs first (default: cycles)."
+        None,
+        ge=2,
+        le=MAX_CYCLES,
+        description="Adaptive: cycles every config runs first (default: cycles).",
     )
     max_cycles: int | None = Field(
-        None, ge=2, description="Adaptive: the most cycles a config may run (default: 10)."
+        None,
+        ge=2,
+        le=MAX_CYCLES,
+        description="Adaptive: the most cycles a config may run (default: 10).",
     )
-    config_gap_seconds: float = Field(0.0, ge=0, description="Pause between experiments.")
-    cycle_gap_seconds: float = Field(0.0, ge=0, description="Pause between cycles.")
+    config_gap_seconds: float = Field(
+        0.0, ge=0, le=MAX_SECONDS, description="Pause between experiments."
+    )
+    cycle_gap_seconds: float = Field(0.0, ge=0, le=MAX_SECONDS, description="Pause between cycles.")
     executor: Literal["inprocess", "subprocess", "ray"] = Field(
         "inprocess",
         description="Where experiments run: inprocess (reuses loaded models), subprocess (a "
@@ -146,7 +158,7 @@ class ExecutionConfig(StrictModel):
         5, ge=1, description="Stop after this many failures in a row."
     )
     experiment_timeout_seconds: float | None = Field(
-        None, gt=0, description="Upper bound for one experiment."
+        None, gt=0, le=MAX_SECONDS, description="Upper bound for one experiment."
     )
     thermal_wait: ThermalWaitConfig = Field(default_factory=ThermalWaitConfig)
 
@@ -220,7 +232,9 @@ class ScheduleConfig(StrictModel):
     """Daemon mode: start at a time of day, repeat cycles at an interval, stop after a duration."""
 
     at: str | None = Field(None, description="Start time HH:MM (local).")
-    interval_seconds: float | None = Field(None, gt=0, description="Time between cycle starts.")
+    interval_seconds: float | None = Field(
+        None, gt=0, le=MAX_SECONDS, description="Time between cycle starts."
+    )
     total_duration_seconds: float | None = Field(
         None, gt=0, description="Stop starting cycles after this."
     )

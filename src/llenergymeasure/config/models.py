@@ -29,6 +29,13 @@ EnergySourceName = Literal["auto", "nvml", "rapl", "zeus", "codecarbon", "estima
 NODE_WIDE_SOURCES: frozenset[str] = frozenset({"rapl", "codecarbon", "estimate"})
 """Energy sources that read the whole machine rather than the experiment's own devices."""
 
+MAX_TOKENS = 2**24
+"""Upper bound of token counts: beyond any model's context (a larger value is a typo)."""
+MAX_PROMPTS = 10_000_000
+"""Upper bound of prompt and request counts."""
+MAX_SECONDS = 7 * 86400.0
+"""Upper bound of waits and windows (a week); ``time.sleep`` overflows on huge values."""
+
 BACKEND_SECTIONS: dict[str, type[BackendSection]] = {
     "pytorch": PyTorchConfig,
     "vllm": VLLMConfig,
@@ -94,7 +101,11 @@ class DecoderConfig(StrictModel):
     temperature: float | None = Field(None, ge=0, le=2, json_schema_extra=meta(short="temp"))
     top_p: float | None = Field(None, gt=0, le=1, json_schema_extra=meta(short="topp"))
     top_k: int | None = Field(
-        None, ge=0, description="0 disables top-k.", json_schema_extra=meta(short="topk")
+        None,
+        ge=0,
+        le=MAX_TOKENS,
+        description="0 disables top-k.",
+        json_schema_extra=meta(short="topk"),
     )
     repetition_penalty: float | None = Field(None, gt=0, json_schema_extra=meta(short="rep"))
     do_sample: bool | None = Field(
@@ -144,11 +155,16 @@ class DatasetConfig(StrictModel):
         json_schema_extra=meta(short="ds"),
     )
     num_prompts: int = Field(
-        32, ge=1, description="Prompts in the measured window.", json_schema_extra=meta(short="n")
+        32,
+        ge=1,
+        le=MAX_PROMPTS,
+        description="Prompts in the measured window.",
+        json_schema_extra=meta(short="n"),
     )
     synthetic_input_tokens: int = Field(
         64,
         ge=1,
+        le=MAX_TOKENS,
         description="Prompt length in tokens for builtin:synthetic.",
         json_schema_extra=meta(short="in"),
     )
@@ -169,17 +185,19 @@ class WarmupConfig(StrictModel):
         0.05, gt=0, lt=1, description="Coefficient of variation that counts as steady."
     )
     min_prompts: int = Field(
-        2, ge=1, description="Prompts always run before convergence is checked."
+        2, ge=1, le=MAX_PROMPTS, description="Prompts always run before convergence is checked."
     )
-    max_prompts: int = Field(32, ge=1, description="Upper bound on warmup prompts.")
-    window_size: int = Field(3, ge=2, description="Batches over which the CV is computed.")
+    max_prompts: int = Field(32, ge=1, le=MAX_PROMPTS, description="Upper bound on warmup prompts.")
+    window_size: int = Field(
+        3, ge=2, le=MAX_PROMPTS, description="Batches over which the CV is computed."
+    )
 
 
 class BaselineConfig(StrictModel):
     """Idle power measured before the experiment and subtracted from its energy."""
 
     enabled: bool = Field(True, json_schema_extra=meta(short="base"))
-    duration_sec: float = Field(10.0, gt=0, description="Idle window length.")
+    duration_sec: float = Field(10.0, gt=0, le=MAX_SECONDS, description="Idle window length.")
     cache_ttl_sec: float = Field(
         3600.0, ge=0, description="Reuse a baseline this recent for the same devices."
     )
@@ -194,7 +212,7 @@ class EnergyConfig(StrictModel):
         json_schema_extra=meta(short="energy"),
     )
     sample_interval_ms: float = Field(
-        100.0, ge=1, description="Polling interval where the source polls."
+        100.0, ge=1, le=MAX_SECONDS * 1000, description="Polling interval where the source polls."
     )
     tdp_w: float | None = Field(
         None,
@@ -204,6 +222,7 @@ class EnergyConfig(StrictModel):
     min_window_s: float | None = Field(
         None,
         ge=0,
+        le=MAX_SECONDS,
         description="Shortest measured window; whole passes over the prompts repeat until it "
         "is reached (None: the source's floor, 1 s for GPU sources, 0 otherwise).",
     )
@@ -227,7 +246,10 @@ class TimeseriesConfig(StrictModel):
 
     enabled: bool = Field(False, json_schema_extra=meta(short="ts"))
     sample_interval_ms: float = Field(
-        100.0, ge=1, description="Spacing of the time series' samples (NVML, RAPL)."
+        100.0,
+        ge=1,
+        le=MAX_SECONDS * 1000,
+        description="Spacing of the time series' samples (NVML, RAPL).",
     )
 
 
@@ -243,19 +265,21 @@ class TrafficConfig(StrictModel):
     )
     target_qps: float | None = Field(
         None,
-        gt=0,
+        ge=1e-6,  # one request in 11 days; a smaller rate overflows the sleeps between them
         description="Mean arrivals per second (constant, poisson).",
         json_schema_extra=meta(short="qps"),
     )
     burst_size: int | None = Field(
         None,
         ge=1,
+        le=MAX_PROMPTS,
         description="Requests per burst (bursty).",
         json_schema_extra=meta(short="burst"),
     )
     burst_interval_s: float | None = Field(
         None,
         gt=0,
+        le=MAX_SECONDS,
         description="Seconds from one burst to the next (bursty).",
         json_schema_extra=meta(short="every"),
     )
@@ -305,10 +329,14 @@ class ExperimentConfig(StrictModel):
     backend: Backend = Field("pytorch", json_schema_extra=meta(short=""))
     fp_precision: Precision = Field("bfloat16", json_schema_extra=meta(short=""))
     max_input_tokens: int = Field(
-        512, ge=1, description="Prompts are truncated to this.", json_schema_extra=meta(short="in")
+        512,
+        ge=1,
+        le=MAX_TOKENS,
+        description="Prompts are truncated to this.",
+        json_schema_extra=meta(short="in"),
     )
-    max_output_tokens: int = Field(128, ge=1, json_schema_extra=meta(short="out"))
-    min_output_tokens: int = Field(0, ge=0, json_schema_extra=meta(short="minout"))
+    max_output_tokens: int = Field(128, ge=1, le=MAX_TOKENS, json_schema_extra=meta(short="out"))
+    min_output_tokens: int = Field(0, ge=0, le=MAX_TOKENS, json_schema_extra=meta(short="minout"))
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     streaming: bool = Field(
