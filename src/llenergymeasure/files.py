@@ -15,6 +15,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -122,6 +123,17 @@ def json_bytes(data: Any) -> bytes:
     secret from the environment redacted (see :mod:`llenergymeasure.redaction`)."""
     text = json.dumps(data, indent=2, allow_nan=False, default=str)
     return (redact_json_text(text) + "\n").encode("utf-8")
+
+
+def finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None: JSON (RFC 8259) has no way to write them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from typing import Any, NoReturn
 
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from llenergymeasure.exceptions import LLEMError
+from llenergymeasure.files import finite
 from llenergymeasure.redaction import redact_json_text, redact_text
 
 out = Console(highlight=False, soft_wrap=True)
@@ -30,16 +30,5 @@ def fail(error: LLEMError) -> NoReturn:
 def print_json(data: Any) -> None:
     """Machine-readable output on stdout, nothing else mixed in: strict JSON (RFC 8259), so
     a NaN or infinity is written as null; secrets from the environment are redacted."""
-    text = json.dumps(_finite(data), indent=2, allow_nan=False, default=str)
+    text = json.dumps(finite(data), indent=2, allow_nan=False, default=str)
     sys.stdout.write(redact_json_text(text) + "\n")
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinite float (JSON has none) replaced by None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
 
+from llenergymeasure.files import finite
 from llenergymeasure.report.data import ESTIMATE
 from llenergymeasure.report.figures import Section
 
@@ -86,17 +86,6 @@ def script_text(code: str) -> str:
 def json_text(data: Any) -> str:
     """JSON safe inside ``<script>``: ``</`` escaped (still valid JSON), non-finite -> null."""
     return json.dumps(finite(data), default=str, allow_nan=False).replace("</", "<\\/")
-
-
-def finite(value: Any) -> Any:
-    """``value`` with NaN and infinities as None (JSON and Vega cannot take them)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
 
 
 def _figure(figure: Any, figure_dir: str) -> str:
