@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from llenergymeasure.cli.render import err, out, print_json
+from llenergymeasure.cli.render import err, escape, new_table, out, print_json
 
-app = typer.Typer(help="Campaigns: grids of experiments run in cycles.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,
+    help="Campaigns: grids of experiments run in cycles.",
+    no_args_is_help=True,
+)
 
 
 def _plan(file: Path) -> tuple[Any, Any]:
@@ -61,6 +63,7 @@ def _json_summary(campaign: Any, result: Any) -> dict[str, Any]:
         "campaign_name": campaign.campaign_name,
         "total_generated": result.total_generated,
         "valid": len(result.valid_configs),
+        "excluded": result.excluded_count,
         "filtered": len(result.filtered_configs),
         "duplicates": len(result.duplicates),
         "warnings": len(result.warnings),
@@ -68,6 +71,8 @@ def _json_summary(campaign: Any, result: Any) -> dict[str, Any]:
         "summary": result.summary,
         "per_backend": result.per_backend,
         "filtered_reasons": [{"rule": r, "count": n} for r, n in result.grouped_reasons()],
+        "excluded_rules": [{"rule": r, "count": n} for r, n in result.excluded.items()],
+        "notes": result.notes,
         "backend_requirements": result.backend_requirements,
         "experiments": [
             {"name": c["name"], "backend": c.get("backend", "pytorch"), "config_hash": h}
@@ -81,14 +86,22 @@ def _json_summary(campaign: Any, result: Any) -> dict[str, Any]:
 
 def render_plan(result: Any, *, list_names: bool) -> None:
     """Per-backend counts, grouped reasons, requirements, warnings and the summary line."""
-    table = Table(title="Experiments per backend")
-    for column in ("backend", "valid", "filtered", "duplicates", "hardware warnings"):
-        table.add_column(column, justify="left" if column == "backend" else "right")
-    for backend, row in result.per_backend.items():
-        table.add_row(
-            backend, *(str(row[k]) for k in ("valid", "filtered", "duplicates", "warned"))
+    table = new_table(title="Experiments per backend")
+    kinds = ["valid", "excluded", "filtered", "duplicates", "warned"]
+    if not result.excluded:
+        kinds.remove("excluded")  # a grid without exclude entries keeps its familiar table
+    for column in ("backend", *kinds):
+        table.add_column(
+            "hardware warnings" if column == "warned" else column,
+            justify="left" if column == "backend" else "right",
         )
+    for backend, row in result.per_backend.items():
+        table.add_row(backend, *(str(row[k]) for k in kinds))
     out.print(table)
+    if result.excluded:
+        out.print("[bold]Excluded[/] (grid.exclude, before validation)")
+        for rule, count in result.excluded.items():
+            out.print(f"  [dim]x {count}[/] {escape(rule)}")
     if result.filtered_configs:
         out.print("[bold]Filtered as invalid[/]")
         example: dict[str, Any] = {}
@@ -99,8 +112,8 @@ def render_plan(result: Any, *, list_names: bool) -> None:
             out.print(
                 f"      e.g. {escape(example[rule].config_desc)}: {escape(example[rule].reason)}"
             )
-    for requirement in result.backend_requirements.values():
-        out.print(f"[yellow]note:[/] {escape(requirement)}")
+    for note in [*result.backend_requirements.values(), *result.notes]:
+        out.print(f"[yellow]note:[/] {escape(note)}")
     if result.warnings:
         out.print("[bold]Hardware warnings[/] (kept; may fail at run time)")
         for reason, count in Counter(w.reason for w in result.warnings).most_common():
@@ -120,7 +133,7 @@ def validate(
 ) -> None:
     """Expand a campaign's grid and dry-run validate every experiment (no GPU needed).
 
-    Example: [bold]llem campaign validate examples/campaign.yaml --list[/]
+    Example: llem campaign validate examples/campaign.yaml --list
 
     Exit 0 when at least one experiment is valid, 1 when none is, 2 when the file is unusable.
     """
@@ -143,7 +156,7 @@ PLAN_ROWS_SHOWN = 60
 
 def _render_order(plan: Any) -> None:
     entries = plan.to_run
-    table = Table(title=f"Run order ({len(entries)} runs)")
+    table = new_table(title=f"Run order ({len(entries)} runs)")
     for column in ("#", "exp_id", "cycle", "backend", "name"):
         table.add_column(column, justify="right" if column in ("#", "cycle") else "left")
     for index, entry in enumerate(entries[:PLAN_ROWS_SHOWN], 1):
@@ -181,6 +194,23 @@ def _render_header(plan: Any, *, dry_run: bool) -> None:
     )
     out.print(f"estimated duration: {escape(plan.estimate().text())}")
     out.print(f"results: {escape(str(plan.output_dir))}")
+
+
+def _check_plan_size(plan: Any, *, allow_large: bool) -> None:
+    """Refuse a plan larger than ``execution.max_experiments`` unless ``--allow-large``: ``--yes``
+    answers the prompt, it does not say the size was meant."""
+    from llenergymeasure.exceptions import ConfigError
+
+    limit = plan.campaign.execution.max_experiments
+    experiments = len(plan.experiments)
+    if experiments <= limit or allow_large:
+        return
+    raise ConfigError(
+        f"the plan has {experiments:,} experiments ({len(plan.to_run):,} runs, estimated "
+        f"{plan.estimate().text()}), more than execution.max_experiments ({limit:,})",
+        fix="check the grid (`llem campaign validate FILE` shows what it expands to); to run "
+        "it anyway pass --allow-large, or raise execution.max_experiments in the campaign file",
+    )
 
 
 class _LiveProgress:
@@ -279,7 +309,7 @@ def _render_outcome(outcome: Any, *, quiet: bool) -> None:
     if outcome.stop_reason:
         out.print(f"[red]stopped:[/] {escape(outcome.stop_reason)}")
     if outcome.failures:
-        table = Table(title="Failures")
+        table = new_table(title="Failures")
         table.add_column("exp_id")
         table.add_column("status")
         table.add_column("error")
@@ -312,6 +342,11 @@ def run(
     ),
     cycles: int | None = typer.Option(None, "--cycles", min=1, help="Override execution.cycles."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before running."),
+    allow_large: bool = typer.Option(
+        False,
+        "--allow-large",
+        help="Run a plan of more than execution.max_experiments experiments (default 10,000).",
+    ),
     quiet: bool = typer.Option(
         False,
         "--quiet",
@@ -321,8 +356,8 @@ def run(
 ) -> None:
     """Run every valid experiment of a campaign in every cycle, with a resumable manifest.
 
-    Example: [bold]llem campaign run campaign.yaml -o results/sweep[/]
-    (then [bold]--resume[/] after a crash or Ctrl-C; [bold]llem campaign status results/sweep[/]).
+    Example: llem campaign run campaign.yaml -o results/sweep
+    (then --resume after a crash or Ctrl-C; llem campaign status results/sweep).
 
     Writes DIR/manifest.json, DIR/<name>_c<cycle>/result.json, DIR/summary.csv,
     DIR/summary.parquet, DIR/experiments.csv, DIR/campaign.log and, with the report extra,
@@ -361,6 +396,7 @@ def run(
         _render_order(plan)
         out.print("[dim]dry run: nothing was run or written[/]")
         return
+    _check_plan_size(plan, allow_large=allow_large)
     if not plan.to_run and not plan.move_aside:
         out.print("nothing left to run: every run is completed")
     if not yes and not quiet and sys.stdin.isatty() and not typer.confirm("Proceed?", default=True):
@@ -442,7 +478,7 @@ def status(
     """Progress of a campaign: runs per status, failures with their errors, last update; every
     completed run's result file is checked.
 
-    Example: [bold]llem campaign status results/sweep[/]
+    Example: llem campaign status results/sweep
     """
     from llenergymeasure.exceptions import ConfigError
     from llenergymeasure.orchestration.executors.base import error_headline
@@ -481,7 +517,7 @@ def status(
     out.print(f"created {manifest.created_at}, last update {manifest.updated_at}; {running}")
     if manifest.status == "running" and holder is None:
         out.print("[yellow]note:[/] the process that ran it stopped; continue with --resume")
-    table = Table(title="Runs per status")
+    table = new_table(title="Runs per status")
     table.add_column("status")
     table.add_column("runs", justify="right")
     for name, count in counts.items():
