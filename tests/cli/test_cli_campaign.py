@@ -334,3 +334,71 @@ def test_validate_gives_runs_as_experiments_times_cycles(write_yaml: WriteYaml) 
     text = invoke("campaign", "validate", adaptive).output
     assert "8 run(s) = 2 experiment(s) x 4 cycle(s), then more cycles only for configs" in text
     assert "up to 9 cycles (18 runs at most)" in text
+
+
+# --- grid v2 -----------------------------------------------------------------------------------
+
+V2_CAMPAIGN = """
+campaign_name: v2
+base_config: {model: gpt2, warmup: {max_prompts: 200}}
+grid:
+  backends: [pytorch, vllm]
+  linked:
+    - - {fp_precision: float32}
+      - {fp_precision: float16}
+      - {fp_precision: float16, pytorch.load_in_8bit: true}
+  backend_overrides: {pytorch: {batch_size: [1, 8]}}
+  exclude:
+    - {backend: vllm, fp_precision: float32}
+    - {pytorch.batch_size: 8, fp_precision: [float16, bfloat16]}
+"""
+
+
+def test_validate_reports_excluded_points_per_rule(write_yaml: WriteYaml) -> None:
+    path = write_yaml(V2_CAMPAIGN)
+    result = invoke("campaign", "validate", path, "--json")
+    assert_clean(result)
+    data = json.loads(result.stdout)
+    assert data["total_generated"] == 9
+    assert data["excluded"] == 3
+    assert data["valid"] + data["excluded"] + data["filtered"] + data["duplicates"] == 9
+    assert [r["count"] for r in data["excluded_rules"]] == [1, 2]
+    assert data["per_backend"]["vllm"]["excluded"] == 1
+    text = invoke("campaign", "validate", path)
+    header = next(line for line in text.output.splitlines() if "┃ backend" in line)
+    assert "excluded" in header  # a column of the table
+    assert "grid.exclude[1] (pytorch.batch_size=8, fp_precision=float16|bfloat16)" in text.output
+    assert "3 excluded (" in text.output
+
+
+def test_validate_says_when_an_exclude_can_match_nothing(write_yaml: WriteYaml) -> None:
+    path = write_yaml(
+        V2_CAMPAIGN.replace("vllm, fp_precision: float32}", "vllm, fp_precision: bfloat16}")
+    )
+    result = invoke("campaign", "validate", path)
+    assert_clean(result)
+    assert result.exit_code == 2
+    assert f"{path}:11: grid.exclude.0" in result.output
+    assert "can match no point" in result.output
+
+
+def test_run_refuses_a_plan_above_max_experiments_without_allow_large(
+    write_yaml: WriteYaml, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_yaml(V2_CAMPAIGN + "execution: {max_experiments: 3, cycles: 2}\n")
+    out_dir = tmp_path / "out"
+    result = invoke("campaign", "run", path, "-o", out_dir, "--yes")
+    assert_clean(result)
+    assert result.exit_code == 2
+    assert "the plan has 5 experiments (10 runs, estimated" in result.output
+    assert "--allow-large" in result.output
+    assert not (out_dir / "manifest.json").exists()
+
+    from llenergymeasure.orchestration import runner
+
+    def interrupted(self: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner.CampaignRunner, "run", interrupted)
+    result = invoke("campaign", "run", path, "-o", out_dir, "--yes", "--allow-large")
+    assert result.exit_code == 130, result.output  # past the guard, into the runner

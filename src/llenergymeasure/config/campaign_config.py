@@ -102,6 +102,10 @@ class RayConfig(StrictModel):
         return value
 
 
+MAX_EXPERIMENTS = 10_000
+"""Default of ``execution.max_experiments``: the largest plan run without ``--allow-large``."""
+
+
 class ExecutionConfig(StrictModel):
     """How many cycles, in which order, with which gaps.
 
@@ -161,6 +165,13 @@ class ExecutionConfig(StrictModel):
         None, gt=0, le=MAX_SECONDS, description="Upper bound for one experiment."
     )
     thermal_wait: ThermalWaitConfig = Field(default_factory=ThermalWaitConfig)
+    max_experiments: int = Field(
+        MAX_EXPERIMENTS,
+        ge=1,
+        description="llem campaign run refuses a plan of more experiments than this (after "
+        "showing its size and estimated duration) unless run with --allow-large: a typo in a "
+        "grid can multiply it by 100.",
+    )
 
     @model_validator(mode="after")
     def _check_adaptive(self) -> ExecutionConfig:
@@ -320,6 +331,7 @@ class CampaignConfig(StrictModel):
 
 __all__ = [
     "BOOTSTRAP_MIN_CYCLES",
+    "MAX_EXPERIMENTS",
     "AdaptiveMetric",
     "CIMethod",
     "CampaignConfig",
