@@ -730,7 +730,9 @@ class _Validation:
             warnings=self.warnings,
             backend_requirements=requirements,
             total_generated=self.total,
-            excluded=dict(self.excluded),
+            excluded={
+                label: self.excluded[label] for label in self.rule_labels if label in self.excluded
+            },
             excluded_per_backend=dict(self.excluded_per_backend),
             notes=self.notes(),
         )
