@@ -20,9 +20,9 @@ from llenergymeasure.config.loader import load_campaign_config, load_experiment_
 from llenergymeasure.exceptions import LLEMError
 from llenergymeasure.files import json_bytes, safe_name
 
-TIME_BOUND_S = 10.0
-"""Per document and per path (loader, CLI). The limits aim at under 2 s on an idle core; the
-bound allows for shared, loaded CI runners."""
+CPU_BOUND_S = 5.0
+"""CPU seconds per document and per path (loader, CLI): the limits aim at under 2 s; CPU time,
+not wall time, so a loaded, shared runner does not fail the bound."""
 NAME_MAX_BYTES = 255
 
 
@@ -35,7 +35,7 @@ def _strict(text: str) -> Any:
 
 def load(path: Path, kind: str) -> int:
     """The loader's verdict: 0 loaded (and writable), else the error's exit code."""
-    started = time.perf_counter()
+    started = time.process_time()
     try:
         if kind == "campaign":
             load_campaign_config(path)
@@ -46,22 +46,22 @@ def load(path: Path, kind: str) -> int:
     except LLEMError as error:
         assert error.what, "an error without a message"
         code = error.exit_code
-    elapsed = time.perf_counter() - started
-    assert elapsed < TIME_BOUND_S, f"the loader took {elapsed:.1f} s"
+    elapsed = time.process_time() - started
+    assert elapsed < CPU_BOUND_S, f"the loader took {elapsed:.1f} CPU s"
     return code
 
 
 def validate(path: Path, kind: str) -> int:
     """``llem <kind> validate --json`` in-process; returns its exit code after the checks."""
     command = ["campaign" if kind == "campaign" else "config", "validate", str(path), "--json"]
-    started = time.perf_counter()
+    started = time.process_time()
     result = CliRunner().invoke(app, command)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert result.exception is None or isinstance(result.exception, SystemExit), (
         f"{type(result.exception).__name__} escaped the CLI: {result.exception!r}"
     )
     assert "Traceback" not in result.output
-    assert elapsed < TIME_BOUND_S, f"the CLI took {elapsed:.1f} s"
+    assert elapsed < CPU_BOUND_S, f"the CLI took {elapsed:.1f} CPU s"
     code = result.exit_code
     assert code in (0, 1, 2), f"undocumented exit code {code}"
     if code == 2 or (code == 1 and kind == "experiment"):
