@@ -100,7 +100,7 @@ _EventSource: Any = _event_source()
 
 
 class _Refused(Exception):
-    """A limit or rule broken at ``node``'s line and ``path`` (turned into a ConfigError)."""
+    """A limit or rule broken at ``mark``'s line and key ``path`` (becomes a ConfigError)."""
 
     def __init__(self, what: str, mark: Any, path: KeyPath, fix: str) -> None:
         super().__init__(what)
