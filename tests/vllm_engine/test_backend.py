@@ -164,3 +164,24 @@ def test_an_engine_that_will_not_start_says_why() -> None:
     text = err.value.render()
     assert "vLLM could not start an engine for 'builtin:tiny-gpt2'" in text
     assert "100000" in text or "max_model_len" in text
+
+
+def test_gpu_memory_a_teardown_keeps_is_noted_for_the_next_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from llenergymeasure.measurement.inference import vllm as adapter
+
+    shut: list[bool] = []
+    backend = VLLMBackend()
+    backend._llm = SimpleNamespace(
+        llm_engine=SimpleNamespace(engine_core=SimpleNamespace(shutdown=lambda: shut.append(True)))
+    )
+    backend._platform, backend._free_before_load = "cuda", 10 * 2**30
+    monkeypatch.setattr(adapter, "_cuda_free_bytes", lambda: 9 * 2**30)  # 1 GiB never came back
+    monkeypatch.setattr(adapter, "_leftover_note", [])
+    backend.unload()
+    assert shut == [True] and backend._llm is None
+    (note,) = adapter._leftover_note
+    assert "left 1024 MiB of GPU memory in use" in note
