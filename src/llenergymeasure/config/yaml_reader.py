@@ -108,29 +108,36 @@ class _Refused(Exception):
 
 
 class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
-    """Composes one document from parser events, counting as it goes (see module docstring);
-    also records the line of every key path it composes."""
+    """Builds one document's values straight from parser events, counting as it goes (see
+    module docstring); also records the line of every key path it reads.
+
+    No node tree is composed and then constructed: each value is built as its events arrive,
+    and a scalar literal is resolved, checked and converted once, then looked up (an explicit
+    list repeats the same few hundred literals thousands of times).
+    """
 
     def __init__(self, text: str) -> None:
         _EventSource.__init__(self, text)
         SafeConstructor.__init__(self)
         _Resolver.__init__(self)
-        self.anchors: dict[str, Node] = {}
+        self.anchors: dict[str, Any] = {}
         self.lines: dict[KeyPath, int] = {}
         self._path: list[str | int] = []
         self._count = 0
         self._level = 0
         self._deepest = 0
         self._sizes: dict[str, tuple[int, int]] = {}  # anchor -> (values, levels), once complete
+        self._scalars: dict[tuple[Any, ...], tuple[str, Any]] = {}  # literal -> (tag, value)
 
-    # --- composing -----------------------------------------------------------------------
+    # --- building ------------------------------------------------------------------------
 
-    def get_single_node(self) -> Node | None:
+    def get_single_value(self) -> tuple[bool, Any]:
+        """(whether the stream holds a document, its value)."""
         self.get_event()  # stream start
-        node = None
+        found, value = False, None
         if not self.check_event(StreamEndEvent):
             self.get_event()  # document start
-            node = self._compose()
+            found, value = True, self._compose()
             self.get_event()  # document end
         if not self.check_event(StreamEndEvent):
             event = self.get_event()
@@ -141,7 +148,7 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
                 event.start_mark,
             )
         self.get_event()  # stream end
-        return node
+        return found, value
 
     def _refuse(self, what: str, mark: Any, fix: str) -> _Refused:
         return _Refused(what, mark, tuple(self._path), fix)
@@ -161,11 +168,16 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
                 mark,
                 "flatten it; config sections nest a few levels at most",
             )
-        self._deepest = max(self._deepest, deepest)
+        if deepest > self._deepest:
+            self._deepest = deepest
 
-    def _compose(self) -> Node:
-        if self.check_event(AliasEvent):
-            event = self.get_event()
+    def _compose(self) -> Any:
+        event = self.peek_event()
+        if type(event) is ScalarEvent and event.anchor is None:  # the common case, kept short
+            self._grow(1, 1, event.start_mark)
+            return self._scalar()[1]
+        if isinstance(event, AliasEvent):
+            self.get_event()
             if event.anchor not in self.anchors:
                 raise self._refuse(
                     f"alias *{event.anchor} names no anchor before it",
@@ -180,7 +192,6 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
                 )
             self._grow(*self._sizes[event.anchor], event.start_mark)
             return self.anchors[event.anchor]
-        event = self.peek_event()
         anchor = event.anchor
         if anchor is not None and anchor in self.anchors:
             raise self._refuse(
@@ -189,16 +200,16 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
         start_count, outer_deepest = self._count, self._deepest
         self._deepest = 0
         self._grow(1, 1, event.start_mark)
-        if self.check_event(ScalarEvent):
-            node: Node = self._scalar(anchor)
-        elif self.check_event(SequenceStartEvent):
-            node = self._sequence(anchor)
+        if isinstance(event, ScalarEvent):
+            value = self.anchors[anchor] = self._scalar()[1]
+        elif isinstance(event, SequenceStartEvent):
+            value = self._sequence(anchor)
         else:
-            node = self._mapping(anchor)
+            value = self._mapping(anchor)
         if anchor is not None:
             self._sizes[anchor] = (self._count - start_count, self._deepest - self._level)
         self._deepest = max(outer_deepest, self._deepest)
-        return node
+        return value
 
     def _tag(self, kind: type[Node], value: str | None, event: Any) -> str:
         tag = event.tag
@@ -213,64 +224,97 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
             )
         return str(tag)
 
-    def _scalar(self, anchor: str | None) -> ScalarNode:
+    def _scalar(self) -> tuple[str, Any]:
+        """(tag, value) of the next scalar: resolved, checked and converted once per literal."""
         event = self.get_event()
-        node = ScalarNode(
-            self._tag(ScalarNode, event.value, event),
-            event.value,
-            event.start_mark,
-            event.end_mark,
-            style=event.style,
-        )
-        self._check_scalar(node, explicit=event.tag not in (None, "!"))
-        if anchor is not None:
-            self.anchors[anchor] = node
-        return node
+        key = (event.value, event.implicit, event.tag)
+        found = self._scalars.get(key)
+        if found is None:
+            node = ScalarNode(
+                self._tag(ScalarNode, event.value, event),
+                event.value,
+                event.start_mark,
+                event.end_mark,
+                style=event.style,
+            )
+            self._check_scalar(node, explicit=event.tag not in (None, "!"))
+            value = node.value if node.tag == _MERGE_TAG else self.construct_object(node)
+            found = self._scalars[key] = (node.tag, value)
+        return found
 
-    def _sequence(self, anchor: str | None) -> SequenceNode:
+    def _sequence(self, anchor: str | None) -> list[Any]:
         start = self.get_event()
-        node = SequenceNode(
-            self._tag(SequenceNode, None, start),
-            [],
-            start.start_mark,
-            None,
-            flow_style=start.flow_style,
-        )
+        self._tag(SequenceNode, None, start)
+        items: list[Any] = []
         if anchor is not None:
-            self.anchors[anchor] = node
+            self.anchors[anchor] = items
         self._level += 1
+        path, lines = self._path, self.lines
         index = 0
         while not self.check_event(SequenceEndEvent):
-            self._path.append(index)
-            self.lines[tuple(self._path)] = self.peek_event().start_mark.line + 1
-            node.value.append(self._compose())
-            self._path.pop()
+            path.append(index)
+            lines[tuple(path)] = self.peek_event().start_mark.line + 1
+            items.append(self._compose())
+            path.pop()
             index += 1
         self._level -= 1
-        node.end_mark = self.get_event().end_mark
-        return node
+        self.get_event()
+        return items
 
-    def _mapping(self, anchor: str | None) -> MappingNode:
+    def _mapping(self, anchor: str | None) -> dict[Any, Any]:
         start = self.get_event()
-        node = MappingNode(
-            self._tag(MappingNode, None, start),
-            [],
-            start.start_mark,
-            None,
-            flow_style=start.flow_style,
-        )
+        self._tag(MappingNode, None, start)
+        mapping: dict[Any, Any] = {}
         if anchor is not None:
-            self.anchors[anchor] = node
+            self.anchors[anchor] = mapping
+        merged: list[dict[Any, Any]] = []  # << merge keys, in order
         self._level += 1
+        path, lines = self._path, self.lines
         while not self.check_event(MappingEndEvent):
-            key = self._compose()
-            self._path.append(key.value if isinstance(key, ScalarNode) else "?")
-            self.lines[tuple(self._path)] = key.start_mark.line + 1
-            node.value.append((key, self._compose()))
-            self._path.pop()
+            event = self.peek_event()
+            is_scalar = isinstance(event, ScalarEvent) and event.anchor is None
+            if is_scalar:
+                self._grow(1, 1, event.start_mark)
+                tag, key = self._scalar()
+            else:
+                tag, key = "", self._compose()
+            path.append(event.value if isinstance(event, ScalarEvent) else "?")  # as written
+            lines[tuple(path)] = event.start_mark.line + 1
+            value = self._compose()
+            path.pop()
+            if tag == _MERGE_TAG:
+                merged += self._merge_sources(value, event.start_mark)
+                continue
+            try:
+                mapping[key] = value
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    start.start_mark,
+                    "found unhashable key",
+                    event.start_mark,
+                ) from None
         self._level -= 1
-        node.end_mark = self.get_event().end_mark
-        return node
+        self.get_event()
+        if merged:  # explicit keys win, then earlier merge sources over later ones
+            combined: dict[Any, Any] = {}
+            for source in reversed(merged):
+                combined.update(source)
+            combined.update(mapping)
+            mapping.clear()
+            mapping.update(combined)
+        return mapping
+
+    def _merge_sources(self, value: Any, mark: Any) -> list[dict[Any, Any]]:
+        sources = value if isinstance(value, list) else [value]
+        if not all(isinstance(source, dict) for source in sources):
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                mark,
+                "expected a mapping or list of mappings for merging",
+                mark,
+            )
+        return sources
 
     # --- values --------------------------------------------------------------------------
 
@@ -325,8 +369,7 @@ def parse_yaml(text: str, *, source: str) -> tuple[Any, dict[KeyPath, int]]:
     """
     loader = _BoundedLoader(text)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        _, data = loader.get_single_value()
     except _Refused as refused:
         dotted = ".".join(str(p) for p in refused.path)
         raise ConfigError(
