@@ -1,19 +1,10 @@
 """llenergymeasure: measure what LLM inference really costs.
 
-Importing the package is cheap on purpose: torch, transformers and pynvml are imported only by
-the code paths that use them.
+Importing the package is cheap on purpose: torch, transformers, pynvml and even the logger are
+imported only by the code paths that use them (see ``llenergymeasure.log``).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("llenergymeasure")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
-
-# A library stays quiet unless its application asks: the CLI enables our logger.
-from loguru import logger as _logger
-
-_logger.disable("llenergymeasure")
+__version__ = "0.1.0"
+"""The one place the version is written (pyproject.toml reads it from here)."""
 
 __all__ = ["__version__"]

@@ -75,6 +75,6 @@ def redact_log_record(record: dict[str, Any]) -> None:
 
 def install_log_redaction() -> None:
     """Every loguru sink, in this process, receives records without secrets."""
-    from loguru import logger
+    from llenergymeasure.log import logger
 
-    logger.configure(patcher=redact_log_record)  # type: ignore[arg-type]
+    logger.configure(patcher=redact_log_record)

@@ -34,7 +34,7 @@ app = typer.Typer(
     help="Measure what LLM inference really costs: energy, throughput, latency, FLOPs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain help: Rich's help rendering imports markdown and pygments
 )
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(config_cmd.app, name="config")
@@ -57,18 +57,21 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logs on stderr."),
 ) -> None:
     """llenergymeasure: energy, throughput and latency of LLM inference, with provenance."""
-    from loguru import logger
+    from llenergymeasure import log
 
-    from llenergymeasure.redaction import install_log_redaction
+    def setup(logger: Any) -> None:
+        from llenergymeasure.redaction import install_log_redaction
 
-    logger.remove()
-    logger.add(
-        sys.stderr,
-        level="DEBUG" if verbose else "WARNING",
-        format="<level>{level}</level>: {message}",
-    )
-    logger.enable("llenergymeasure")
-    install_log_redaction()
+        logger.remove()
+        logger.add(
+            sys.stderr,
+            level="DEBUG" if verbose else "WARNING",
+            format="<level>{level}</level>: {message}",
+        )
+        logger.enable("llenergymeasure")
+        install_log_redaction()
+
+    log.on_first_use(setup)
 
 
 def main() -> None:

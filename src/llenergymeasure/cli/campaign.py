@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from llenergymeasure.cli.render import err, out, print_json
+from llenergymeasure.cli.render import err, escape, new_table, out, print_json
 
-app = typer.Typer(help="Campaigns: grids of experiments run in cycles.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None,
+    help="Campaigns: grids of experiments run in cycles.",
+    no_args_is_help=True,
+)
 
 
 def _plan(file: Path) -> tuple[Any, Any]:
@@ -84,7 +86,7 @@ def _json_summary(campaign: Any, result: Any) -> dict[str, Any]:
 
 def render_plan(result: Any, *, list_names: bool) -> None:
     """Per-backend counts, grouped reasons, requirements, warnings and the summary line."""
-    table = Table(title="Experiments per backend")
+    table = new_table(title="Experiments per backend")
     kinds = ["valid", "excluded", "filtered", "duplicates", "warned"]
     if not result.excluded:
         kinds.remove("excluded")  # a grid without exclude entries keeps its familiar table
@@ -131,7 +133,7 @@ def validate(
 ) -> None:
     """Expand a campaign's grid and dry-run validate every experiment (no GPU needed).
 
-    Example: [bold]llem campaign validate examples/campaign.yaml --list[/]
+    Example: llem campaign validate examples/campaign.yaml --list
 
     Exit 0 when at least one experiment is valid, 1 when none is, 2 when the file is unusable.
     """
@@ -154,7 +156,7 @@ PLAN_ROWS_SHOWN = 60
 
 def _render_order(plan: Any) -> None:
     entries = plan.to_run
-    table = Table(title=f"Run order ({len(entries)} runs)")
+    table = new_table(title=f"Run order ({len(entries)} runs)")
     for column in ("#", "exp_id", "cycle", "backend", "name"):
         table.add_column(column, justify="right" if column in ("#", "cycle") else "left")
     for index, entry in enumerate(entries[:PLAN_ROWS_SHOWN], 1):
@@ -307,7 +309,7 @@ def _render_outcome(outcome: Any, *, quiet: bool) -> None:
     if outcome.stop_reason:
         out.print(f"[red]stopped:[/] {escape(outcome.stop_reason)}")
     if outcome.failures:
-        table = Table(title="Failures")
+        table = new_table(title="Failures")
         table.add_column("exp_id")
         table.add_column("status")
         table.add_column("error")
@@ -354,8 +356,8 @@ def run(
 ) -> None:
     """Run every valid experiment of a campaign in every cycle, with a resumable manifest.
 
-    Example: [bold]llem campaign run campaign.yaml -o results/sweep[/]
-    (then [bold]--resume[/] after a crash or Ctrl-C; [bold]llem campaign status results/sweep[/]).
+    Example: llem campaign run campaign.yaml -o results/sweep
+    (then --resume after a crash or Ctrl-C; llem campaign status results/sweep).
 
     Writes DIR/manifest.json, DIR/<name>_c<cycle>/result.json, DIR/summary.csv,
     DIR/summary.parquet, DIR/experiments.csv, DIR/campaign.log and, with the report extra,
@@ -365,9 +367,8 @@ def run(
     """
     import sys
 
-    from loguru import logger
-
     from llenergymeasure.files import check_output_dir
+    from llenergymeasure.log import logger
     from llenergymeasure.orchestration.plan import prepare_campaign
     from llenergymeasure.orchestration.runner import CampaignRunner
 
@@ -476,7 +477,7 @@ def status(
     """Progress of a campaign: runs per status, failures with their errors, last update; every
     completed run's result file is checked.
 
-    Example: [bold]llem campaign status results/sweep[/]
+    Example: llem campaign status results/sweep
     """
     from llenergymeasure.exceptions import ConfigError
     from llenergymeasure.orchestration.executors.base import error_headline
@@ -515,7 +516,7 @@ def status(
     out.print(f"created {manifest.created_at}, last update {manifest.updated_at}; {running}")
     if manifest.status == "running" and holder is None:
         out.print("[yellow]note:[/] the process that ran it stopped; continue with --resume")
-    table = Table(title="Runs per status")
+    table = new_table(title="Runs per status")
     table.add_column("status")
     table.add_column("runs", justify="right")
     for name, count in counts.items():

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from llenergymeasure.cli.render import out, print_json
+from llenergymeasure.cli.render import escape, new_table, out, print_json
 
 app = typer.Typer(
-    help="Experiment configs: validate, list parameters, JSON Schema.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Experiment configs: validate, list parameters, JSON Schema.",
+    no_args_is_help=True,
 )
 
 
@@ -22,7 +22,7 @@ def validate(
 ) -> None:
     """Check an experiment YAML and show its resolved settings.
 
-    Example: [bold]llem config validate examples/experiment.yaml[/]
+    Example: llem config validate examples/experiment.yaml
 
     Exit 0 valid, 1 values that do not go together, 2 unusable file.
     """
@@ -59,7 +59,7 @@ def params(
 ) -> None:
     """List every parameter with its type, default, valid values and hardware needs.
 
-    Example: [bold]llem config params --backend vllm[/]
+    Example: llem config params --backend vllm
     """
     from llenergymeasure.config.introspection import (
         get_backend_params,
@@ -101,7 +101,7 @@ def params(
         )
         return
     for section, found in sections.items():
-        table = Table(
+        table = new_table(
             title=section if section == "experiment" else f"{section}: (section '{section}:')"
         )
         for column in ("key", "type", "default", "valid values", "description"):
@@ -123,7 +123,7 @@ def schema(
 ) -> None:
     """Print the JSON Schema of experiment or campaign YAML (for editors and CI checks).
 
-    Example: [bold]llem config schema campaign > campaign.schema.json[/]
+    Example: llem config schema campaign > campaign.schema.json
     """
     from llenergymeasure.config.schemas import campaign_json_schema, experiment_json_schema
     from llenergymeasure.exceptions import ConfigError

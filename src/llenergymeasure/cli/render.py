@@ -7,15 +7,43 @@ import sys
 from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from llenergymeasure.exceptions import LLEMError
 from llenergymeasure.files import finite
 from llenergymeasure.redaction import redact_json_text, redact_text
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _Console:
+    """A Rich console made on first use: ``llem --help`` never imports Rich's rendering."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options: dict[str, Any] = options
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+out: Any = _Console(highlight=False, soft_wrap=True)
+err: Any = _Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def escape(text: str) -> str:
+    """``text`` with Rich markup made literal (Rich imported only when something prints)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def new_table(*args: Any, **kwargs: Any) -> Any:
+    """A Rich table (imported only when one is drawn)."""
+    from rich.table import Table
+
+    return Table(*args, **kwargs)
 
 
 def fail(error: LLEMError) -> NoReturn:

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 
-from llenergymeasure.cli.render import out
+from llenergymeasure.cli.render import escape, out
 from llenergymeasure.cli.results_cmd import CI_METHOD_HELP, _check_ci_method, load_records
 
 REPORT_FILE = "report.html"
@@ -160,7 +159,8 @@ def _output(directories: list[Path], output: Path | None) -> Path:
 
 def report(
     directories: list[Path] = typer.Argument(
-        ..., help="Campaign directories or folders of `llem run` results (several: compared)."
+        ...,
+        help="Campaign directories or folders of `llem run` results (several: compared).",
     ),
     output: Path | None = typer.Option(
         None,
@@ -181,8 +181,8 @@ def report(
     """Write one self-contained HTML report (opens offline) and an SVG and PNG of every figure
     in <name>_figures/ beside it.
 
-    Example: [bold]llem report results/sweep[/] (then open results/sweep/report.html);
-    [bold]llem report results/a100 results/h100 -o compare.html[/] compares two machines.
+    Example: llem report results/sweep (then open results/sweep/report.html);
+    llem report results/a100 results/h100 -o compare.html compares two machines.
 
     On the page: Pareto fronts of J/token against tokens/s and latency with 95% CIs, the
     effect of each swept parameter, power over time, energy accounting (idle baseline vs the

@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 
-from llenergymeasure.cli.render import err, out, print_json
+from llenergymeasure.cli.render import err, escape, new_table, out, print_json
 
-app = typer.Typer(help="Results: summaries, exports and comparisons.", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="Results: summaries, exports and comparisons.", no_args_is_help=True
+)
 
 CI_METHOD_HELP = (
     "student_t (default: mean +/- t s/sqrt(n)) or bootstrap (BCa, from 10 usable cycles; "
@@ -70,7 +71,7 @@ def export(
     """Write summary.<fmt> (a row per config: mean, std, CV, 95% CI across cycles) and
     experiments.<fmt> (a row per experiment-cycle) into DIR (json: one summary.json).
 
-    Example: [bold]llem results export results/sweep --format csv --format parquet[/]
+    Example: llem results export results/sweep --format csv --format parquet
 
     Energy columns carry energy_source, energy_method and energy_is_estimate. Without a
     manifest, every DIR/*/result.json counts (one cycle per run of the same config).
@@ -119,10 +120,9 @@ def export(
 
 
 def _render_comparison(comparison: Any) -> None:
-    from rich.table import Table
 
     a, b = comparison.a_name, comparison.b_name
-    table = Table(title=f"B: {escape(b)}  vs  A: {escape(a)}  (95% Welch-t intervals)")
+    table = new_table(title=f"B: {escape(b)}  vs  A: {escape(a)}  (95% Welch-t intervals)")
     for column in ("metric", "A mean", "B mean", "B - A  [95% CI]", "as % of A"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for m in comparison.metrics:
@@ -142,7 +142,8 @@ def _render_comparison(comparison: Any) -> None:
 @app.command("compare")
 def compare(
     paths: list[str] = typer.Argument(
-        ..., help="DIR [CONFIG_A CONFIG_B], or DIR_A DIR_B (two campaigns, e.g. two machines)."
+        ...,
+        help="DIR [CONFIG_A CONFIG_B], or DIR_A DIR_B (two campaigns, e.g. two machines).",
     ),
     by: str = typer.Option(
         "energy_per_token_j",
@@ -155,7 +156,7 @@ def compare(
     """Compare configurations: B - A in J/token, tokens/s and median latency, with a Welch-t
     95% interval on each difference and a plain sentence.
 
-    Example: [bold]llem results compare results/sweep bs1 bs8[/]
+    Example: llem results compare results/sweep bs1 bs8
     ("bs8 uses 18% ± 4% less energy per token than bs1, 3 cycles each").
 
     DIR alone: every config against the best one (lowest J/token; see --by). DIR_A DIR_B: the

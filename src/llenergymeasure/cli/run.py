@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from llenergymeasure.cli.render import err, out, print_json
+from llenergymeasure.cli.render import err, escape, new_table, out, print_json
 from llenergymeasure.exceptions import ConfigError
 
 
@@ -39,7 +37,7 @@ def _energy_trust(e: Any) -> str:
 def render_result(result: Any, path: Path) -> None:
     """A summary table whose energy rows say how they were obtained."""
     m, e, t = result.metrics, result.energy, result.timings
-    table = Table(title=f"{result.name}", show_header=False)
+    table = new_table(title=f"{result.name}", show_header=False)
     table.add_column("metric")
     table.add_column("value")
     table.add_row(
@@ -137,8 +135,8 @@ def run(
 ) -> None:
     """Measure energy, throughput, latency and FLOPs of one experiment.
 
-    Examples: [bold]llem run examples/experiment.yaml[/] or
-    [bold]llem run --model builtin:tiny-gpt2 --precision float32 -n 8[/]
+    Examples: llem run examples/experiment.yaml or
+    llem run --model builtin:tiny-gpt2 --precision float32 -n 8
 
     Exit 0 measured, 1 the experiment could not run, 2 unusable config.
     """

@@ -23,14 +23,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from loguru import logger
-
 from llenergymeasure import __version__
 from llenergymeasure.config.identity import config_hash
 from llenergymeasure.config.introspection import model_load_key
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.exceptions import LLEMError
 from llenergymeasure.files import safe_name
+from llenergymeasure.log import logger
 from llenergymeasure.measurement import host_lock
 from llenergymeasure.measurement.energy import (
     BaselineReading,

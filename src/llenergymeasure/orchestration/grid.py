@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from operator import attrgetter, itemgetter
 from typing import Any, Literal
 
-from loguru import logger
 from pydantic import BaseModel, Field, ValidationError
 
 from llenergymeasure.config.campaign_config import CampaignGridConfig
@@ -34,6 +33,7 @@ from llenergymeasure.config.introspection import (
     submodel,
 )
 from llenergymeasure.config.models import BACKEND_SECTIONS, ExperimentConfig
+from llenergymeasure.log import logger
 from llenergymeasure.orchestration.grid_plan import BackendPlan, PlanAxis, plan_grid, short_for
 
 __all__ = [

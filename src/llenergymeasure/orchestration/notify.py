@@ -11,10 +11,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from loguru import logger
-
 from llenergymeasure.config.campaign_config import NotifyConfig
 from llenergymeasure.config.urls import redact_url, webhook_problem
+from llenergymeasure.log import logger
 
 TIMEOUT_S = 10.0
 

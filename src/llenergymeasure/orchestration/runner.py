@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
 from llenergymeasure.exceptions import LLEMError
 from llenergymeasure.files import check_output_dir, remove_stray_temp_files
+from llenergymeasure.log import logger
 from llenergymeasure.orchestration.executors.base import (
     ExecutionOutcome,
     ExperimentTask,

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from loguru import logger
-
 from llenergymeasure.config.campaign_config import ExecutionConfig
 from llenergymeasure.exceptions import LLEMError
+from llenergymeasure.log import logger
 from llenergymeasure.orchestration.schedule import Clock, Sleep
 
 TemperatureProbe = Callable[[], dict[int, float]]

@@ -17,10 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
 from llenergymeasure.exceptions import ConfigError, ExperimentError
 from llenergymeasure.files import default_cache_dir, write_json_atomic
+from llenergymeasure.log import logger
 from llenergymeasure.measurement.energy.base import EnergySource
 
 CACHE_FILE_NAME = "baseline.json"

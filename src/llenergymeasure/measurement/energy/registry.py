@@ -13,9 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
 from llenergymeasure.exceptions import ConfigError, UnavailableError
+from llenergymeasure.log import logger
 from llenergymeasure.measurement.devices import DeviceRef
 from llenergymeasure.measurement.energy.base import Availability, EnergyOptions, EnergySource
 

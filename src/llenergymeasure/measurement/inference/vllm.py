@@ -31,13 +31,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from loguru import logger
-
 from llenergymeasure.config.backend_configs import VLLMConfig
 from llenergymeasure.config.engine_args import check_engine_kwargs
 from llenergymeasure.config.introspection import gpu_only_values
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.exceptions import ExperimentError, ModelLoadError, UnavailableError
+from llenergymeasure.log import logger
 from llenergymeasure.measurement.devices import CPU, DeviceRef, cuda_device_ref
 from llenergymeasure.measurement.inference._memory import (
     MEMORY_NOTES,

@@ -16,10 +16,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
 from llenergymeasure.config.models import ModelConfig
 from llenergymeasure.exceptions import ModelLoadError, UnavailableError
+from llenergymeasure.log import logger
 from llenergymeasure.measurement.models.custom_code import refuse_custom_code
 
 INSTALL_PYTORCH = "pip install 'llenergymeasure[pytorch]'"

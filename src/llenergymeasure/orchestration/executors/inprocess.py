@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loguru import logger
-
+from llenergymeasure.log import logger
 from llenergymeasure.orchestration.executors.base import (
     FATAL_ERRORS,
     ExecutionOutcome,

@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
 from llenergymeasure.config.campaign_config import RayConfig
 from llenergymeasure.exceptions import LLEMError, ResultWriteError, UnavailableError
+from llenergymeasure.log import logger
 from llenergymeasure.orchestration.executors.base import (
     TRACEBACK_MARK,
     ExecutionOutcome,

@@ -14,8 +14,7 @@ import sys
 import threading
 from typing import IO, Any
 
-from loguru import logger
-
+from llenergymeasure.log import logger
 from llenergymeasure.orchestration.executors.base import (
     FATAL_ERRORS,
     TRACEBACK_MARK,

@@ -49,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     config_json, output_dir, exp_id = args
     _die_with_parent()
 
-    from loguru import logger
-
+    from llenergymeasure.log import logger
     from llenergymeasure.redaction import install_log_redaction
 
     logger.remove()

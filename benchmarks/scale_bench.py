@@ -1,0 +1,149 @@
+"""How llem scales with the campaign, as growth ratios measured in one run.
+
+1. Manifest update cost at 1e2 / 1e4 / 1e5 entries: the journal (one appended, fsync'd line per
+   update, plus the snapshot's cost spread over the updates between compactions) against
+   rewriting the whole manifest per update (what it did before the journal).
+2. ``llem campaign validate --json`` and ``llem campaign run --dry-run`` on grids of 1e4 / 1e5
+   (and with ``--max-points 1000000``, 1e6) points: wall time and peak RSS of each process.
+
+A shared machine: read the ratios, not the absolute times.
+
+Run: .venv/bin/python benchmarks/scale_bench.py [--max-points 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def manifest_update_cost(n: int, root: Path, updates: int = 200) -> tuple[float, float, float]:
+    """(journal append s/update, amortised snapshot s/update, whole rewrite s/update)."""
+    from llenergymeasure.orchestration.manifest import COMPACT_AFTER, Manifest, ManifestEntry
+
+    directory = root / f"m{n}"
+    directory.mkdir()
+    manifest = Manifest(
+        campaign_name="scale",
+        design_hash="d",
+        created_at="t",
+        updated_at="t",
+        cycles=1,
+        structure="interleaved",
+        seed=0,
+        executor="inprocess",
+        entries=[
+            ManifestEntry(
+                exp_id=f"exp{i}_c1", name=f"exp{i}", config_hash=f"{i:064x}", backend="pytorch",
+                cycle=1,
+            )
+            for i in range(n)
+        ],
+    )  # fmt: skip
+    started = time.perf_counter()
+    manifest.save(directory)
+    snapshot = time.perf_counter() - started
+    started = time.perf_counter()
+    for i in range(updates):
+        entry = manifest.entries[i % n]
+        entry.attempts += 1
+        manifest.save(directory, [entry])
+    appended = (time.perf_counter() - started) / updates
+    return appended, snapshot / max(COMPACT_AFTER, n), snapshot
+
+
+GRID = """\
+campaign_name: scale
+base_config:
+  model: builtin:tiny-gpt2
+  energy: {{source: estimate}}
+grid:
+  backends: [pytorch]
+  shared:
+    max_output_tokens: [{a}]
+    max_input_tokens: [{b}]
+    random_seed: [{c}]
+"""
+
+
+def grid_file(points: int, root: Path) -> Path:
+    """Three axes whose product is ``points`` (as square as divisors allow)."""
+    a = 10
+    b = 10 if points >= 1000 else 1
+    c = points // (a * b)
+    file = root / f"grid{points}.yaml"
+    file.write_text(
+        GRID.format(
+            a=", ".join(str(8 + i) for i in range(a)),
+            b=", ".join(str(64 + i) for i in range(b)),
+            c=", ".join(str(i) for i in range(c)),
+        )
+    )
+    return file
+
+
+def measure(command: list[str]) -> tuple[float, float]:
+    """(wall s, peak RSS MiB) of one process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"{' '.join(command)} failed ({status})")
+    return wall, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-points", type=int, default=100_000)
+    args = parser.parse_args()
+    llem = [sys.executable, "-c", "from llenergymeasure.cli.app import main; main()"]
+    with tempfile.TemporaryDirectory(prefix="llem-scale-") as tmp:
+        root = Path(tmp)
+        print("manifest update cost (per update):")
+        rows = {n: manifest_update_cost(n, root) for n in (100, 10_000, 100_000)}
+        for n, (append, amortised, rewrite) in rows.items():
+            print(
+                f"  {n:>7} entries: journal {1e3 * (append + amortised):7.3f} ms "
+                f"(append {1e3 * append:.3f} + snapshot share {1e3 * amortised:.3f}); "
+                f"whole rewrite {1e3 * rewrite:9.3f} ms"
+            )
+        small, large = rows[100], rows[100_000]
+        print(
+            f"  growth 1e2 -> 1e5: journal {sum(large[:2]) / sum(small[:2]):.2f}x (target <= 2x), "
+            f"whole rewrite {large[2] / small[2]:.0f}x"
+        )
+        print("planning (wall s, peak RSS MiB):")
+        sizes = [p for p in (10_000, 100_000, 1_000_000) if p <= args.max_points]
+        seen: dict[int, tuple[tuple[float, float], tuple[float, float]]] = {}
+        for points in sizes:
+            file = grid_file(points, root)
+            validate = measure([*llem, "campaign", "validate", str(file), "--json"])
+            dry = measure([*llem, "campaign", "run", str(file), "-o", str(root / "o"), "--dry-run"])
+            seen[points] = (validate, dry)
+            print(
+                f"  {points:>8} points: validate {validate[0]:6.2f} s {validate[1]:7.0f} MiB; "
+                f"dry-run {dry[0]:6.2f} s {dry[1]:7.0f} MiB (dry-run / validate "
+                f"{dry[0] / validate[0]:.2f}x)"
+            )
+        if len(sizes) >= 2:
+            first, last = sizes[0], sizes[-1]
+            grow = last / first
+            (v0, d0), (v1, d1) = seen[first], seen[last]
+            print(
+                f"  {first} -> {last} points ({grow:.0f}x): validate time {v1[0] / v0[0]:.1f}x, "
+                f"RSS {v1[1] / v0[1]:.1f}x; dry-run time {d1[0] / d0[0]:.1f}x, RSS "
+                f"{d1[1] / d0[1]:.1f}x"
+            )
+    print("note: a shared machine; read the ratios")
+
+
+if __name__ == "__main__":
+    main()
