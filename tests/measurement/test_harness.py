@@ -266,3 +266,19 @@ def test_result_json_is_strict_json(rig: dict[str, Any]) -> None:
     assert "NaN" not in text
     data = json.loads(text)
     assert data["schema_version"] == "1" and data["config_hash"]
+
+
+def test_timings_and_environment_say_where_time_went(
+    rig: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    imported: list[str] = []
+    monkeypatch.setattr(harness.importlib, "import_module", lambda name: imported.append(name))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    result = harness.run_experiment(config(), rig["out"], experiment_id="exp1")
+    assert imported == ["torch", "transformers"]  # the backend's libraries, timed on their own
+    assert result.timings.import_s >= 0.0
+    threads = result.environment["threads"]
+    assert threads["OMP_NUM_THREADS"] == "1" and threads["cpu_count"] >= 1
+    load = result.environment["load_average_1m"]
+    assert set(load) == {"window_start", "window_end"}
+    assert all(v is None or v >= 0 for v in load.values())

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib
 import io
+import os
 import random
 import time
 from collections.abc import Callable
@@ -686,6 +688,47 @@ def _timeseries_csv(reading: EnergyReading) -> str:
     return buffer.getvalue()
 
 
+ENGINE_MODULES: dict[str, tuple[str, ...]] = {
+    "pytorch": ("torch", "transformers"),
+    "vllm": ("torch", "vllm"),
+    "tensorrt": ("tensorrt_llm",),
+}
+"""The libraries each backend imports: timed on their own, not hidden in the model load."""
+
+
+def import_engine(backend: str) -> float:
+    """Seconds to import ``backend``'s libraries (~0 when this process already has them). One
+    that fails to import is left to the backend, whose load says why."""
+    started = time.perf_counter()
+    for module in ENGINE_MODULES.get(backend, ()):
+        try:
+            importlib.import_module(module)
+        except Exception:  # the backend's load() turns this into one clear message
+            break
+    return time.perf_counter() - started
+
+
+def _load_average() -> float | None:
+    """The machine's 1-minute load average (None where the OS has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def _threads() -> dict[str, Any]:
+    """The thread settings the window ran with: on a shared CPU they change timings many-fold."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return {
+        "torch_num_threads": torch.get_num_threads() if torch is not None else None,
+        "torch_num_interop_threads": torch.get_num_interop_threads() if torch is not None else None,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def run_experiment(
     config: ExperimentConfig,
     output_dir: Path,
@@ -705,6 +748,8 @@ def run_experiment(
     environment = collect_environment()
 
     host = host_lock.acquire(host_lock.energy_scope(config.energy.source), say)
+    say(f"importing {config.backend}'s libraries")
+    import_s = import_engine(config.backend)
     say(f"loading {config.model.name} ({config.backend}, {config.fp_precision})")
     try:
         backend, info, reused = pool.acquire(config)
@@ -754,7 +799,13 @@ def run_experiment(
             )
         baseline_s = time.perf_counter() - baseline_started
         say(f"measuring {len(prompts)} prompts")
+        load_before = _load_average()
         window = _measured_window(backend, source, config, prompts)
+        environment["load_average_1m"] = {
+            "window_start": load_before,
+            "window_end": _load_average(),
+        }
+        environment["threads"] = _threads()
         metrics = _metrics(window, baseline, info, backend, config)
     finally:
         if models is None:
@@ -785,6 +836,7 @@ def run_experiment(
             finished_at=_now(),
             total_s=time.perf_counter() - started,
             baseline_s=baseline_s,
+            import_s=import_s,
             model_load_s=0.0 if reused else info.load_time_s,
             model_reused=reused,
             warmup_s=warmup.seconds,

@@ -183,6 +183,11 @@ class Timings(_Record):
     baseline_s: float
     model_load_s: float
     model_reused: bool
+    import_s: float = Field(
+        0.0,
+        description="Importing the backend's libraries (torch, transformers, vllm, ...), timed "
+        "apart from the model load; ~0 when the process had them already.",
+    )
     warmup_s: float
     warmup_prompts: int
     warmup_converged: bool
