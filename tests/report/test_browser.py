@@ -107,6 +107,14 @@ def test_real_campaign_then_report_in_a_browser(
     assert top.stat().st_size > 50_000 and full.stat().st_size > 100_000
     print(f"screenshots: {top} {full}")
 
+    (out / "report.html").unlink()
+    resumed = runner.invoke(
+        app, ["campaign", "run", str(file), "-o", str(out), "--resume", "--yes"]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert "nothing left to run" in resumed.output
+    assert (out / "report.html").is_file(), resumed.output  # refreshed on resume
+
 
 def test_the_browser_check_sees_a_broken_figure_and_a_network_request(tmp_path: Path) -> None:
     """The checks above can fail: a figure Vega cannot draw and an attempted download are

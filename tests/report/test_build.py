@@ -11,6 +11,7 @@ import pytest
 from llenergymeasure.exceptions import UnavailableError
 from llenergymeasure.report import data as D
 from llenergymeasure.report.build import figure_dir, write_report
+from llenergymeasure.results.aggregation import RunRecord
 
 from . import synthetic as S
 
@@ -90,3 +91,23 @@ def test_without_the_report_extra_the_error_names_it(
         write_report([S.source(S.grid_records((1,)))], tmp_path / "report.html")
     assert "llenergymeasure[report]" in (info.value.fix or "")
     assert not (tmp_path / "report.html").exists()
+
+
+def test_a_campaign_whose_every_run_failed_still_gets_its_page(tmp_path: Path) -> None:
+    failed = [
+        RunRecord(
+            exp_id=f"x_c{c}",
+            name="x",
+            config_hash="hx",
+            backend="pytorch",
+            cycle=c,
+            status="failed",
+            error="CUDA out of memory",
+        )
+        for c in (1, 2)
+    ]
+    outcome = write_report([S.source(failed, directory=tmp_path)], tmp_path / "report.html")
+    assert outcome.figures == [] and outcome.configs == 1
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Failed experiments (2)" in html and "CUDA out of memory" in html
+    assert "No config has both J/token and tokens/s" in html
