@@ -52,6 +52,15 @@ def campaign_yaml(
     return path
 
 
+def manifest_data(directory: Path) -> dict[str, Any]:
+    """The manifest as llem reads it (the snapshot and its journal), as plain JSON data."""
+    from llenergymeasure.orchestration.manifest import load_manifest
+
+    loaded = load_manifest(directory)
+    assert loaded is not None
+    return loaded.model_dump(mode="json")
+
+
 def prepare(file: Path, directory: Path, **options: Any) -> CampaignPlan:
     campaign = load_campaign_config(file)
     return prepare_campaign(

@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import Result
@@ -24,7 +23,7 @@ from llenergymeasure.orchestration.executors.inprocess import InProcessExecutor
 from llenergymeasure.orchestration.executors.subprocess import SubprocessExecutor
 from llenergymeasure.results.schema import load_result
 
-from .helpers import TINY_BASE, campaign_yaml
+from .helpers import TINY_BASE, campaign_yaml, manifest_data
 
 pytestmark = pytest.mark.slow
 
@@ -39,15 +38,6 @@ def _model(tiny_model_dir: Path) -> None:
 
 def llem(*args: object) -> Result:
     return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def manifest(directory: Path) -> dict[str, Any]:
-    """The manifest as llem reads it (the snapshot and its journal)."""
-    from llenergymeasure.orchestration.manifest import load_manifest
-
-    loaded = load_manifest(directory)
-    assert loaded is not None
-    return loaded.model_dump(mode="json")
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -79,7 +69,7 @@ def test_campaign_end_to_end_via_the_cli(tmp_path: Path) -> None:
     run = llem("campaign", "run", file, "-o", out, "--yes")
     assert run.exit_code == 0, run.output
     assert "campaign completed" in run.output
-    data = manifest(out)
+    data = manifest_data(out)
     assert [(e["exp_id"], e["status"]) for e in data["entries"]] == [
         (f"{A}_c1", "completed"),
         (f"{B}_c1", "completed"),
@@ -130,7 +120,7 @@ def test_campaign_end_to_end_via_the_cli(tmp_path: Path) -> None:
     assert "changed since this run started" in resumed.output
     assert f"added 1 experiment(s), to run: {C}" in resumed.output
     assert f"removed 1 experiment(s), kept as skipped with their results: {B}" in resumed.output
-    statuses = {e["exp_id"]: e["status"] for e in manifest(out)["entries"]}
+    statuses = {e["exp_id"]: e["status"] for e in manifest_data(out)["entries"]}
     assert statuses[f"{B}_c1"] == "skipped" and statuses[f"{C}_c2"] == "completed"
     assert (out / f"{B}_c1" / "result.json").is_file()
 
@@ -155,7 +145,7 @@ def test_failures_are_isolated_and_max_consecutive_failures_stops(tmp_path: Path
     run = llem("campaign", "run", file, "-o", tmp_path / "out", "--yes")
     assert run.exit_code == 1, run.output
     assert "completed_with_failures" in run.output and "Failures" in run.output
-    entries = manifest(tmp_path / "out")["entries"]
+    entries = manifest_data(tmp_path / "out")["entries"]
     failed = [e for e in entries if e["status"] == "failed"]
     assert len(failed) == 2 and all(str(missing) in e["error"] for e in failed)
     assert all("no-such-model" in e["name"] for e in failed)
@@ -165,7 +155,7 @@ def test_failures_are_isolated_and_max_consecutive_failures_stops(tmp_path: Path
     stopped = llem("campaign", "run", file, "-o", tmp_path / "out2", "--yes")
     assert stopped.exit_code == 1
     assert "1 consecutive failures" in stopped.output
-    assert [e["status"] for e in manifest(tmp_path / "out2")["entries"]] == [
+    assert [e["status"] for e in manifest_data(tmp_path / "out2")["entries"]] == [
         "failed",
         "pending",
         "pending",
@@ -246,12 +236,12 @@ def test_kill_9_mid_run_then_resume_runs_everything_exactly_once(tmp_path: Path)
     assert proc.returncode == -signal.SIGKILL
     kept = {p.parent.name: p.read_bytes() for p in out.glob("*/result.json")}
     assert f"{A}_c1" in kept
-    before = manifest(out)
+    before = manifest_data(out)
     assert before["status"] == "running"  # nobody said goodbye
 
     resumed = llem("campaign", "run", file, "-o", out, "--resume", "--yes")
     assert resumed.exit_code == 0, resumed.output
-    data = manifest(out)
+    data = manifest_data(out)
     keys = [(e["config_hash"], e["cycle"]) for e in data["entries"]]
     assert len(keys) == len(set(keys)) == 6
     assert {e["status"] for e in data["entries"]} == {"completed"}
@@ -274,7 +264,7 @@ def test_ctrl_c_marks_interrupted_exits_130_and_resume_completes(tmp_path: Path)
 
     def second_running() -> bool:
         try:
-            entries = manifest(out)["entries"]
+            entries = manifest_data(out)["entries"]
         except AssertionError:  # not written yet
             return False
         return entries[0]["status"] == "completed" and entries[1]["status"] == "running"
@@ -286,7 +276,7 @@ def test_ctrl_c_marks_interrupted_exits_130_and_resume_completes(tmp_path: Path)
     assert proc.returncode == 130, stdout + stderr
     assert "Traceback" not in stderr
     assert "campaign interrupted" in stdout
-    data = manifest(out)
+    data = manifest_data(out)
     assert data["status"] == "interrupted"
     assert [e["status"] for e in data["entries"]] == [
         "completed",
@@ -300,7 +290,7 @@ def test_ctrl_c_marks_interrupted_exits_130_and_resume_completes(tmp_path: Path)
     resumed = llem("campaign", "run", file, "-o", out, "--resume", "--yes")
     assert resumed.exit_code == 0, resumed.output
     assert "3 run(s) to do" in resumed.output
-    assert {e["status"] for e in manifest(out)["entries"]} == {"completed"}
+    assert {e["status"] for e in manifest_data(out)["entries"]} == {"completed"}
     assert (out / f"{A}_c1" / "result.json").read_bytes() == first
     assert os.path.getsize(out / "summary.csv") > 0
 
@@ -361,7 +351,7 @@ def test_a_resume_confirmed_after_another_run_finished_re_measures_nothing(
             p.relative_to(out): (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
             for p in sorted(out.glob("*/result*.json"))
         }
-        attempts = {e["exp_id"]: e["attempts"] for e in manifest(out)["entries"]}
+        attempts = {e["exp_id"]: e["attempts"] for e in manifest_data(out)["entries"]}
         assert len(after_first) == 6 and set(attempts.values()) == {1}
 
         os.write(controller, b"\r")  # B's user presses Enter
@@ -377,8 +367,8 @@ def test_a_resume_confirmed_after_another_run_finished_re_measures_nothing(
         p.relative_to(out): (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
         for p in sorted(out.glob("*/result*.json"))
     } == after_first
-    assert {e["exp_id"]: e["attempts"] for e in manifest(out)["entries"]} == attempts
-    assert {e["status"] for e in manifest(out)["entries"]} == {"completed"}
+    assert {e["exp_id"]: e["attempts"] for e in manifest_data(out)["entries"]} == attempts
+    assert {e["status"] for e in manifest_data(out)["entries"]} == {"completed"}
 
 
 def _drain(fd: int) -> str:

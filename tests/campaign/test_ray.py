@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from llenergymeasure.cli.app import app
 from llenergymeasure.orchestration.executors.ray import LOOPBACK_ENV
 
-from .helpers import TINY_BASE, campaign_yaml
+from .helpers import TINY_BASE, campaign_yaml, manifest_data
 
 os.environ[LOOPBACK_ENV] = "0"  # before anything imports ray: the drivers here stay on loopback
 os.environ.setdefault("RAY_AUTH_MODE", "token")  # as Ray 2.60 clusters are by default
@@ -110,15 +110,6 @@ def _yaml(tmp_path: Path, address: str, *, outputs: tuple[int, ...], extra: str 
     )
 
 
-def _manifest(out: Path) -> dict[str, Any]:
-    """The manifest as llem reads it (the snapshot and its journal)."""
-    from llenergymeasure.orchestration.manifest import load_manifest
-
-    loaded = load_manifest(out)
-    assert loaded is not None
-    return loaded.model_dump(mode="json")
-
-
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
@@ -144,7 +135,8 @@ def test_two_in_parallel_give_the_manifest_and_tables_of_the_inprocess_executor(
 
     def entries(out: Path) -> list[tuple[str, int, str, int]]:
         return [
-            (e["exp_id"], e["cycle"], e["status"], e["attempts"]) for e in _manifest(out)["entries"]
+            (e["exp_id"], e["cycle"], e["status"], e["attempts"])
+            for e in manifest_data(out)["entries"]
         ]
 
     assert entries(ray_out) == entries(local_out)
@@ -205,18 +197,18 @@ def test_a_worker_killed_mid_experiment_is_interrupted_and_rerun_on_resume(
         if driver.poll() is None:
             driver.kill()
     assert driver.returncode == 1, stdout + stderr
-    statuses = [(e["cycle"], e["status"]) for e in _manifest(out)["entries"]]
+    statuses = [(e["cycle"], e["status"]) for e in manifest_data(out)["entries"]]
     assert statuses == [(1, "interrupted"), (2, "completed")]
-    first = _manifest(out)["entries"][0]
+    first = manifest_data(out)["entries"][0]
     assert "Ray worker or node was lost" in first["error"]
     assert not (out / first["exp_id"] / "result.json").exists()
-    kept = (out / _manifest(out)["entries"][1]["exp_id"] / "result.json").read_bytes()
+    kept = (out / manifest_data(out)["entries"][1]["exp_id"] / "result.json").read_bytes()
 
     resumed = llem("campaign", "run", file, "-o", out, "--resume", "--yes")
     assert resumed.exit_code == 0, resumed.output
-    assert [e["status"] for e in _manifest(out)["entries"]] == ["completed", "completed"]
-    assert [e["attempts"] for e in _manifest(out)["entries"]] == [2, 1]
-    assert (out / _manifest(out)["entries"][1]["exp_id"] / "result.json").read_bytes() == kept
+    assert [e["status"] for e in manifest_data(out)["entries"]] == ["completed", "completed"]
+    assert [e["attempts"] for e in manifest_data(out)["entries"]] == [2, 1]
+    assert (out / manifest_data(out)["entries"][1]["exp_id"] / "result.json").read_bytes() == kept
 
 
 def _workers() -> list[int]:
@@ -253,7 +245,7 @@ def test_the_driver_killed_then_resumed_loses_and_repeats_nothing(
 
     resumed = llem("campaign", "run", file, "-o", out, "--resume", "--yes")
     assert resumed.exit_code == 0, resumed.output
-    data = _manifest(out)
+    data = manifest_data(out)
     keys = [(e["config_hash"], e["cycle"]) for e in data["entries"]]
     assert len(keys) == len(set(keys)) == 6
     assert {e["status"] for e in data["entries"]} == {"completed"}
@@ -279,7 +271,7 @@ def test_an_experiment_over_its_timeout_is_killed_and_failed(
     done = llem("campaign", "run", file, "-o", out, "--yes")
     assert done.exit_code == 1, done.output
     assert time.monotonic() - started < 55  # not the 60 s baseline
-    (entry,) = _manifest(out)["entries"]
+    (entry,) = manifest_data(out)["entries"]
     assert entry["status"] == "failed" and "timed out after 20 s" in entry["error"]
     _wait_for(lambda: not _workers(), 30, "the timed-out worker to be killed")
 
