@@ -27,6 +27,12 @@ class _Console:
             self._console = Console(**self._options)
         return getattr(self._console, name)
 
+    def __enter__(self) -> Any:  # Rich's Live does ``with console:`` (dunders skip __getattr__)
+        return self.__getattr__("__enter__")()
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.__getattr__("__exit__")(*exc)
+
 
 out: Any = _Console(highlight=False, soft_wrap=True)
 err: Any = _Console(stderr=True, highlight=False, soft_wrap=True)
