@@ -5,7 +5,11 @@ Prints ratios measured side by side in one run (this machine is shared and noisy
           loop over the same dicts)       target <= 1.5
   peak RSS growth while streaming 1,000,000 configs through iter_campaign_grid   target < 100 MB
 and, for reference, the ratio for validating the already expanded list of dicts (the path any
-iterable of dicts takes; the lazy grid itself is validated from its axis choices).
+iterable of dicts takes; the lazy grid itself is validated from its axis choices). Then, as
+`llem campaign validate` does it (load the file + plan), per point:
+  explicit list of 4,224 experiments / a grid file of the same 4,224 points   target <= 3
+  a grid with linked axes, groups and exclude entries / a plain grid of the same points (no
+  target; says what the v2 constructs cost)
 
 Times are CPU seconds of this process (time.process_time), which other load on a shared
 machine disturbs less than wall time. Run: .venv/bin/python benchmarks/grid_bench.py [--repeats 9]
@@ -15,18 +19,23 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from llenergymeasure.config.campaign_config import CampaignGridConfig
+from llenergymeasure.config.loader import load_campaign_config
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.orchestration.experiments import plan_campaign
 from llenergymeasure.orchestration.grid import (
     count_campaign_grid,
     expand_campaign_grid,
@@ -150,6 +159,118 @@ def main() -> None:
     )
     n, growth = subprocess.check_output([sys.executable, "-c", script], text=True).split()
     print(f"streamed {n} configs: peak RSS growth {float(growth):.1f} MB (target < 100 MB)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        campaign_files(Path(tmp), args.repeats)
+
+
+# --- campaign files, as `llem campaign validate` reads them --------------------------------
+
+EXPLICIT_AXES = {  # 3 x 11 x 4 x 32 = 4,224 points
+    "fp_precision": ["float32", "float16", "bfloat16"],
+    "pytorch.batch_size": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+    "max_output_tokens": [16, 32, 64, 128],
+    "random_seed": list(range(32)),
+}
+HEADER = (
+    "campaign_name: bench\nbase_config:\n  model: builtin:tiny-gpt2\n  max_output_tokens: 64\n"
+    "  dataset: {name: builtin:prompts, num_prompts: 32}\n  warmup: {max_prompts: 3072}\n"
+)
+
+
+def _flow(mapping: dict[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in mapping.items()) + "}"
+
+
+def write_campaigns(directory: Path) -> dict[str, Path]:
+    """The same 4,224 points as an explicit list, a plain grid, and a grid v2 (linked axis +
+    exclude entries + two groups)."""
+    keys = list(EXPLICIT_AXES)
+    explicit = [HEADER + "experiments:\n"]
+    for values in itertools.product(*EXPLICIT_AXES.values()):
+        explicit.append(f"  - overrides: {_flow(dict(zip(keys, values, strict=True)))}\n")
+    batch = EXPLICIT_AXES["pytorch.batch_size"]
+    grid = (
+        HEADER + "grid:\n  shared:\n"
+        f"    fp_precision: {EXPLICIT_AXES['fp_precision']}\n"
+        f"    max_output_tokens: {EXPLICIT_AXES['max_output_tokens']}\n"
+        f"    random_seed: {EXPLICIT_AXES['random_seed']}\n"
+        f"  backend_overrides:\n    pytorch:\n      batch_size: {batch}\n"
+    )
+    # the same points as a grid v2: precision as a linked axis, the seeds split into two
+    # groups, and a batch size added only to be excluded again
+    linked = "\n".join(
+        f"      - {{fp_precision: {p}, max_input_tokens: 512}}"
+        for p in EXPLICIT_AXES["fp_precision"]
+    )
+    v2 = (
+        HEADER + "grid:\n  shared:\n"
+        f"    max_output_tokens: {EXPLICIT_AXES['max_output_tokens']}\n"
+        f"  linked:\n    -\n{linked}\n"
+        f"  backend_overrides:\n    pytorch:\n      batch_size: {[*batch, 2048]}\n"
+        "  exclude:\n    - {pytorch.batch_size: 2048}\n"
+        "  groups:\n"
+        f"    - {{name: low, shared: {{random_seed: {list(range(16))}}}}}\n"
+        f"    - {{name: high, shared: {{random_seed: {list(range(16, 32))}}}}}\n"
+    )
+    plain_same = (  # the v2 grid's points without the v2 constructs
+        HEADER.replace("max_output_tokens: 64", "max_output_tokens: 64\n  max_input_tokens: 512")
+        + grid.split(HEADER, 1)[1]
+    )
+    paths = {}
+    for name, text in (
+        ("explicit", "".join(explicit)),
+        ("grid", grid),
+        ("v2", v2),
+        ("plain", plain_same),
+    ):
+        paths[name] = directory / f"{name}.yaml"
+        paths[name].write_text(text, encoding="utf-8")
+    return paths
+
+
+def _validate_file(path: Path) -> float:
+    """CPU seconds of load + plan: what `llem campaign validate` spends."""
+    start = time.process_time()
+    campaign = load_campaign_config(path)
+    result = plan_campaign(campaign, path)
+    elapsed = time.process_time() - start
+    del result
+    return elapsed
+
+
+def campaign_files(directory: Path, repeats: int) -> None:
+    paths = write_campaigns(directory)
+    for path in paths.values():
+        _validate_file(path)  # warm: imports, introspection caches
+    counts = {}
+    for name, path in paths.items():
+        result = plan_campaign(load_campaign_config(path), path)
+        counts[name] = result.total_generated - result.excluded_count
+    print(f"campaign files (points): {counts}")
+
+    def paired(a: Path, b: Path) -> list[float]:
+        ratios = []
+        for repeat in range(repeats):
+            gc.collect()
+            if repeat % 2:
+                b_s, a_s = _validate_file(b), _validate_file(a)
+            else:
+                a_s, b_s = _validate_file(a), _validate_file(b)
+            ratios.append((a_s / counts[a.stem]) / (b_s / counts[b.stem]))
+        return ratios
+
+    explicit = paired(paths["explicit"], paths["grid"])
+    print(f"per-pair ratios: {[round(r, 2) for r in explicit]}")
+    print(
+        f"validate an explicit list of {counts['explicit']:,} / a grid of the same points, per "
+        f"point: ratio {statistics.median(explicit):.2f} (target <= 3; median of {repeats} pairs)"
+    )
+    v2 = paired(paths["v2"], paths["plain"])
+    print(
+        f"validate a grid with linked axes, exclude and groups / the plain grid of its points, "
+        f"per point: ratio {statistics.median(v2):.2f} (no target)"
+    )
 
 
 if __name__ == "__main__":

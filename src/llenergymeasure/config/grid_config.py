@@ -49,6 +49,29 @@ def _dotted(where: Where) -> str:
     return "grid." + ".".join(str(p) for p in where)
 
 
+_KNOWN_GOOD: set[tuple[Any, ...]] = set()
+"""(model, key) and (model, key, type, value) already found valid: an explicit list of thousands
+of experiments repeats the same few keys and values, each checked once."""
+_KNOWN_GOOD_MAX = 100_000
+
+
+def _remember(entry: tuple[Any, ...]) -> None:
+    if len(_KNOWN_GOOD) < _KNOWN_GOOD_MAX:
+        _KNOWN_GOOD.add(entry)
+
+
+def _check_value(model: type[Any], key: str, value: Any) -> None:
+    try:
+        entry: tuple[Any, ...] | None = (model, key, type(value), value)
+        if entry in _KNOWN_GOOD:
+            return
+    except TypeError:  # an unhashable value (a dict section): checked every time
+        entry = None
+    check_param_value(model, key, value)
+    if entry is not None:
+        _remember(entry)
+
+
 def check_axes(axes: dict[str, Any], model: type[Any], where: Where) -> None:
     """Each key exists under ``model`` and each value (each item of an axis) can be valid."""
     for key, value in axes.items():
@@ -58,13 +81,15 @@ def check_axes(axes: dict[str, Any], model: type[Any], where: Where) -> None:
                 (*where, key),
                 f"'{key}' is an empty list; fix: give at least one value or remove it",
             )
-        try:
-            resolve_param(model, key)
-        except ValueError as err:
-            raise key_error((*where, key), str(err)) from None
+        if (model, key) not in _KNOWN_GOOD:
+            try:
+                resolve_param(model, key)
+            except ValueError as err:
+                raise key_error((*where, key), str(err)) from None
+            _remember((model, key))
         for index, item in enumerate(values):
             try:
-                check_param_value(model, key, item)
+                _check_value(model, key, item)
             except ValueError as err:
                 at = (*where, key, index) if isinstance(value, list) else (*where, key)
                 raise key_error(at, str(err)) from None

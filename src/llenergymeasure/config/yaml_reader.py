@@ -174,8 +174,7 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
     def _compose(self) -> Any:
         event = self.peek_event()
         if type(event) is ScalarEvent and event.anchor is None:  # the common case, kept short
-            self._grow(1, 1, event.start_mark)
-            return self._scalar()[1]
+            return self._plain_scalar(self.get_event())[1]
         if isinstance(event, AliasEvent):
             self.get_event()
             if event.anchor not in self.anchors:
@@ -201,7 +200,7 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
         self._deepest = 0
         self._grow(1, 1, event.start_mark)
         if isinstance(event, ScalarEvent):
-            value = self.anchors[anchor] = self._scalar()[1]
+            value = self.anchors[anchor] = self._scalar(self.get_event())[1]
         elif isinstance(event, SequenceStartEvent):
             value = self._sequence(anchor)
         else:
@@ -224,9 +223,19 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
             )
         return str(tag)
 
-    def _scalar(self) -> tuple[str, Any]:
-        """(tag, value) of the next scalar: resolved, checked and converted once per literal."""
-        event = self.get_event()
+    def _plain_scalar(self, event: Any) -> tuple[str, Any]:
+        """``_scalar`` for a scalar without anchor, counted here (the hot path of a long list)."""
+        self._count += 1
+        if self._count > MAX_NODES or self._level >= MAX_DEPTH:
+            self._count -= 1
+            self._grow(1, 1, event.start_mark)  # raises
+        if self._level >= self._deepest:  # what _grow records, for an anchor's size
+            self._deepest = self._level + 1
+        found = self._scalars.get((event.value, event.implicit, event.tag))
+        return found if found is not None else self._scalar(event)
+
+    def _scalar(self, event: Any) -> tuple[str, Any]:
+        """(tag, value) of a scalar event: resolved, checked and converted once per literal."""
         key = (event.value, event.implicit, event.tag)
         found = self._scalars.get(key)
         if found is None:
@@ -270,17 +279,23 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
         merged: list[dict[Any, Any]] = []  # << merge keys, in order
         self._level += 1
         path, lines = self._path, self.lines
-        while not self.check_event(MappingEndEvent):
-            event = self.peek_event()
-            is_scalar = isinstance(event, ScalarEvent) and event.anchor is None
-            if is_scalar:
-                self._grow(1, 1, event.start_mark)
-                tag, key = self._scalar()
+        peek, get, plain = self.peek_event, self.get_event, self._plain_scalar
+        while True:
+            event = peek()
+            kind = type(event)
+            if kind is MappingEndEvent:
+                break
+            if kind is ScalarEvent and event.anchor is None:
+                tag, key = plain(get())
             else:
                 tag, key = "", self._compose()
-            path.append(event.value if isinstance(event, ScalarEvent) else "?")  # as written
+            path.append(event.value if kind is ScalarEvent else "?")  # as written
             lines[tuple(path)] = event.start_mark.line + 1
-            value = self._compose()
+            following = peek()
+            if type(following) is ScalarEvent and following.anchor is None:
+                value = plain(get())[1]
+            else:
+                value = self._compose()
             path.pop()
             if tag == _MERGE_TAG:
                 merged += self._merge_sources(value, event.start_mark)

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.config.campaign_config import CampaignConfig
-from llenergymeasure.config.dicts import deep_merge, expand_model_shorthand
-from llenergymeasure.config.loader import apply_overrides, check_experiment_file, read_yaml
+from llenergymeasure.config.dicts import clone, deep_merge, expand_model_shorthand, set_path
+from llenergymeasure.config.loader import check_experiment_file, read_yaml
 from llenergymeasure.exceptions import ConfigError
 from llenergymeasure.orchestration.grid import (
     GridExpansionResult,
@@ -36,18 +36,51 @@ def _explicit_experiments(
     campaign: CampaignConfig, campaign_file: str | Path | None, base: dict[str, Any]
 ) -> Iterator[dict[str, Any]]:
     root = Path(campaign_file).parent if campaign_file else Path.cwd()
+    files: dict[Path, dict[str, Any]] = {}  # each experiment file read and checked once
+    base = expand_model_shorthand(base)
+    flat = {k for k, v in base.items() if type(v) is dict and not _nested(v)}
     for index, explicit in enumerate(campaign.experiments):
         data: dict[str, Any] = {}
         stem = f"experiment{index + 1}"
         if explicit.config is not None:
             path = root / explicit.config
-            data, lines = read_yaml(path)
-            check_experiment_file(data, path, lines)
-            stem = path.stem
-        merged = deep_merge(expand_model_shorthand(base), expand_model_shorthand(data))
-        merged = apply_overrides(merged, explicit.overrides)
+            if path not in files:
+                read, lines = read_yaml(path)
+                check_experiment_file(read, path, lines)
+                files[path] = expand_model_shorthand(read)
+            data, stem = files[path], path.stem
+        merged = deep_merge(base, data) if data else _fresh_copy(base, flat)
+        for key, value in explicit.overrides.items():
+            _override(merged, key, value)
         merged["name"] = explicit.overrides.get("name") or data.get("name") or stem
         yield merged
+
+
+def _nested(section: dict[str, Any]) -> bool:
+    return any(type(v) in (dict, list) for v in section.values())
+
+
+def _fresh_copy(base: dict[str, Any], flat: set[str]) -> dict[str, Any]:
+    """A copy of ``base`` sharing no mutable state; flat sections copied in one C-level call
+    (thousands of explicit experiments copy the same base)."""
+    return {
+        k: {**v} if k in flat else clone(v) if type(v) in (dict, list) else v
+        for k, v in base.items()
+    }
+
+
+def _override(config: dict[str, Any], key: str, value: Any) -> None:
+    """Set a dotted override in place: a scalar at one or two levels directly, else deep-merged."""
+    head, _, rest = key.partition(".")
+    if type(value) in (dict, list) or "." in rest:
+        set_path(config, key.split("."), value)
+    elif not rest:
+        config[head] = value
+    else:
+        section = config.get(head)
+        if type(section) is not dict:
+            section = config[head] = {}
+        section[rest] = value
 
 
 MAX_PLANNED_POINTS = 10_000_000
