@@ -185,3 +185,20 @@ def test_gpu_memory_a_teardown_keeps_is_noted_for_the_next_result(
     assert shut == [True] and backend._llm is None
     (note,) = adapter._leftover_note
     assert "left 1024 MiB of GPU memory in use" in note
+
+
+def test_the_cause_is_dug_out_of_an_engine_core_subprocess_log() -> None:
+    from llenergymeasure.measurement.inference.vllm import subprocess_cause
+
+    log = (
+        "(EngineCore pid=9) ERROR EngineCore failed to start.\n"
+        "Traceback (most recent call last):\n"
+        '  File "kv_cache_utils.py", line 41, in check_enough_kv_cache_memory\n'
+        "ValueError: No available memory for the cache blocks. Try increasing it\n"
+        "RuntimeError: Engine core initialization failed. See root cause above.\n"
+    )
+    assert (
+        subprocess_cause(log)
+        == "ValueError: No available memory for the cache blocks. Try increasing it"
+    )
+    assert subprocess_cause("INFO all fine\n") is None

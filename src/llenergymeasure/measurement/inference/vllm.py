@@ -27,6 +27,9 @@ import dataclasses
 import gc
 import itertools
 import os
+import re
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -455,24 +458,62 @@ def _cuda_free_bytes() -> int | None:
 
 @contextlib.contextmanager
 def _engine_errors(config: ExperimentConfig) -> Iterator[None]:
-    """An engine that will not build -> ``ModelLoadError`` carrying vLLM's real cause."""
+    """An engine that will not build -> ``ModelLoadError`` carrying vLLM's real cause (with the
+    multiprocess engine, read back from the engine core's stderr)."""
+    in_process = os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") == "0"
+    captured: list[str] = []
     try:
-        yield
+        with contextlib.nullcontext() if in_process else _stderr_copy(captured):
+            yield
     except Exception as exc:
         cause = _first_line(_root_cause(exc))
         fix = "check the vllm settings against the model and this machine"
         if "initialization failed" in cause.lower():
+            found = subprocess_cause("".join(captured))
+            cause = f"{found} (in the engine core subprocess)" if found else cause
             fix = (
-                "the engine core ran in a subprocess and its cause is in the log above; unset "
-                "VLLM_ENABLE_V1_MULTIPROCESSING (llem runs the engine in process) to see it here"
+                "unset VLLM_ENABLE_V1_MULTIPROCESSING (llem runs the engine in process) to get "
+                "the cause with its traceback"
             )
-        elif "memory" in cause.lower() or "kv cache" in cause.lower():
+        if "memory" in cause.lower() or "kv cache" in cause.lower():
             fix = "raise vllm.kv_cache_space_gib or gpu_memory_utilization, or lower vllm.max_model_len"
         raise ModelLoadError(
             f"vLLM could not start an engine for '{config.model.name}': {cause}",
             where="backend: vllm",
             fix=fix,
         ) from exc
+
+
+@contextlib.contextmanager
+def _stderr_copy(into: list[str]) -> Iterator[None]:
+    """Send file descriptor 2 (ours and every subprocess started meanwhile) to a temporary file,
+    then replay it to the terminal and keep its text in ``into``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as spool:
+        os.dup2(spool.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            spool.seek(0)
+            text = spool.read().decode("utf-8", errors="replace")
+            into.append(text)
+            sys.stderr.write(text)
+
+
+def subprocess_cause(log: str) -> str | None:
+    """The last exception line (``SomeError: message``) in an engine core's stderr."""
+    lines = [line.strip() for line in log.splitlines()]
+    for line in reversed(lines):
+        if "initialization failed" in line or "failed to start" in line:
+            continue  # the wrapper's words, not the cause
+        match = re.match(r"^([A-Za-z_][\w.]*(?:Error|Exception))(?::\s*(.*))?$", line)
+        if match:
+            return f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2) or ''}".rstrip(": ")
+    return None
 
 
 def _root_cause(exc: BaseException) -> BaseException:
