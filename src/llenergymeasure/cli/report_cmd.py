@@ -188,7 +188,7 @@ def report(
     effect of each swept parameter, power over time, energy accounting (idle baseline vs the
     rest), per-cycle variability, a sortable table of every config, and the provenance of every
     number (an estimate is marked ESTIMATE in red). Needs the report extra:
-    pip install 'llenergymeasure\\[report]'.
+    pip install 'llenergymeasure[report]'.
     """
     from llenergymeasure.exceptions import LLEMError, UnavailableError
     from llenergymeasure.report import static
