@@ -19,6 +19,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from llenergymeasure.config.models import BACKEND_SECTIONS, ExperimentConfig
+from llenergymeasure.config.predecessor import key_hint, value_hint
 
 __all__ = [
     "BackendCapabilities",
@@ -295,6 +296,9 @@ def resolve_param(model: type[BaseModel], path: str) -> FieldInfo:
             raise ValueError(f"'{'.'.join(parts[:depth])}' has no sub-keys; cannot set '{path}'")
         fields = current.model_fields
         if part not in fields:
+            hint = key_hint("experiment", path) if model is ExperimentConfig else None
+            if hint is not None:
+                raise ValueError(f"unknown key '{path}'; {hint}")
             raise ValueError(_unknown("key", ".".join(parts[: depth + 1]), list(fields), part))
         info = fields[part]
         current = submodel(info.annotation)
@@ -331,6 +335,10 @@ def check_param_value(model: type[BaseModel], path: str, value: Any) -> None:
         options = _literal_options(info.annotation)
         if options is not None:
             valid = ", ".join(str(o) for o in options)
-            raise ValueError(f"{path}: {value!r} is not a valid choice; valid: {valid}") from None
+            hint = value_hint(value)
+            raise ValueError(
+                f"{path}: {value!r} is not a valid choice; "
+                + (f"{hint}; valid: {valid}" if hint else f"valid: {valid}")
+            ) from None
         problem = err.errors()[0]["msg"]
         raise ValueError(f"{path}: {value!r} is not valid ({problem})") from None

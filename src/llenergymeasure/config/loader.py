@@ -13,11 +13,16 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
-from llenergymeasure.config.campaign_config import CampaignConfig, check_fixed_values
+from llenergymeasure.config.campaign_config import (
+    CampaignConfig,
+    CampaignGridConfig,
+    check_fixed_values,
+)
 from llenergymeasure.config.dicts import clone, expand_model_shorthand, set_path
 from llenergymeasure.config.engine_args import check_installed_engine_kwargs
 from llenergymeasure.config.introspection import nearest_names, submodel
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.predecessor import Context, key_hint, value_hint
 from llenergymeasure.config.yaml_reader import parse_yaml, read_text
 from llenergymeasure.exceptions import ConfigError
 
@@ -54,6 +59,14 @@ def _model_at(root: type[BaseModel], loc: Path_) -> type[BaseModel] | None:
     return model
 
 
+_CONTEXTS: dict[type[BaseModel] | None, Context] = {
+    CampaignConfig: "campaign",
+    CampaignGridConfig: "grid",
+    ExperimentConfig: "experiment",
+}
+"""Which predecessor hints apply to the unknown keys of a model."""
+
+
 def _line_for(loc: Path_, lines: dict[Path_, int]) -> int | None:
     for end in range(len(loc), 0, -1):
         if loc[:end] in lines:
@@ -81,9 +94,14 @@ def describe_errors(
             msg = f"unknown key '{key}'" + (
                 f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
             )
+            hint = key_hint(_CONTEXTS.get(parent, "experiment"), key) if parent else None
+            msg = f"unknown key '{key}'; {hint}" if hint else msg
         elif item["type"] == "literal_error":
+            hint = value_hint(item["input"])
             msg = (
-                f"{_shown(item['input'])} is not a valid choice; expected {item['ctx']['expected']}"
+                f"{_shown(item['input'])} is not a valid choice; "
+                + (f"{hint}; " if hint else "")
+                + f"expected {item['ctx']['expected']}"
             )
         elif (
             item["type"] not in ("invalid_combination", "grid_key", "value_error")
