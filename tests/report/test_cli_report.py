@@ -178,3 +178,17 @@ def test_help_has_an_example_and_names_the_extra() -> None:
     assert result.exit_code == 0
     assert "Example: llem report results/sweep" in result.output
     assert "pip install 'llenergymeasure[report]'" in result.output
+
+
+def test_a_disk_that_refuses_the_page_is_one_message(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llenergymeasure.report import build
+
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(build, "write_report", full)
+    result = llem("report", folder)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "could not be written" in result.output and "No space left on device" in result.output

@@ -215,7 +215,13 @@ def report(
     _check_power(sources, power)
     from llenergymeasure.report.build import write_report
 
-    outcome = write_report(sources, path, power=power)
+    try:
+        outcome = write_report(sources, path, power=power)
+    except OSError as error:
+        raise LLEMError(
+            f"the report could not be written to {path}: {error.strerror or error}",
+            fix="free disk space or choose another place with -o",
+        ) from None
     for note in outcome.notes:
         out.print(f"[yellow]note:[/] {escape(note)}")
     out.print(
