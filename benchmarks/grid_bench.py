@@ -166,7 +166,7 @@ def main() -> None:
 
 # --- campaign files, as `llem campaign validate` reads them --------------------------------
 
-EXPLICIT_AXES = {  # 3 x 11 x 4 x 32 = 4,224 points
+EXPLICIT_AXES: dict[str, list[Any]] = {  # 3 x 11 x 4 x 32 = 4,224 points
     "fp_precision": ["float32", "float16", "bfloat16"],
     "pytorch.batch_size": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
     "max_output_tokens": [16, 32, 64, 128],

@@ -70,9 +70,9 @@ def test_linked_key_of_a_backend_not_in_the_grid() -> None:
 def test_linked_list_value_and_reserved_keys() -> None:
     _, msg = _error(linked=[[{"max_output_tokens": [8, 16]}]])
     assert "one value per key" in msg
-    where, msg = _error(linked=[[{"backend": "vllm"}]])
+    _, msg = _error(linked=[[{"backend": "vllm"}]])
     assert "grid.backends" in msg
-    where, msg = _error(models=["a"], linked=[[{"model.name": "b"}]])
+    _, msg = _error(models=["a"], linked=[[{"model.name": "b"}]])
     assert "grid.models" in msg
 
 
@@ -105,7 +105,7 @@ def test_exclude_entry_that_can_match_nothing() -> None:
 
 def test_exclude_matches_values_linked_together_only() -> None:
     linked = [[{"fp_precision": "float32"}, {"fp_precision": "float16", "max_output_tokens": 8}]]
-    where, msg = _error(
+    _, msg = _error(
         linked=linked, exclude=[{"fp_precision": "float32", "max_output_tokens": 8}]
     )
     assert "can match no point" in msg

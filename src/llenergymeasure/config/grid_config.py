@@ -300,10 +300,11 @@ class CampaignGridConfig(StrictModel):
                 )
             names[group.name] = g
             sources.append((("groups", g), group))
+        backends: list[str] = list(self.backends)
         for at, part in sources:
-            _check_overrides(part.backend_overrides, self.backends, (*at, "backend_overrides"))
-            _check_linked(part.linked, self.backends, self.models is not None, (*at, "linked"))
-            _check_exclude_keys(part.exclude, self.backends, self.models, (*at, "exclude"))
+            _check_overrides(part.backend_overrides, backends, (*at, "backend_overrides"))
+            _check_linked(part.linked, backends, self.models is not None, (*at, "linked"))
+            _check_exclude_keys(part.exclude, backends, self.models, (*at, "exclude"))
         self._check_levels()
         return self
 
