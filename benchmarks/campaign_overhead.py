@@ -36,7 +36,7 @@ base_config:
   max_output_tokens: 16
   dataset: {{name: builtin:prompts, num_prompts: 8}}
   pytorch: {{batch_size: 4}}
-  warmup: {{max_prompts: 4, min_prompts: 2}}
+  warmup: {{max_prompts: 12, min_prompts: 2}}
   baseline: {{enabled: true, duration_sec: 0.3, cache_ttl_sec: 0}}
   energy: {{source: estimate}}
 grid:

@@ -285,3 +285,34 @@ def test_an_unreachable_cluster_is_one_clear_message(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30  # Ray alone would retry for minutes
     assert not (tmp_path / "out" / "manifest.json").exists()  # nothing marked running
     assert "Traceback" not in done.output
+
+
+def test_ctrl_c_cancels_everything_in_flight(tmp_path: Path, ray_cluster: str) -> None:
+    file = campaign_yaml(
+        tmp_path / "c.yaml",
+        outputs=(4, 6),
+        cycles=1,
+        base=SLOW.replace("duration_sec: 4", "duration_sec: 60"),
+        extra=f"  executor: ray\n  ray: {{address: '{ray_cluster}', max_parallel: 2}}\n",
+    )
+    out = tmp_path / "out"
+    driver = subprocess.Popen(
+        [*LLEM, "campaign", "run", str(file), "-o", str(out), "--yes", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: len(_workers()) == 2, 120, "two experiments in flight")
+        driver.send_signal(signal.SIGINT)
+        stdout, stderr = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    _wait_for(lambda: not _workers(), 30, "the cancelled workers to be gone")
+    data = manifest_data(out)
+    assert data["status"] == "interrupted"
+    assert [e["status"] for e in data["entries"]] == ["interrupted", "interrupted"]
+    assert not list(out.glob("*/result*.json"))
