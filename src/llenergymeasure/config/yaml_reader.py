@@ -278,22 +278,38 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
             self.anchors[anchor] = mapping
         merged: list[dict[Any, Any]] = []  # << merge keys, in order
         self._level += 1
-        path, lines = self._path, self.lines
+        path, lines, scalars = self._path, self.lines, self._scalars
         peek, get, plain = self.peek_event, self.get_event, self._plain_scalar
-        while True:
+        if self._level >= MAX_DEPTH:
+            scalars = {}  # every scalar goes through plain(), which refuses the depth
+        while True:  # _plain_scalar inlined for keys and values: the hot loop of a long list
             event = peek()
             kind = type(event)
             if kind is MappingEndEvent:
                 break
+            if self._level >= self._deepest:  # what _grow records for a scalar, for anchors
+                self._deepest = self._level + 1
             if kind is ScalarEvent and event.anchor is None:
-                tag, key = plain(get())
+                get()
+                found = scalars.get((event.value, event.implicit, event.tag))
+                if found is None or self._count >= MAX_NODES:
+                    tag, key = plain(event)
+                else:
+                    self._count += 1
+                    tag, key = found
             else:
                 tag, key = "", self._compose()
             path.append(event.value if kind is ScalarEvent else "?")  # as written
             lines[tuple(path)] = event.start_mark.line + 1
             following = peek()
             if type(following) is ScalarEvent and following.anchor is None:
-                value = plain(get())[1]
+                get()
+                found = scalars.get((following.value, following.implicit, following.tag))
+                if found is None or self._count >= MAX_NODES:
+                    value = plain(following)[1]
+                else:
+                    self._count += 1
+                    value = found[1]
             else:
                 value = self._compose()
             path.pop()

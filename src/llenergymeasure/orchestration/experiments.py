@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.config.campaign_config import CampaignConfig
-from llenergymeasure.config.dicts import clone, deep_merge, expand_model_shorthand, set_path
+from llenergymeasure.config.dicts import deep_merge, expand_model_shorthand
 from llenergymeasure.config.loader import check_experiment_file, read_yaml
 from llenergymeasure.exceptions import ConfigError
 from llenergymeasure.orchestration.grid import (
@@ -17,6 +17,7 @@ from llenergymeasure.orchestration.grid import (
     iter_campaign_grid,
     validate_campaign_grid,
 )
+from llenergymeasure.orchestration.override_points import Entry, OverridePoints
 
 
 def iter_campaign_experiments(
@@ -29,58 +30,25 @@ def iter_campaign_experiments(
     """
     base = campaign.base_config if isinstance(campaign.base_config, dict) else {}
     points = iter_campaign_grid(campaign.grid, base) if campaign.grid is not None else GridPoints()
-    return points.followed_by(_explicit_experiments(campaign, campaign_file, base))
+    return points.followed_by(OverridePoints(_explicit_experiments(campaign, campaign_file, base)))
 
 
 def _explicit_experiments(
     campaign: CampaignConfig, campaign_file: str | Path | None, base: dict[str, Any]
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Entry]:
     root = Path(campaign_file).parent if campaign_file else Path.cwd()
-    files: dict[Path, dict[str, Any]] = {}  # each experiment file read and checked once
+    files: dict[Path, tuple[dict[str, Any], Any]] = {}  # each file read and checked once
     base = expand_model_shorthand(base)
-    flat = {k for k, v in base.items() if type(v) is dict and not _nested(v)}
     for index, explicit in enumerate(campaign.experiments):
-        data: dict[str, Any] = {}
-        stem = f"experiment{index + 1}"
+        under, file_name, stem = base, None, f"experiment{index + 1}"
         if explicit.config is not None:
             path = root / explicit.config
             if path not in files:
                 read, lines = read_yaml(path)
                 check_experiment_file(read, path, lines)
-                files[path] = expand_model_shorthand(read)
-            data, stem = files[path], path.stem
-        merged = deep_merge(base, data) if data else _fresh_copy(base, flat)
-        for key, value in explicit.overrides.items():
-            _override(merged, key, value)
-        merged["name"] = explicit.overrides.get("name") or data.get("name") or stem
-        yield merged
-
-
-def _nested(section: dict[str, Any]) -> bool:
-    return any(type(v) in (dict, list) for v in section.values())
-
-
-def _fresh_copy(base: dict[str, Any], flat: set[str]) -> dict[str, Any]:
-    """A copy of ``base`` sharing no mutable state; flat sections copied in one C-level call
-    (thousands of explicit experiments copy the same base)."""
-    return {
-        k: {**v} if k in flat else clone(v) if type(v) in (dict, list) else v
-        for k, v in base.items()
-    }
-
-
-def _override(config: dict[str, Any], key: str, value: Any) -> None:
-    """Set a dotted override in place: a scalar at one or two levels directly, else deep-merged."""
-    head, _, rest = key.partition(".")
-    if type(value) in (dict, list) or "." in rest:
-        set_path(config, key.split("."), value)
-    elif not rest:
-        config[head] = value
-    else:
-        section = config.get(head)
-        if type(section) is not dict:
-            section = config[head] = {}
-        section[rest] = value
+                files[path] = (deep_merge(base, expand_model_shorthand(read)), read.get("name"))
+            (under, file_name), stem = files[path], path.stem
+        yield under, explicit.overrides, explicit.overrides.get("name") or file_name or stem
 
 
 MAX_PLANNED_POINTS = 10_000_000
