@@ -287,7 +287,7 @@ class GridPoints(Iterator[dict[str, Any]]):
 
     def __init__(self, parts: Iterable[_Expander | Iterable[dict[str, Any]]] = ()) -> None:
         self._parts = list(parts)
-        self._current: tuple[_Expander | None, Iterator[Any]] | None = None
+        self._current: tuple[_Part | None, Iterator[Any]] | None = None
 
     def followed_by(self, config_dicts: Iterable[dict[str, Any]]) -> GridPoints:
         """These points, then ``config_dicts`` (read lazily, after the grid)."""
@@ -307,7 +307,7 @@ class GridPoints(Iterator[dict[str, Any]]):
             self._current = None
         raise StopIteration
 
-    def take_parts(self) -> Iterator[tuple[_Expander | None, Iterator[Any]]]:
+    def take_parts(self) -> Iterator[tuple[_Part | None, Iterator[Any]]]:
         """Hand over the parts left, each with its position; the taker exhausts each one."""
         while self._current is not None or self._parts:
             part = self._current or _opened(self._parts.pop(0))
@@ -315,12 +315,19 @@ class GridPoints(Iterator[dict[str, Any]]):
             yield part
 
 
+_Part = _Expander | OverridePoints
+"""A part whose items are built into dicts: grid choices, or explicit (base, overrides) entries."""
+
+
 def _opened(
     part: _Expander | Iterable[dict[str, Any]],
-) -> tuple[_Expander | None, Iterator[Any]]:
-    """(expander, its combos) for a grid part; (None, its dicts) for plain dicts."""
+) -> tuple[_Part | None, Iterator[Any]]:
+    """(expander, its combos) for a grid part, (the part, its entries) for explicit
+    experiments; (None, its dicts) for plain dicts."""
     if isinstance(part, _Expander):
         return part, part.combos()
+    if isinstance(part, OverridePoints):
+        return part, iter(part.entries)
     return None, iter(part)
 
 
@@ -389,11 +396,13 @@ def validate_campaign_grid(config_dicts: Iterable[dict[str, Any]]) -> GridExpans
     validation = _Validation()
     with _collector_paused():
         if isinstance(config_dicts, GridPoints):
-            for expander, items in config_dicts.take_parts():
-                if expander is None:
+            for part, items in config_dicts.take_parts():
+                if part is None:
                     validation.add_dicts(items)
+                elif isinstance(part, OverridePoints):
+                    validation.add_overrides(part, items)
                 else:
-                    validation.add_points(expander, items)
+                    validation.add_points(part, items)
         else:
             validation.add_dicts(config_dicts)
     return validation.result()
@@ -561,6 +570,61 @@ class _PointPreparer:
         return value
 
 
+class _OverridePreparer:
+    """``_SectionCache.prepare`` for explicit experiments, from their base and overrides.
+
+    The base's validated sections are taken once per base; a section an experiment overrides
+    is worked out (base section + its overrides, validated) once per distinct set of override
+    values and then looked up. None sends an experiment the plain way: its base fails, an
+    override sets ``backend``, or a value is not hashable.
+    """
+
+    def __init__(self, sections: _SectionCache) -> None:
+        self._sections = sections
+        self._bases: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+        self._values: dict[Any, Any] = {}
+
+    def prepare(self, base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any] | None:
+        known = self._bases.get(id(base))
+        if known is None or known[0] is not base:
+            known = self._bases[id(base)] = (base, self._sections.prepare(base))
+        prepared_base = known[1]
+        if prepared_base is None or "backend" in overrides:
+            return None
+        prepared = prepared_base.copy()
+        heads: dict[str, list[tuple[str, Any]]] = {}
+        for key, value in overrides.items():
+            head, dot, _ = key.partition(".")
+            if not dot and type(value) not in _CONTAINERS:
+                prepared[key] = value  # a top-level scalar, as prepare would copy it
+            else:
+                heads.setdefault(head, []).append((key, value))
+        for head, items in heads.items():
+            try:
+                memo: Any = (id(base), head, tuple(items), tuple(type(v) for _, v in items))
+                value = self._values.get(memo, _UNKNOWN)
+            except TypeError:  # a dict or list value
+                return None
+            if value is _UNKNOWN:
+                value = self._values[memo] = self._value(base, head, items)
+            if value is _FAILED:
+                return None
+            prepared[head] = value
+        return prepared
+
+    def _value(self, base: dict[str, Any], head: str, items: list[tuple[str, Any]]) -> Any:
+        partial = {head: clone(base[head])} if head in base else {}
+        for key, value in items:
+            set_override(partial, key, value)
+        value = partial[head]
+        if head in _SECTION_CLASSES and type(value) is dict:
+            try:
+                return self._sections.section(head, value)
+            except ValidationError:
+                return _FAILED
+        return value
+
+
 def _heads(axis: PlanAxis) -> set[str]:
     """The top-level keys an axis sets."""
     spec = axis.spec
@@ -603,6 +667,24 @@ class _Validation:
             )
             if admitted is not None:
                 self.keep(raw, desc, *admitted)
+
+    def add_overrides(self, part: OverridePoints, entries: Iterator[Entry]) -> None:
+        """Explicit experiments from their base and overrides (see ``_OverridePreparer``)."""
+        preparer = _OverridePreparer(self.sections)
+        build = part.build
+        for entry in entries:
+            base, overrides, name = entry
+            prepared = preparer.prepare(base, overrides)
+            raw: dict[str, Any] | None = None
+            if prepared is None:  # the plain way, for the plain message
+                raw = build(entry)
+                prepared = self.sections.prepare(raw) or raw
+            else:
+                prepared["name"] = name
+            backend = prepared.get("backend", "pytorch")
+            admitted = self.admit(prepared, name, backend if type(backend) is str else "?")
+            if admitted is not None:
+                self.keep(raw or build(entry), name, *admitted)
 
     def add_points(self, expander: _Expander, combos: Iterator[tuple[_Choice, ...]]) -> None:
         """Grid points from their choices; a point's dict is only built if it is kept."""
