@@ -88,7 +88,11 @@ def test_streaming_reports_ttft_and_itl(write_yaml, tmp_path: Path) -> None:  # 
     ("args", "code", "needle"),
     [
         (["--model", "./no/such/model"], 1, "no/such/model"),
-        (["--model", "builtin:tiny-gpt2", "--backend", "vllm"], 1, "needs an NVIDIA GPU"),
+        (
+            ["--model", "builtin:tiny-gpt2", "--backend", "tensorrt", "-p", "float16"],
+            1,
+            "needs an NVIDIA GPU",
+        ),
         (["--model", "builtin:tiny-gpt2", "--backend", "pytorchh"], 2, "pytorch"),
         (["--model", "builtin:tiny-gpt2", "--precision", "float8"], 2, "float8"),
         ([], 2, "nothing to run"),
