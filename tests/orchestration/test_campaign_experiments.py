@@ -133,3 +133,35 @@ def test_missing_explicit_experiment_file_is_a_config_error(write_yaml: WriteYam
         plan_campaign(campaign, path)
     assert info.value.exit_code == 2
     assert "missing.yaml" in str(info.value)
+
+
+def test_explicit_experiments_validate_as_their_dicts_do(write_yaml: WriteYaml) -> None:
+    """The explicit list is validated from base + overrides; the outcome equals the dicts'."""
+    write_yaml("fp_precision: float16\npytorch: {use_cache: false}\nname: from-file\n", "f.yaml")
+    path = write_yaml(
+        """
+        campaign_name: explicit
+        base_config: {model: gpt2, dataset: {num_prompts: 4}}
+        experiments:
+          - overrides: {fp_precision: float32, pytorch.batch_size: 2}
+          - overrides: {fp_precision: float32, pytorch.batch_size: 2}
+          - overrides: {pytorch.batch_size: 64}
+          - config: f.yaml
+          - config: f.yaml
+            overrides: {name: named, decoder: {temperature: 0.5, do_sample: true}}
+          - overrides: {backend: vllm, vllm.max_num_seqs: 8}
+          - overrides: {tensorrt.max_batch_size: 4}
+          - overrides: {dataset.num_prompts: 8, pytorch.batch_size: 2, fp_precision: float32}
+        """,
+        "campaign.yaml",
+    )
+    campaign = load_campaign_config(path)
+    lazy = plan_campaign(campaign, path)
+    from llenergymeasure.orchestration.grid import validate_campaign_grid
+
+    eager = validate_campaign_grid(list(iter_campaign_experiments(campaign, path)))
+    assert lazy.model_dump() == eager.model_dump()
+    assert lazy.total_generated == 8
+    assert len(lazy.duplicates) == 1 and lazy.filtered_configs  # batch 64, tensorrt section
+    names = [c["name"] for c in lazy.valid_configs]
+    assert "from-file" in names and "named" in names
