@@ -744,14 +744,13 @@ def run_experiment(
     experiment_id = experiment_id or default_experiment_id(config, digest)
     pool = models or ModelPool(reuse=False)
 
-    say("environment")
-    environment = collect_environment()
-
     host = host_lock.acquire(host_lock.energy_scope(config.energy.source), say)
-    say(f"importing {config.backend}'s libraries")
-    import_s = import_engine(config.backend)
-    say(f"loading {config.model.name} ({config.backend}, {config.fp_precision})")
     try:
+        say(f"importing {config.backend}'s libraries")
+        import_s = import_engine(config.backend)
+        say("environment")
+        environment = collect_environment()  # after the import: torch can say if CUDA works
+        say(f"loading {config.model.name} ({config.backend}, {config.fp_precision})")
         backend, info, reused = pool.acquire(config)
         source = select_energy_source(
             config.energy.source,
