@@ -234,3 +234,15 @@ def test_yaml_booleans_are_only_true_and_false(write_yaml) -> None:  # type: ign
     assert "on" in data["notify"] and data["base_config"]["streaming"] is True
     campaign = load_campaign_config(path)
     assert campaign.notify.on == ["completion"]
+
+
+def test_read_yaml_line_map_is_read_on_first_lookup_and_exact(write_yaml: WriteYaml) -> None:
+    """The first read skips the line map (only messages need it); the lookup reads it then."""
+    from llenergymeasure.config.yaml_reader import parse_yaml
+
+    text = "a: 1\nlist:\n  - {x: 1, y: [2, 3]}\n  - z: 4\n"
+    data, lines = read_yaml(write_yaml(text))
+    assert lines._lines is None  # type: ignore[attr-defined]
+    assert dict(lines) == parse_yaml(text, source="s")[1]
+    assert lines[("list", 1, "z")] == 4
+    assert data == parse_yaml(text, source="s")[0]

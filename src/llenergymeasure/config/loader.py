@@ -7,6 +7,7 @@ Structural mistakes (YAML syntax, unknown key, wrong type, a value a field can n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from llenergymeasure.config.engine_args import check_installed_engine_kwargs
 from llenergymeasure.config.introspection import nearest_names, submodel
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.predecessor import Context, key_hint, value_hint
-from llenergymeasure.config.yaml_reader import parse_yaml, read_text
+from llenergymeasure.config.yaml_reader import LineMap, read_lazily, read_text
 from llenergymeasure.exceptions import ConfigError
 
 Path_ = tuple[str | int, ...]
@@ -35,10 +36,10 @@ class InvalidCombinationError(ConfigError):
     exit_code = 1
 
 
-def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[Path_, int]]:
+def read_yaml(path: str | Path) -> tuple[dict[str, Any], LineMap]:
     """Parse a YAML mapping (within the limits of :mod:`yaml_reader`), returning it and the
-    line of each key path."""
-    data, lines = parse_yaml(read_text(path), source=str(path))
+    line of each key path (worked out when first looked up: only messages need them)."""
+    data, lines = read_lazily(read_text(path), source=str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -67,7 +68,7 @@ _CONTEXTS: dict[type[BaseModel] | None, Context] = {
 """Which predecessor hints apply to the unknown keys of a model."""
 
 
-def _line_for(loc: Path_, lines: dict[Path_, int]) -> int | None:
+def _line_for(loc: Path_, lines: Mapping[Path_, int]) -> int | None:
     for end in range(len(loc), 0, -1):
         if loc[:end] in lines:
             return lines[loc[:end]]
@@ -78,7 +79,7 @@ def describe_errors(
     err: ValidationError,
     *,
     file: str | Path | None,
-    lines: dict[Path_, int] | None = None,
+    lines: Mapping[Path_, int] | None = None,
     root: type[BaseModel] = ExperimentConfig,
     prefix: Path_ = (),
 ) -> list[str]:
@@ -139,7 +140,10 @@ def _is_combination(err: ValidationError) -> bool:
 
 
 def validate_experiment(
-    data: dict[str, Any], *, file: str | Path | None = None, lines: dict[Path_, int] | None = None
+    data: dict[str, Any],
+    *,
+    file: str | Path | None = None,
+    lines: Mapping[Path_, int] | None = None,
 ) -> ExperimentConfig:
     """Build an ExperimentConfig, turning validation errors into one readable message; where
     vLLM is installed, ``engine_kwargs`` names are checked against its EngineArgs too."""
@@ -182,7 +186,9 @@ def load_experiment_config(
     return validate_experiment(data, file=path, lines=lines)
 
 
-def check_experiment_file(data: dict[str, Any], path: str | Path, lines: dict[Path_, int]) -> None:
+def check_experiment_file(
+    data: dict[str, Any], path: str | Path, lines: Mapping[Path_, int]
+) -> None:
     """Fail at load on an unknown key or impossible value in an experiment file of a campaign."""
     try:
         check_fixed_values(data)
@@ -208,6 +214,6 @@ def load_campaign_config(path: str | Path) -> CampaignConfig:
             "invalid campaign config:" + _bullets(problems),
             fix=_generic_fix(problems, "`llem config params` lists experiment keys"),
         ) from None
-    if any("engine_kwargs" in loc for loc in lines):  # the line map names every key: no walk
+    if lines.mentions("engine_kwargs"):  # the text holds none: nothing to walk
         check_installed_engine_kwargs(data, path, lambda loc: _line_for(loc, lines))
     return campaign

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 import stat
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,12 +117,13 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
     list repeats the same few hundred literals thousands of times).
     """
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, record_lines: bool = True) -> None:
         _EventSource.__init__(self, text)
         SafeConstructor.__init__(self)
         _Resolver.__init__(self)
         self.anchors: dict[str, Any] = {}
         self.lines: dict[KeyPath, int] = {}
+        self._record = record_lines
         self._path: list[str | int] = []
         self._count = 0
         self._level = 0
@@ -262,7 +264,8 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
         index = 0
         while not self.check_event(SequenceEndEvent):
             path.append(index)
-            lines[tuple(path)] = self.peek_event().start_mark.line + 1
+            if self._record:
+                lines[tuple(path)] = self.peek_event().start_mark.line + 1
             items.append(self._compose())
             path.pop()
             index += 1
@@ -278,7 +281,7 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
             self.anchors[anchor] = mapping
         merged: list[dict[Any, Any]] = []  # << merge keys, in order
         self._level += 1
-        path, lines, scalars = self._path, self.lines, self._scalars
+        path, lines, scalars, record = self._path, self.lines, self._scalars, self._record
         peek, get, plain = self.peek_event, self.get_event, self._plain_scalar
         if self._level >= MAX_DEPTH:
             scalars = {}  # every scalar goes through plain(), which refuses the depth
@@ -300,7 +303,8 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
             else:
                 tag, key = "", self._compose()
             path.append(event.value if kind is ScalarEvent else "?")  # as written
-            lines[tuple(path)] = event.start_mark.line + 1
+            if record:
+                lines[tuple(path)] = event.start_mark.line + 1
             following = peek()
             if type(following) is ScalarEvent and following.anchor is None:
                 get()
@@ -393,12 +397,51 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
             )
 
 
-def parse_yaml(text: str, *, source: str) -> tuple[Any, dict[KeyPath, int]]:
-    """The one document in ``text`` as plain data, and the 1-based line of each key path.
+class LineMap(Mapping[KeyPath, int]):
+    """The 1-based line of each key path of a document that was read without recording them.
+
+    Lines matter only for a message about a mistake, so the first read skips them (a quarter
+    of the time of a long explicit list) and the first lookup reads the text again for them.
+    """
+
+    def __init__(self, text: str, source: str) -> None:
+        self._text, self._source = text, source
+        self._lines: dict[KeyPath, int] | None = None
+
+    def _map(self) -> dict[KeyPath, int]:
+        if self._lines is None:
+            self._lines = parse_yaml(self._text, source=self._source)[1]
+        return self._lines
+
+    def __getitem__(self, path: KeyPath) -> int:
+        return self._map()[path]
+
+    def __iter__(self) -> Iterator[KeyPath]:
+        return iter(self._map())
+
+    def __len__(self) -> int:
+        return len(self._map())
+
+    def mentions(self, key: str) -> bool:
+        """Whether ``key`` may be a key of the document (its text holds it), without reading."""
+        return key in self._text
+
+
+def read_lazily(text: str, *, source: str) -> tuple[Any, LineMap]:
+    """``parse_yaml`` with the line map worked out only when first looked up."""
+    data, _ = parse_yaml(text, source=source, record_lines=False)
+    return data, LineMap(text, source)
+
+
+def parse_yaml(
+    text: str, *, source: str, record_lines: bool = True
+) -> tuple[Any, dict[KeyPath, int]]:
+    """The one document in ``text`` as plain data, and the 1-based line of each key path
+    (empty with ``record_lines=False``).
 
     ``source`` names the text in messages (usually the file's path).
     """
-    loader = _BoundedLoader(text)
+    loader = _BoundedLoader(text, record_lines=record_lines)
     try:
         _, data = loader.get_single_value()
     except _Refused as refused:
