@@ -296,3 +296,19 @@ def test_controlled_suite_is_a_union_of_one_factor_groups_around_the_base() -> N
             config["pytorch"]["attn_implementation"] != "sdpa",
         ]
         assert sum(differs) <= 1, config["name"]
+
+
+def test_a_linked_axis_can_pair_models_with_settings() -> None:
+    grid = _grid(
+        linked=[
+            [
+                {"model": "org/small", "pytorch.batch_size": 32},
+                {"model.name": "org/large", "pytorch.batch_size": 4},
+            ]
+        ],
+        exclude=[{"model": "org/large", "pytorch.batch_size": 4}],
+    )
+    configs = expand_campaign_grid(grid, {})
+    assert [(c["model"], c["pytorch"], c["name"]) for c in configs] == [
+        ({"name": "org/small"}, {"batch_size": 32}, "pytorch_small_bs32")
+    ]

@@ -74,7 +74,8 @@ class AxisSpec:
 
 
 def config_path(key: str) -> ConfigPath:
-    """The dict path of a dotted key as written in shared, linked or exclude."""
+    """The dict path of a dotted key as written in shared, linked or exclude (``model`` with a
+    name is ``model.name``)."""
     if key == "model":
         return ("model", "name")
     return tuple(key.split("."))
@@ -162,7 +163,7 @@ def backend_axes(
     for where, axis in level.linked:
         points = tuple(
             tuple(
-                (config_path(k), v)
+                (config_path(k) if isinstance(v, str) else tuple(k.split(".")), v)
                 for k, v in point.items()
                 if k.split(".")[0] not in BACKEND_SECTIONS or k.split(".")[0] == backend
             )

@@ -98,7 +98,10 @@ def _count_covered(sizes: list[int], rules: list[dict[int, frozenset[int]]]) -> 
 
 
 def short_for(path: ConfigPath) -> str:
-    """Name abbreviation of a parameter, from its field metadata (fallback: initials)."""
+    """Name abbreviation of a parameter, from its field metadata (fallback: initials); a model
+    name goes in bare, as from grid.models."""
+    if path == ("model", "name"):
+        return ""
     dotted = ".".join(path)
     if path[0] in BACKEND_SECTIONS and len(path) > 1:
         info = get_backend_params(path[0]).get(".".join(path[1:]))
