@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.exceptions import UnavailableError
 from llenergymeasure.measurement.datasets import load_prompts
 from llenergymeasure.measurement.energy import select_energy_source
 from llenergymeasure.measurement.energy.base import PeriodicSampler
@@ -189,9 +190,13 @@ def main() -> None:
     by_backend: dict[str, list[ExperimentResult]] = {}
     for name in args.backends.split(","):
         data, bare = plans[name]
-        results, bare_runs = measure_pairs(
-            ExperimentConfig.model_validate(data), bare, args.repeats
-        )
+        try:
+            results, bare_runs = measure_pairs(
+                ExperimentConfig.model_validate(data), bare, args.repeats
+            )
+        except UnavailableError as err:  # e.g. no vllm here: say so, keep the other figures
+            print(f"[{name}] skipped: {err.what}")
+            continue
         report_overhead(name, results, bare_runs)
         by_backend[name] = results
     if len(by_backend) > 1:
