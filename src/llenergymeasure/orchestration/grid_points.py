@@ -1,8 +1,9 @@
 """Grid points as experiment config dicts, built lazily from each plan's axis choices.
 
-``iter_campaign_grid`` streams one fresh dict per point of ``grid_plan``'s plans, in order
-(excluded points skipped), each with a readable name; ``GridPoints`` carries the stream, with
-any explicit experiments after it, to the validator, which can take the choices themselves.
+A ``PlanExpander`` builds the dict of any point of one of ``grid_plan``'s plans, with its
+readable name; ``GridPoints`` streams them in order (excluded points skipped), with any
+explicit experiments after them, and hands its parts to the validator, which can take the
+choices themselves.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from collections.abc import Iterable, Iterator
 from operator import attrgetter
 from typing import Any
 
-from llenergymeasure.config.campaign_config import CampaignGridConfig
 from llenergymeasure.config.dicts import clone, set_path
-from llenergymeasure.log import logger
-from llenergymeasure.orchestration.grid_plan import BackendPlan, PlanAxis, plan_grid, short_for
+from llenergymeasure.orchestration.grid_plan import BackendPlan, PlanAxis, short_for
 from llenergymeasure.orchestration.override_points import OverridePoints
 
 _PRECISION_SHORT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
@@ -38,12 +37,6 @@ def _name_part(path: tuple[str, ...], short: str, value: Any) -> str:
         value = str(value).replace("builtin:", "").rsplit("/", 1)[-1]
     text = _PRECISION_SHORT.get(value, value) if isinstance(value, str) else value
     return UNSAFE.sub("-", f"{short}{text}").strip("-")
-
-
-def count_campaign_grid(grid: CampaignGridConfig) -> int:
-    """The exact number of points the grid expands to (excluded points left out), counted
-    without expanding (works for any size)."""
-    return sum(plan.count_kept() for plan in plan_grid(grid, None))
 
 
 class Choice:
@@ -214,35 +207,6 @@ def _opened(
     return None, iter(part)
 
 
-def iter_campaign_grid(
-    grid: CampaignGridConfig, base_config: dict[str, Any] | None = None
-) -> GridPoints:
-    """Lazily yield one config dict per grid point, each with a readable ``name``.
-
-    ``base_config`` is deep-merged under every point and never mutated; no two yielded dicts
-    share mutable state.
-    """
-    prefix = (base_config or {}).get("name")
-    return GridPoints(
-        PlanExpander(plan, prefix, grid.models is not None) for plan in plan_grid(grid, base_config)
-    )
-
-
-def expand_campaign_grid(
-    grid: CampaignGridConfig,
-    base_config: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """Expand campaign grid into individual experiment config dicts.
-
-    Cartesian product of backends x models x shared params x linked axes x backend-specific
-    params (group by group, excluded points left out); the list form of
-    :func:`iter_campaign_grid`.
-    """
-    configs = list(iter_campaign_grid(grid, base_config))
-    logger.debug("expanded grid into {} configs", len(configs))
-    return configs
-
-
 __all__ = [
     "CONTAINERS",
     "UNSAFE",
@@ -250,7 +214,4 @@ __all__ = [
     "GridPoints",
     "PlanExpander",
     "apply_choices",
-    "count_campaign_grid",
-    "expand_campaign_grid",
-    "iter_campaign_grid",
 ]
