@@ -261,11 +261,13 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
             self.anchors[anchor] = items
         self._level += 1
         path, lines = self._path, self.lines
+        if not self._record:  # the fast read: no key paths (a refusal is read again for them)
+            while not self.check_event(SequenceEndEvent):
+                items.append(self._compose())
         index = 0
         while not self.check_event(SequenceEndEvent):
             path.append(index)
-            if self._record:
-                lines[tuple(path)] = self.peek_event().start_mark.line + 1
+            lines[tuple(path)] = self.peek_event().start_mark.line + 1
             items.append(self._compose())
             path.pop()
             index += 1
@@ -302,8 +304,8 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
                     tag, key = found
             else:
                 tag, key = "", self._compose()
-            path.append(event.value if kind is ScalarEvent else "?")  # as written
-            if record:
+            if record:  # (the fast read keeps no key paths: a refusal is read again for them)
+                path.append(event.value if kind is ScalarEvent else "?")  # as written
                 lines[tuple(path)] = event.start_mark.line + 1
             following = peek()
             if type(following) is ScalarEvent and following.anchor is None:
@@ -316,7 +318,8 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
                     value = found[1]
             else:
                 value = self._compose()
-            path.pop()
+            if record:
+                path.pop()
             if tag == _MERGE_TAG:
                 merged += self._merge_sources(value, event.start_mark)
                 continue
@@ -428,8 +431,13 @@ class LineMap(Mapping[KeyPath, int]):
 
 
 def read_lazily(text: str, *, source: str) -> tuple[Any, LineMap]:
-    """``parse_yaml`` with the line map worked out only when first looked up."""
-    data, _ = parse_yaml(text, source=source, record_lines=False)
+    """``parse_yaml`` with the line map worked out only when first looked up; a document it
+    refuses is read again with key paths, so the message names the key."""
+    try:
+        data, _ = parse_yaml(text, source=source, record_lines=False)
+    except ConfigError:
+        parse_yaml(text, source=source)  # raises the same refusal, with its key path
+        raise
     return data, LineMap(text, source)
 
 
