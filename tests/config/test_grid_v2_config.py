@@ -105,9 +105,7 @@ def test_exclude_entry_that_can_match_nothing() -> None:
 
 def test_exclude_matches_values_linked_together_only() -> None:
     linked = [[{"fp_precision": "float32"}, {"fp_precision": "float16", "max_output_tokens": 8}]]
-    _, msg = _error(
-        linked=linked, exclude=[{"fp_precision": "float32", "max_output_tokens": 8}]
-    )
+    _, msg = _error(linked=linked, exclude=[{"fp_precision": "float32", "max_output_tokens": 8}])
     assert "can match no point" in msg
     CampaignGridConfig(linked=linked, exclude=[{"fp_precision": "float16", "max_output_tokens": 8}])
 

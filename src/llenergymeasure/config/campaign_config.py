@@ -18,7 +18,6 @@ from llenergymeasure.config.models import MAX_SECONDS, ExperimentConfig
 from llenergymeasure.config.text import PlainText
 from llenergymeasure.config.urls import redact_url, webhook_problem
 
-
 _FIXED_OK: set[tuple[str, type, Any]] = set()
 """(key, type, value) pairs already found valid: thousands of explicit experiments repeat them."""
 
