@@ -164,3 +164,15 @@ def test_an_unreachable_webhook_never_fails_the_campaign(tmp_path: Path) -> None
     assert outcome.status == "completed" and outcome.exit_code == 0
     assert outcome.webhook_sent is False
     assert send_webhook("not a url", {}) is False
+
+
+def test_webhook_bodies_are_strict_json_without_secrets(
+    hook: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, received = hook
+    monkeypatch.setenv("HF_TOKEN", "hf_plantedsecret123456")
+    payload = {"mean": float("nan"), "note": "token hf_plantedsecret123456 leaked?"}
+    assert send_webhook(url, payload) is True
+    (call,) = received
+    assert call["body"]["mean"] is None  # json.loads would have accepted NaN: it is null
+    assert "hf_plantedsecret123456" not in json.dumps(call["body"])

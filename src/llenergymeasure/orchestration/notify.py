@@ -6,13 +6,13 @@ the campaign to fail.
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 from typing import Any
 
 from llenergymeasure.config.campaign_config import NotifyConfig
 from llenergymeasure.config.urls import redact_url, webhook_problem
+from llenergymeasure.files import finite, json_bytes
 from llenergymeasure.log import logger
 
 TIMEOUT_S = 10.0
@@ -33,7 +33,7 @@ def send_webhook(url: str, payload: dict[str, Any], *, timeout_s: float = TIMEOU
     if problem:
         logger.warning("webhook {} not called: {}", redact_url(url), problem)
         return False
-    body = json.dumps(payload, default=str).encode()
+    body = json_bytes(finite(payload))  # strict JSON, environment secrets redacted
     try:
         request = urllib.request.Request(
             url,
