@@ -157,6 +157,16 @@ def test_two_in_parallel_give_the_manifest_and_tables_of_the_inprocess_executor(
     assert any(r["timings"]["host_wait_s"] > 0.05 for r in results)  # two were in flight
 
 
+def _driver(file: Path, out: Path) -> subprocess.Popen[str]:
+    """``llem campaign run`` in its own process (a driver the test can signal or kill)."""
+    return subprocess.Popen(
+        [*LLEM, "campaign", "run", str(file), "-o", str(out), "--yes", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _wait_for(condition: Any, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -181,12 +191,7 @@ def test_a_worker_killed_mid_experiment_is_interrupted_and_rerun_on_resume(
         extra=f"  executor: ray\n  ray: {{address: '{ray_cluster}'}}\n",
     )
     out = tmp_path / "out"
-    driver = subprocess.Popen(
-        [*LLEM, "campaign", "run", str(file), "-o", str(out), "--yes", "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    driver = _driver(file, out)
     try:
         _wait_for(lambda: bool(_workers()), 120, "a worker running the first experiment")
         time.sleep(1.0)  # inside the experiment (its 4 s idle baseline)
@@ -296,12 +301,7 @@ def test_ctrl_c_cancels_everything_in_flight(tmp_path: Path, ray_cluster: str) -
         extra=f"  executor: ray\n  ray: {{address: '{ray_cluster}', max_parallel: 2}}\n",
     )
     out = tmp_path / "out"
-    driver = subprocess.Popen(
-        [*LLEM, "campaign", "run", str(file), "-o", str(out), "--yes", "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    driver = _driver(file, out)
     try:
         _wait_for(lambda: len(_workers()) == 2, 120, "two experiments in flight")
         driver.send_signal(signal.SIGINT)
