@@ -4,8 +4,8 @@ The grid's own schema and checks live in :mod:`grid_config`; this module holds t
 campaign file (explicit experiments, execution, statistics, schedule, io, notify).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: pydantic would compile every field's annotation
+# back from its string when the class is built (a few ms of `llem campaign validate`).
 import re
 from typing import Any, Literal
 
@@ -185,7 +185,7 @@ class ExecutionConfig(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _check_adaptive(self) -> ExecutionConfig:
+    def _check_adaptive(self) -> "ExecutionConfig":
         if self.target_ci_pct is None:
             for key in ("min_cycles", "max_cycles"):
                 if getattr(self, key) is not None:
@@ -323,7 +323,7 @@ class CampaignConfig(StrictModel):
         return base
 
     @model_validator(mode="after")
-    def _something_to_run(self) -> CampaignConfig:
+    def _something_to_run(self) -> "CampaignConfig":
         if self.grid is None and not self.experiments:
             raise ValueError(
                 "the campaign has neither a grid nor experiments; fix: add a 'grid:' section"

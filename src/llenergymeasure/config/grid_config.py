@@ -10,8 +10,8 @@ take, keys two axes set, and exclude entries that can match nothing fail here; o
 *combinations* are left for per-experiment filtering.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: pydantic would compile every field's annotation
+# back from its string when the class is built (a few ms of `llem campaign validate`).
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
@@ -289,7 +289,7 @@ class CampaignGridConfig(StrictModel):
         return shared
 
     @model_validator(mode="after")
-    def _check(self) -> CampaignGridConfig:
+    def _check(self) -> "CampaignGridConfig":
         sources: list[tuple[Where, Any]] = [((), self)]
         names: dict[str, int] = {}
         for g, group in enumerate(self.groups or ()):

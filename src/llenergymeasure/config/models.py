@@ -6,8 +6,8 @@ laptop and on a GPU server. Field validators check single values; model validato
 filtered experiments.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: pydantic would compile every field's annotation
+# back from its string when the class is built (a few ms of `llem campaign validate`).
 from typing import Any, Literal
 
 from pydantic import Field, ModelWrapValidatorHandler, field_validator, model_validator
@@ -117,8 +117,8 @@ class DecoderConfig(StrictModel):
     @model_validator(mode="wrap")
     @classmethod
     def _fill_from_preset(
-        cls, data: Any, handler: ModelWrapValidatorHandler[DecoderConfig]
-    ) -> DecoderConfig:
+        cls, data: Any, handler: "ModelWrapValidatorHandler[DecoderConfig]"
+    ) -> "DecoderConfig":
         if type(data) is cls:
             return data  # an instance was filled and checked when it was validated
         self = handler(data)
@@ -362,7 +362,7 @@ class ExperimentConfig(StrictModel):
         return {"name": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _check_combinations(self) -> ExperimentConfig:
+    def _check_combinations(self) -> "ExperimentConfig":
         """Every cross-field rule, in one place (sections hold single values only, so a
         validated section can be reused by many configs without re-running checks)."""
         values = self.__dict__
