@@ -6,6 +6,7 @@ inside the commands that need them, so ``llem --help`` stays instant.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -74,6 +75,14 @@ def _root(
     log.on_first_use(setup)
 
 
+PYDANTIC_PLUGINS_ENV = "PYDANTIC_DISABLE_PLUGINS"
+"""Pydantic looks for plugins (the ``pydantic`` entry points of every installed distribution)
+when it builds the first model: a scan that grows with the environment (~10 ms in a small one).
+llem's models are plain config, so the command skips it, as Typer does for its own adapters;
+a value the user set is kept (``PYDANTIC_DISABLE_PLUGINS=`` loads the plugins again)."""
+
+
 def main() -> None:
     """Console-script entry point."""
+    os.environ.setdefault(PYDANTIC_PLUGINS_ENV, "__all__")
     app()
