@@ -9,7 +9,6 @@ from typing import Any, NoReturn
 import typer
 
 from llenergymeasure.exceptions import LLEMError
-from llenergymeasure.files import finite
 from llenergymeasure.redaction import redact_json_text, redact_text
 
 
@@ -34,8 +33,18 @@ class _Console:
         return self.__getattr__("__exit__")(*exc)
 
 
-out: Any = _Console(highlight=False, soft_wrap=True)
-err: Any = _Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: a ``:name:`` in a config name or an error message stays as written (``escape``
+# makes markup literal, not emoji codes), and Rich's emoji table is never imported.
+out: Any = _Console(highlight=False, soft_wrap=True, emoji=False)
+err: Any = _Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+
+
+def finite(data: Any) -> Any:
+    """:func:`llenergymeasure.files.finite`, imported when JSON is first written: ``llem
+    --help`` does not load the file helpers (hashlib, tempfile)."""
+    from llenergymeasure.files import finite as files_finite
+
+    return files_finite(data)
 
 
 def escape(text: str) -> str:
