@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from llenergymeasure.config._base import StrictModel, meta
+from llenergymeasure.config._base import StrictModel, factory, meta
 
 AMPERE = "an Ampere or newer NVIDIA GPU (compute capability >= 8.0)"
 ADA_HOPPER = "an Ada or Hopper NVIDIA GPU (compute capability >= 8.9) for FP8"
@@ -191,7 +191,7 @@ class VLLMConfig(BackendSection):
         None, ge=1, description="Context length limit.", json_schema_extra=meta(short="ctx")
     )
     engine_kwargs: dict[str, Any] = Field(
-        default_factory=dict,
+        default_factory=factory(dict),
         description="More vllm.EngineArgs fields by name, passed through as given; names are "
         "checked against the installed vLLM when the config is loaded.",
         json_schema_extra=meta(short="ekw"),

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from llenergymeasure.config._base import StrictModel
+from llenergymeasure.config._base import StrictModel, factory
 from llenergymeasure.config.grid_config import CampaignGridConfig, GridGroup, check_axes, key_error
 from llenergymeasure.config.models import MAX_SECONDS, ExperimentConfig
 from llenergymeasure.config.text import PlainText
@@ -48,7 +48,7 @@ class ExplicitExperiment(StrictModel):
         None, description="Path to an experiment YAML, relative to the campaign file."
     )
     overrides: dict[str, Any] = Field(
-        default_factory=dict, description="Dotted key -> value, applied on top."
+        default_factory=factory(dict), description="Dotted key -> value, applied on top."
     )
 
     @field_validator("overrides")
@@ -168,14 +168,14 @@ class ExecutionConfig(StrictModel):
         description="Where experiments run: inprocess (reuses loaded models), subprocess (a "
         "fresh process each), ray (a Ray cluster, several at once; see execution.ray).",
     )
-    ray: RayConfig = Field(default_factory=RayConfig)
+    ray: RayConfig = Field(default_factory=factory(RayConfig))
     max_consecutive_failures: int | None = Field(
         5, ge=1, description="Stop after this many failures in a row."
     )
     experiment_timeout_seconds: float | None = Field(
         None, gt=0, le=MAX_SECONDS, description="Upper bound for one experiment."
     )
-    thermal_wait: ThermalWaitConfig = Field(default_factory=ThermalWaitConfig)
+    thermal_wait: ThermalWaitConfig = Field(default_factory=factory(ThermalWaitConfig))
     max_experiments: int = Field(
         MAX_EXPERIMENTS,
         ge=1,
@@ -303,17 +303,17 @@ class CampaignConfig(StrictModel):
 
     campaign_name: PlainText = Field(..., min_length=1)
     base_config: dict[str, Any] | PlainText = Field(
-        default_factory=dict,
+        default_factory=factory(dict),
         description="Inline experiment fields, or a path to an experiment YAML.",
     )
     grid: CampaignGridConfig | None = None
-    experiments: list[ExplicitExperiment] = Field(default_factory=list)
-    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
-    statistics: StatisticsConfig = Field(default_factory=StatisticsConfig)
-    cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig)
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
-    io: IOConfig = Field(default_factory=IOConfig)
-    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    experiments: list[ExplicitExperiment] = Field(default_factory=factory(list))
+    execution: ExecutionConfig = Field(default_factory=factory(ExecutionConfig))
+    statistics: StatisticsConfig = Field(default_factory=factory(StatisticsConfig))
+    cold_start: ColdStartConfig = Field(default_factory=factory(ColdStartConfig))
+    schedule: ScheduleConfig = Field(default_factory=factory(ScheduleConfig))
+    io: IOConfig = Field(default_factory=factory(IOConfig))
+    notify: NotifyConfig = Field(default_factory=factory(NotifyConfig))
 
     @field_validator("base_config")
     @classmethod

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from llenergymeasure.config._base import StrictModel
+from llenergymeasure.config._base import StrictModel, factory
 from llenergymeasure.config.grid_axes import (
     ABSENT,
     Where,
@@ -220,17 +220,18 @@ class GridGroup(StrictModel):
 
     name: PlainText = Field(..., min_length=1, description="Names the group in messages.")
     shared: dict[str, Any] = Field(
-        default_factory=dict, description="Axes added to (or replacing) the grid's shared axes."
+        default_factory=factory(dict),
+        description="Axes added to (or replacing) the grid's shared axes.",
     )
     linked: list[list[dict[str, Any]]] = Field(
-        default_factory=list,
+        default_factory=factory(list),
         description="Linked axes added; an axis setting a key replaces the grid's axes on it.",
     )
     backend_overrides: dict[Backend, dict[str, Any]] = Field(
-        default_factory=dict, description="Per-backend axes, merged over the grid's."
+        default_factory=factory(dict), description="Per-backend axes, merged over the grid's."
     )
     exclude: list[dict[str, Any]] = Field(
-        default_factory=list, description="More exclude entries, for this group only."
+        default_factory=factory(list), description="More exclude entries, for this group only."
     )
 
     @field_validator("shared")
@@ -251,20 +252,20 @@ class CampaignGridConfig(StrictModel):
         None, min_length=1, description="Model names to sweep (sets model.name)."
     )
     shared: dict[str, Any] = Field(
-        default_factory=dict,
+        default_factory=factory(dict),
         description="Axes applied to every backend: key -> list (axis) or scalar.",
     )
     linked: list[list[dict[str, Any]]] = Field(
-        default_factory=list,
+        default_factory=factory(list),
         description="Linked axes: each a list of points; a point sets several dotted keys "
         "together, in any section (a backend-section key only for that backend).",
     )
     backend_overrides: dict[Backend, dict[str, Any]] = Field(
-        default_factory=dict,
+        default_factory=factory(dict),
         description="Per-backend axes: a key of the backend's section, or a top-level field to replace.",
     )
     exclude: list[dict[str, Any]] = Field(
-        default_factory=list,
+        default_factory=factory(list),
         description="Drop a point matching every key of one entry (a list value: any of), "
         "before validation; keys are full dotted keys, or backend / model.",
     )

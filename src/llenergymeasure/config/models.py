@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ModelWrapValidatorHandler, field_validator, model_validator
 
-from llenergymeasure.config._base import StrictModel, combination_error, meta
+from llenergymeasure.config._base import StrictModel, combination_error, factory, meta
 from llenergymeasure.config.backend_configs import (
     AMPERE,
     BackendSection,
@@ -337,18 +337,18 @@ class ExperimentConfig(StrictModel):
     )
     max_output_tokens: int = Field(128, ge=1, le=MAX_TOKENS, json_schema_extra=meta(short="out"))
     min_output_tokens: int = Field(0, ge=0, le=MAX_TOKENS, json_schema_extra=meta(short="minout"))
-    decoder: DecoderConfig = Field(default_factory=DecoderConfig)
-    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    decoder: DecoderConfig = Field(default_factory=factory(DecoderConfig))
+    dataset: DatasetConfig = Field(default_factory=factory(DatasetConfig))
     streaming: bool = Field(
         False,
         description="Send requests one at a time and record TTFT/ITL.",
         json_schema_extra=meta(short="stream"),
     )
-    warmup: WarmupConfig = Field(default_factory=WarmupConfig)
-    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
-    energy: EnergyConfig = Field(default_factory=EnergyConfig)
-    timeseries: TimeseriesConfig = Field(default_factory=TimeseriesConfig)
-    traffic: TrafficConfig = Field(default_factory=TrafficConfig)
+    warmup: WarmupConfig = Field(default_factory=factory(WarmupConfig))
+    baseline: BaselineConfig = Field(default_factory=factory(BaselineConfig))
+    energy: EnergyConfig = Field(default_factory=factory(EnergyConfig))
+    timeseries: TimeseriesConfig = Field(default_factory=factory(TimeseriesConfig))
+    traffic: TrafficConfig = Field(default_factory=factory(TrafficConfig))
     random_seed: int = Field(
         42, description="Seeds prompts, sampling and traffic.", json_schema_extra=meta(short="seed")
     )
