@@ -12,8 +12,7 @@ axes, as written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from llenergymeasure.config.models import BACKEND_SECTIONS
 
@@ -29,8 +28,11 @@ ABSENT: Any = type("Absent", (), {"__repr__": lambda self: "<absent>"})()
 """The value of a key a linked point does not set."""
 
 
-@dataclass(frozen=True)
-class GridLevel:
+# GridLevel and AxisSpec are NamedTuples (immutable, compared by value): on Python 3.11 a
+# frozen dataclass costs ~1.5 ms to create when the module is imported, a NamedTuple a tenth.
+
+
+class GridLevel(NamedTuple):
     """One expansion pass: the grid, or one group on top of it."""
 
     group: str | None
@@ -40,8 +42,7 @@ class GridLevel:
     exclude: tuple[tuple[Where, dict[str, Any]], ...]
 
 
-@dataclass(frozen=True)
-class AxisSpec:
+class AxisSpec(NamedTuple):
     """One axis of one backend in one level.
 
     A plain axis sets ``path`` to each of ``values``; a linked axis (``path`` None) sets several
