@@ -4,8 +4,8 @@ Commands parse arguments, call the library and render with Rich. Heavy libraries
 inside the commands that need them, so ``llem --help`` stays instant.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Typer reads every command's annotations on each
+# start (llem --help included), and a string annotation is compiled before it is evaluated.
 import os
 import sys
 from typing import Any

@@ -1,7 +1,7 @@
 """``llem config``: check one experiment file, list parameters, print the JSON Schema."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Typer reads every command's annotations on each
+# start (llem --help included), and a string annotation is compiled before it is evaluated.
 from pathlib import Path
 
 import typer

@@ -5,8 +5,8 @@ filtered configs) happens here, where every layer may be imported; ``llenergymea
 itself only draws what it is given.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Typer reads every command's annotations on each
+# start (llem --help included), and a string annotation is compiled before it is evaluated.
 import difflib
 from pathlib import Path
 from typing import Any

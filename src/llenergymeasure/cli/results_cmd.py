@@ -1,7 +1,7 @@
 """``llem results``: tables from a campaign directory (or any folder of results)."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Typer reads every command's annotations on each
+# start (llem --help included), and a string annotation is compiled before it is evaluated.
 from pathlib import Path
 from typing import Any
 

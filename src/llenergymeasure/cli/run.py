@@ -1,7 +1,7 @@
 """``llem run``: measure one experiment."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Typer reads every command's annotations on each
+# start (llem --help included), and a string annotation is compiled before it is evaluated.
 import sys
 from pathlib import Path
 from typing import Any
