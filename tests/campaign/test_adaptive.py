@@ -125,7 +125,7 @@ def _planned(name: str) -> PlannedExperiment:
         backend="pytorch",
         model="m",
         precision="float32",
-        config={},
+        build=dict,
     )
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from llenergymeasure.config.loader import load_campaign_config
-from llenergymeasure.orchestration.experiments import plan_campaign
+from llenergymeasure.orchestration.experiments import iter_campaign_experiments
+from llenergymeasure.orchestration.grid import validate_campaign_grid
 
 from .helpers import EXAMPLES, assert_clean, invoke, run_main
 
@@ -20,7 +21,9 @@ CAMPAIGN = EXAMPLES / "campaign.yaml"
 
 @pytest.fixture(scope="module")
 def example_plan():  # type: ignore[no-untyped-def]
-    return plan_campaign(load_campaign_config(CAMPAIGN), CAMPAIGN)
+    # the list API over the same experiments: an independent account of what the CLI streams
+    experiments = iter_campaign_experiments(load_campaign_config(CAMPAIGN), CAMPAIGN)
+    return validate_campaign_grid(experiments)
 
 
 # --- success -----------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ import pytest
 
 from llenergymeasure.config.loader import load_campaign_config
 from llenergymeasure.exceptions import ConfigError
-from llenergymeasure.orchestration.experiments import iter_campaign_experiments, plan_campaign
+from llenergymeasure.orchestration.experiments import iter_campaign_experiments
 from llenergymeasure.orchestration.grid import count_campaign_grid
+
+from .plans import plan_lists
 
 WriteYaml = Callable[..., Path]
 
@@ -21,7 +23,7 @@ def test_example_campaign_plan() -> None:
     path = REPO / "examples" / "campaign.yaml"
     campaign = load_campaign_config(path)
     assert campaign.grid is not None
-    result = plan_campaign(campaign, path)
+    result = plan_lists(campaign, path)
     assert result.total_generated == count_campaign_grid(campaign.grid)
     assert len(result.valid_configs) > 0
     assert set(result.per_backend) == {"pytorch", "vllm", "tensorrt"}
@@ -82,7 +84,7 @@ def test_explicit_experiments_coexist_with_the_grid(
     assert configs[3]["model"] == {"name": "base-model"}
     assert configs[3]["fp_precision"] == "float32"
 
-    result = plan_campaign(campaign, path)
+    result = plan_lists(campaign, path)
     assert result.total_generated == 4
     assert [c["name"] for c in result.valid_configs] == [c["name"] for c in configs]
 
@@ -102,7 +104,7 @@ def test_explicit_experiment_identical_to_a_grid_point_is_a_duplicate(
         """,
         "campaign.yaml",
     )
-    result = plan_campaign(load_campaign_config(path), path)
+    result = plan_lists(load_campaign_config(path), path)
     assert result.total_generated == 3
     assert len(result.valid_configs) == 2
     assert [d.config_desc for d in result.duplicates] == ["same"]
@@ -117,7 +119,7 @@ def test_experiments_only_campaign(write_yaml: WriteYaml) -> None:
     )
     campaign = load_campaign_config(path)
     assert campaign.grid is None
-    result = plan_campaign(campaign, path)
+    result = plan_lists(campaign, path)
     assert result.total_generated == 2
     assert len(result.valid_configs) == 2
     names = [c["name"] for c in result.valid_configs]
@@ -130,7 +132,7 @@ def test_missing_explicit_experiment_file_is_a_config_error(write_yaml: WriteYam
     )
     campaign = load_campaign_config(path)
     with pytest.raises(ConfigError) as info:
-        plan_campaign(campaign, path)
+        plan_lists(campaign, path)
     assert info.value.exit_code == 2
     assert "missing.yaml" in str(info.value)
 
@@ -156,7 +158,7 @@ def test_explicit_experiments_validate_as_their_dicts_do(write_yaml: WriteYaml) 
         "campaign.yaml",
     )
     campaign = load_campaign_config(path)
-    lazy = plan_campaign(campaign, path)
+    lazy = plan_lists(campaign, path)
     from llenergymeasure.orchestration.grid import validate_campaign_grid
 
     eager = validate_campaign_grid(list(iter_campaign_experiments(campaign, path)))

@@ -7,13 +7,14 @@ from typing import Any
 
 from llenergymeasure.config.campaign_config import CampaignGridConfig
 from llenergymeasure.config.loader import load_campaign_config
-from llenergymeasure.orchestration.experiments import plan_campaign
 from llenergymeasure.orchestration.grid import (
     count_campaign_grid,
     expand_campaign_grid,
     iter_campaign_grid,
     validate_campaign_grid,
 )
+
+from .plans import plan_lists
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = {"model": "gpt2", "warmup": {"max_prompts": 200}}
@@ -235,7 +236,7 @@ def test_a_group_exclude_applies_to_that_group_only() -> None:
 def test_thesis_grid_expands_to_exactly_the_96_points_meant() -> None:
     path = REPO / "examples" / "campaign-thesis.yaml"
     campaign = load_campaign_config(path)
-    result = plan_campaign(campaign, path)
+    result = plan_lists(campaign, path)
     assert result.total_generated == 96
     assert len(result.valid_configs) == 96
     assert not result.filtered_configs and not result.duplicates and not result.excluded
@@ -274,7 +275,7 @@ def test_thesis_grid_expands_to_exactly_the_96_points_meant() -> None:
 def test_controlled_suite_is_a_union_of_one_factor_groups_around_the_base() -> None:
     path = REPO / "examples" / "campaign-controlled.yaml"
     campaign = load_campaign_config(path)
-    result = plan_campaign(campaign, path)
+    result = plan_lists(campaign, path)
     per_model = 7 + 5 + 4 + 5 + 3
     assert result.total_generated == 3 * per_model
     assert len(result.valid_configs) == 3 * (per_model - 4)  # the base point once per model

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from llenergymeasure.cli.render import err, escape, new_table, out, print_json
+from llenergymeasure.cli.render import (
+    err,
+    escape,
+    new_table,
+    out,
+    print_json,
+    print_json_stream,
+    print_lines,
+)
 
 app = typer.Typer(
     rich_markup_mode=None,
@@ -17,12 +26,12 @@ app = typer.Typer(
 )
 
 
-def _plan(file: Path) -> tuple[Any, Any]:
+def _plan(file: Path, on_issue: Any = None) -> tuple[Any, Any]:
     from llenergymeasure.config.loader import load_campaign_config
     from llenergymeasure.orchestration.experiments import plan_campaign
 
     campaign = load_campaign_config(file)
-    return campaign, plan_campaign(campaign, file)
+    return campaign, plan_campaign(campaign, file, on_issue=on_issue)
 
 
 def runs_summary(execution: Any, experiments: int) -> dict[str, Any]:
@@ -55,74 +64,116 @@ def runs_text(execution: Any, experiments: int) -> str:
     return text
 
 
-def _json_summary(campaign: Any, result: Any) -> dict[str, Any]:
-    def examples(issues: list[Any]) -> list[dict[str, Any]]:
-        return [issue.model_dump() for issue in issues]
+LARGE_CAMPAIGN = 100_000
+"""Valid experiments above which ``validate`` warns about the campaign's size."""
+ASSUMED_RUN_S = 10.0
+"""An assumed time per run for the size warning (a small model's load, warmup and window):
+an assumption, said as one, never a measurement."""
 
-    return {
+
+def large_campaign_warning(campaign: Any, grid: Any) -> str | None:
+    """For a campaign of more than ``LARGE_CAMPAIGN`` experiments: how long it would take."""
+    if grid.valid <= LARGE_CAMPAIGN:
+        return None
+    from llenergymeasure.orchestration.plan import NewRuns, duration_text
+    from llenergymeasure.orchestration.planned import planned_experiments
+
+    execution = campaign.execution
+    estimate = NewRuns(planned_experiments(grid), execution).estimate()
+    floor = estimate.gaps_s + estimate.baselines_s
+    return (
+        f"{grid.valid:,} experiments x {execution.first_cycles} cycle(s) = {estimate.runs:,} runs "
+        f"is a very large campaign: configured gaps and idle baselines alone take "
+        f"{duration_text(floor)}; at an assumed {ASSUMED_RUN_S:g} s per run it would take about "
+        f"{duration_text(floor + estimate.runs * ASSUMED_RUN_S)}. `llem campaign run` refuses "
+        f"more than execution.max_experiments ({execution.max_experiments:,}) without "
+        "--allow-large; fix: narrow the grid (fewer values per axis, grid.exclude, linked axes)"
+    )
+
+
+def _print_json_plan(campaign: Any, grid: Any, spool: dict[str, Any]) -> None:
+    """The ``--json`` summary, its long lists streamed (issues from their spool files)."""
+    import json
+
+    tally, kept = grid.tally, grid.kept
+    head = {
         "campaign_name": campaign.campaign_name,
-        "total_generated": result.total_generated,
-        "valid": len(result.valid_configs),
-        "excluded": result.excluded_count,
-        "filtered": len(result.filtered_configs),
-        "duplicates": len(result.duplicates),
-        "warnings": len(result.warnings),
-        **runs_summary(campaign.execution, len(result.valid_configs)),
-        "summary": result.summary,
-        "per_backend": result.per_backend,
-        "filtered_reasons": [{"rule": r, "count": n} for r, n in result.grouped_reasons()],
-        "excluded_rules": [{"rule": r, "count": n} for r, n in result.excluded.items()],
-        "notes": result.notes,
-        "backend_requirements": result.backend_requirements,
-        "experiments": [
-            {"name": c["name"], "backend": c.get("backend", "pytorch"), "config_hash": h}
-            for c, h in zip(result.valid_configs, result.config_hashes, strict=True)
-        ],
-        "filtered_configs": examples(result.filtered_configs),
-        "duplicate_configs": examples(result.duplicates),
-        "warning_configs": examples(result.warnings),
+        "total_generated": tally.total,
+        "valid": grid.valid,
+        "excluded": tally.excluded_count,
+        "filtered": tally.count("filtered"),
+        "duplicates": tally.count("duplicates"),
+        "warnings": tally.count("warned"),
+        **runs_summary(campaign.execution, grid.valid),
+        "summary": tally.summary,
+        "per_backend": tally.per_backend,
+        "filtered_reasons": [{"rule": r, "count": n} for r, n in tally.grouped_reasons()],
+        "excluded_rules": [{"rule": r, "count": n} for r, n in tally.excluded.items()],
+        "notes": tally.notes,
+        "backend_requirements": tally.backend_requirements,
+        "large_campaign_warning": large_campaign_warning(campaign, grid),
     }
 
+    def spooled(kind: str) -> Any:
+        file = spool[kind]
+        file.seek(0)
+        return map(json.loads, file)
 
-def render_plan(result: Any, *, list_names: bool) -> None:
-    """Per-backend counts, grouped reasons, requirements, warnings and the summary line."""
+    print_json_stream(
+        head,
+        {
+            "experiments": (
+                {
+                    "name": kept.name(i),
+                    "backend": kept.info(i).backend,
+                    "config_hash": kept.digest(i),
+                }
+                for i in range(len(kept))
+            ),
+            "filtered_configs": spooled("filtered"),
+            "duplicate_configs": spooled("duplicates"),
+            "warning_configs": spooled("warned"),
+        },
+    )
+
+
+def render_plan(grid: Any, *, list_names: bool) -> None:
+    """Per-backend counts, grouped reasons, requirements, warnings and the summary line; the
+    experiments' names (``list_names``) are printed one by one from the compact store."""
+    tally = grid.tally
     table = new_table(title="Experiments per backend")
     kinds = ["valid", "excluded", "filtered", "duplicates", "warned"]
-    if not result.excluded:
+    if not tally.excluded:
         kinds.remove("excluded")  # a grid without exclude entries keeps its familiar table
     for column in ("backend", *kinds):
         table.add_column(
             "hardware warnings" if column == "warned" else column,
             justify="left" if column == "backend" else "right",
         )
-    for backend, row in result.per_backend.items():
+    for backend, row in tally.per_backend.items():
         table.add_row(backend, *(str(row[k]) for k in kinds))
     out.print(table)
-    if result.excluded:
+    if tally.excluded:
         out.print("[bold]Excluded[/] (grid.exclude, before validation)")
-        for rule, count in result.excluded.items():
+        for rule, count in tally.excluded.items():
             out.print(f"  [dim]x {count}[/] {escape(rule)}")
-    if result.filtered_configs:
+    if tally.rules:
         out.print("[bold]Filtered as invalid[/]")
-        example: dict[str, Any] = {}
-        for issue in result.filtered_configs:
-            example.setdefault(issue.rule or issue.reason, issue)
-        for rule, count in result.grouped_reasons():
+        for rule, count in tally.grouped_reasons():
+            example = tally.first_of_rule[rule]
             out.print(f"  [red]x {count}[/] {escape(rule)}")
-            out.print(
-                f"      e.g. {escape(example[rule].config_desc)}: {escape(example[rule].reason)}"
-            )
-    for note in [*result.backend_requirements.values(), *result.notes]:
+            out.print(f"      e.g. {escape(example.config_desc)}: {escape(example.reason)}")
+    for note in [*tally.backend_requirements.values(), *tally.notes]:
         out.print(f"[yellow]note:[/] {escape(note)}")
-    if result.warnings:
+    if tally.warning_reasons:
         out.print("[bold]Hardware warnings[/] (kept; may fail at run time)")
-        for reason, count in Counter(w.reason for w in result.warnings).most_common():
+        for reason, count in tally.warning_reasons.most_common():
             out.print(f"  [yellow]x {count}[/] {escape(reason)}")
     if list_names:
         out.print("[bold]Experiments[/]")
-        for config, digest in zip(result.valid_configs, result.config_hashes, strict=True):
-            out.print(f"  {escape(config['name'])}  [dim]{digest[:12]}[/]")
-    out.print(escape(result.summary))
+        kept = grid.kept
+        print_lines(f"  {kept.name(i)}  {kept.digest(i)[:12]}" for i in range(len(kept)))
+    out.print(escape(tally.summary))
 
 
 @app.command("validate")
@@ -137,15 +188,31 @@ def validate(
 
     Exit 0 when at least one experiment is valid, 1 when none is, 2 when the file is unusable.
     """
-    campaign, result = _plan(file)
     if as_json:
-        print_json(_json_summary(campaign, result))
+        import tempfile
+
+        from llenergymeasure.orchestration.grid_tally import KINDS
+
+        with contextlib.ExitStack() as stack:
+            spool: dict[str, Any] = {
+                kind: stack.enter_context(tempfile.TemporaryFile("w+")) for kind in KINDS
+            }
+
+            def keep(kind: str, issue: Any) -> None:
+                spool[kind].write(issue.model_dump_json() + "\n")
+
+            campaign, grid = _plan(file, on_issue=keep)
+            _print_json_plan(campaign, grid, spool)
     else:
+        campaign, grid = _plan(file)
         out.print(f"[bold]{escape(campaign.campaign_name)}[/] ({escape(str(file))})")
-        if result.valid_configs:
-            out.print(escape(runs_text(campaign.execution, len(result.valid_configs))))
-        render_plan(result, list_names=list_names)
-    if not result.valid_configs:
+        if grid.valid:
+            out.print(escape(runs_text(campaign.execution, grid.valid)))
+        warning = large_campaign_warning(campaign, grid)
+        if warning:
+            out.print(f"[bold yellow]warning:[/] {escape(warning)}")
+        render_plan(grid, list_names=list_names)
+    if not grid.valid:
         raise typer.Exit(1)
 
 
@@ -155,24 +222,24 @@ PLAN_ROWS_SHOWN = 60
 
 
 def _render_order(plan: Any) -> None:
-    entries = plan.to_run
-    table = new_table(title=f"Run order ({len(entries)} runs)")
+    runs, entries = plan.runs, plan.preview(PLAN_ROWS_SHOWN)
+    table = new_table(title=f"Run order ({runs} runs)")
     for column in ("#", "exp_id", "cycle", "backend", "name"):
         table.add_column(column, justify="right" if column in ("#", "cycle") else "left")
-    for index, entry in enumerate(entries[:PLAN_ROWS_SHOWN], 1):
+    for index, entry in enumerate(entries, 1):
         table.add_row(
             str(index), escape(entry.exp_id), str(entry.cycle), entry.backend, escape(entry.name)
         )
     out.print(table)
-    if len(entries) > PLAN_ROWS_SHOWN:
-        out.print(f"  ... and {len(entries) - PLAN_ROWS_SHOWN} more")
+    if runs > len(entries):
+        out.print(f"  ... and {runs - len(entries)} more")
 
 
 def _render_header(plan: Any, *, dry_run: bool) -> None:
     from llenergymeasure.orchestration.manifest import PREVIOUS_PREFIX
 
     execution = plan.campaign.execution
-    experiments, runs = len(plan.experiments), len(plan.to_run)
+    experiments, runs = len(plan.experiments), plan.runs
     if plan.change.changed:
         out.print("[bold yellow]The campaign file changed since this run started:[/]")
         for line in plan.change.lines():
@@ -206,7 +273,7 @@ def _check_plan_size(plan: Any, *, allow_large: bool) -> None:
     if experiments <= limit or allow_large:
         return
     raise ConfigError(
-        f"the plan has {experiments:,} experiments ({len(plan.to_run):,} runs, estimated "
+        f"the plan has {experiments:,} experiments ({plan.runs:,} runs, estimated "
         f"{plan.estimate().text()}), more than execution.max_experiments ({limit:,})",
         fix="check the grid (`llem campaign validate FILE` shows what it expands to); to run "
         "it anyway pass --allow-large, or raise execution.max_experiments in the campaign file",
@@ -372,15 +439,15 @@ def run(
     from llenergymeasure.orchestration.plan import prepare_campaign
     from llenergymeasure.orchestration.runner import CampaignRunner
 
-    campaign, result = _plan(file)
+    campaign, grid = _plan(file)
     directory = (output if output is not None else Path(campaign.io.results_dir)).expanduser()
     check_output_dir(directory, what="campaign directory", create=False)
-    if not result.valid_configs:
-        render_plan(result, list_names=False)
+    if not grid.valid:
+        render_plan(grid, list_names=False)
         raise typer.Exit(1)
     plan = prepare_campaign(
         campaign,
-        result,
+        grid,
         directory,
         resume=resume,
         fresh=fresh,
@@ -389,14 +456,14 @@ def run(
     )
     if not quiet or dry_run:
         out.print(f"[bold]{escape(campaign.campaign_name)}[/] ({escape(str(file))})")
-        render_plan(result, list_names=False)
+        render_plan(grid, list_names=False)
         _render_header(plan, dry_run=dry_run)
     if dry_run:
         _render_order(plan)
         out.print("[dim]dry run: nothing was run or written[/]")
         return
     _check_plan_size(plan, allow_large=allow_large)
-    if not plan.to_run and not plan.move_aside:
+    if not plan.runs and not plan.move_aside:
         out.print("nothing left to run: every run is completed")
     if not yes and not quiet and sys.stdin.isatty() and not typer.confirm("Proceed?", default=True):
         raise typer.Exit(1)
@@ -410,7 +477,7 @@ def run(
         raise typer.Exit(130) from None
     from llenergymeasure.cli.report_cmd import campaign_report
 
-    campaign_report(directory, outcome, campaign=campaign, grid=result)  # never fails the run
+    campaign_report(directory, outcome, campaign=campaign, grid=grid)  # never fails the run
     _render_outcome(outcome, quiet=quiet)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import typer
 
 from llenergymeasure.exceptions import LLEMError
-from llenergymeasure.redaction import redact_json_text, redact_text
+from llenergymeasure.redaction import redact_json_text, redact_text, secret_values
 
 
 class _Console:
@@ -75,3 +76,49 @@ def print_json(data: Any) -> None:
     a NaN or infinity is written as null; secrets from the environment are redacted."""
     text = json.dumps(finite(data), indent=2, allow_nan=False, default=str)
     sys.stdout.write(redact_json_text(text) + "\n")
+
+
+def print_json_stream(head: dict[str, Any], lists: dict[str, Iterable[Any]]) -> None:
+    """:func:`print_json` for output too large to hold: ``head``'s keys, then each list,
+    written one item per line as it is read (still one strict JSON object)."""
+    write = sys.stdout.write
+    text = redact_json_text(json.dumps(finite(head), indent=2, allow_nan=False, default=str))
+    body = text[: text.rfind("}")].rstrip()
+    write(body)
+    separator = "\n" if body == "{" else ",\n"
+    secrets = secret_values()  # read once: the environment does not change mid-output
+    for key, items in lists.items():
+        write(f"{separator}  {json.dumps(key)}: [")
+        separator, count = ",\n", 0
+        for item in items:
+            line = json.dumps(finite(item), allow_nan=False, default=str)
+            write(
+                ("," if count else "")
+                + "\n    "
+                + (redact_json_text(line, indent=None, secrets=secrets) if secrets else line)
+            )
+            count += 1
+        write("\n  ]" if count else "]")
+    write("\n}\n")
+
+
+def print_lines(lines: Iterable[str], chunk: int = 1000) -> None:
+    """Many plain lines on stdout (a million experiment names): written straight to the
+    stream in chunks where it is not a terminal (Rich would add nothing there), through Rich
+    without markup where it is; either way one line never costs a Rich render of its own."""
+    terminal = out.is_terminal
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= chunk:
+            _write_lines(batch, terminal)
+            batch = []
+    if batch:
+        _write_lines(batch, terminal)
+
+
+def _write_lines(batch: list[str], terminal: bool) -> None:
+    if terminal:
+        out.print("\n".join(batch), markup=False)
+    else:
+        sys.stdout.write("\n".join(batch) + "\n")

@@ -109,7 +109,7 @@ def _read_campaign(path: Path | None) -> tuple[Any, list[tuple[str, str]], str |
             f"campaign file {path} could not be read ({error}): filtered configs and adaptive "
             "columns are not shown",
         )
-    return campaign, [(i.config_desc, i.reason) for i in grid.filtered_configs], None
+    return campaign, grid.filtered_examples(), None
 
 
 def _labels(directories: list[Path]) -> list[str]:
@@ -252,7 +252,7 @@ def campaign_report(directory: Path, outcome: Any, *, campaign: Any, grid: Any) 
     try:
         from llenergymeasure.report.build import write_report
 
-        filtered = [(i.config_desc, i.reason) for i in grid.filtered_configs]
+        filtered = grid.filtered_examples()
         source = load_source(directory, campaign=campaign, filtered=filtered)
         written = write_report([source], directory / REPORT_FILE)
     except KeyboardInterrupt:  # Ctrl-C while drawing: the campaign itself is done

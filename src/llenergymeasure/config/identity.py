@@ -79,7 +79,12 @@ class SectionMemo:
 
 def config_hash(config: ExperimentConfig, memo: SectionMemo | None = None) -> str:
     """sha256 of the effective (validated) config, ``name`` excluded."""
+    return config_digest(config, memo).hex()
+
+
+def config_digest(config: ExperimentConfig, memo: SectionMemo | None = None) -> bytes:
+    """:func:`config_hash` as the digest's bytes."""
     sections = _sections_of(config.__dict__)
     hasher = memo.sections_hasher(sections) if memo is not None else _sections_hasher(sections)
     hasher.update(b"\n" + to_json(_scalars_of(config.__dict__)))
-    return hasher.hexdigest()
+    return hasher.digest()

@@ -151,9 +151,8 @@ def next_round(
     for entry in entries:
         last_cycle[entry.config_hash] = max(last_cycle.get(entry.config_hash, 0), entry.cycle)
     more = [d for d in decisions if d.verdict == "more" and d.config_hash in by_hash]
-    order = [
-        e.config_hash for e in experiments if any(d.config_hash == e.config_hash for d in more)
-    ]
+    wanted = {d.config_hash for d in more}
+    order = [e.config_hash for e in experiments if e.config_hash in wanted]
     if execution.structure == "shuffled" and order:
         cycle = min(last_cycle[h] for h in order) + 1
         random.Random(f"{execution.seed}:adaptive:{cycle}").shuffle(order)

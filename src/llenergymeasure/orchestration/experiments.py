@@ -10,13 +10,8 @@ from llenergymeasure.config.campaign_config import CampaignConfig
 from llenergymeasure.config.dicts import deep_merge, expand_model_shorthand
 from llenergymeasure.config.loader import check_experiment_file, read_yaml
 from llenergymeasure.exceptions import ConfigError
-from llenergymeasure.orchestration.grid import (
-    GridExpansionResult,
-    GridPoints,
-    count_campaign_grid,
-    iter_campaign_grid,
-    validate_campaign_grid,
-)
+from llenergymeasure.orchestration.grid import GridPoints, count_campaign_grid, iter_campaign_grid
+from llenergymeasure.orchestration.grid_validation import IssueSink, ValidatedGrid, validate_points
 from llenergymeasure.orchestration.override_points import Entry, OverridePoints
 
 
@@ -85,8 +80,15 @@ def _human_duration(seconds: float) -> str:
 
 
 def plan_campaign(
-    campaign: CampaignConfig, campaign_file: str | Path | None = None
-) -> GridExpansionResult:
-    """Expand and dry-run validate every experiment of the campaign (sized first)."""
-    check_campaign_size(campaign)
-    return validate_campaign_grid(iter_campaign_experiments(campaign, campaign_file))
+    campaign: CampaignConfig,
+    campaign_file: str | Path | None = None,
+    *,
+    on_issue: IssueSink | None = None,
+) -> ValidatedGrid:
+    """Expand and dry-run validate every experiment of the campaign (sized first), in memory
+    that does not grow with the grid's size beyond ``KeptPoints``'s few bytes per kept point;
+    ``on_issue`` receives every filtered, duplicate or flagged point."""
+    points = check_campaign_size(campaign)
+    return validate_points(
+        iter_campaign_experiments(campaign, campaign_file), on_issue, expected=points
+    )

@@ -9,6 +9,7 @@ choices themselves.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Iterable, Iterator
 from operator import attrgetter
@@ -48,28 +49,35 @@ class Choice:
     Hashed by identity, so tuples of choices key the validator's caches whatever the value's type.
     """
 
-    __slots__ = ("kind", "path", "suffix", "value")
+    __slots__ = ("index", "kind", "offset", "path", "suffix", "value")
 
-    def __init__(self, path: tuple[str, ...], value: Any, part: str) -> None:
+    def __init__(self, path: tuple[str, ...], value: Any, part: str, index: int = 0) -> None:
         self.path = path
         self.value = value
         self.kind = 2 if type(value) in CONTAINERS else min(len(path) - 1, 2)
         self.suffix = f"_{part}" if part else ""
+        self.index = index
+        """Its position among its axis's values."""
+        self.offset = 0
+        """What it adds to a point's number (``PlanExpander.position``)."""
 
     @classmethod
-    def of(cls, axis: PlanAxis, value: Any) -> Choice:
+    def of(cls, axis: PlanAxis, value: Any, index: int) -> Choice:
         spec = axis.spec
         if spec.path is not None:
             part = "" if axis.short is None else _name_part(spec.path, axis.short, value)
-            return cls(spec.path, value, part)
+            return cls(spec.path, value, part, index)
         parts = [_name_part(p, short_for(p), v) for p, v in value if p in axis.named]
-        choice = cls((), tuple(cls(p, v, "") for p, v in value), "_".join(filter(None, parts)))
+        choice = cls(
+            (), tuple(cls(p, v, "") for p, v in value), "_".join(filter(None, parts)), index
+        )
         choice.kind = 3
         return choice
 
 
 CONTAINERS = (dict, list)
 _suffix_of = attrgetter("suffix")
+_offset_of = attrgetter("offset")
 
 
 def apply_choices(config: dict[str, Any], choices: Iterable[Choice]) -> None:
@@ -99,8 +107,15 @@ class PlanExpander:
         self.axes = plan.axes
         self.rule_labels = plan.rule_labels
         self.choices = [
-            tuple(Choice.of(axis, value) for value in axis.spec.values) for axis in plan.axes
+            tuple(Choice.of(axis, value, i) for i, value in enumerate(axis.spec.values))
+            for axis in plan.axes
         ]
+        self._strides = [
+            math.prod(len(c) for c in self.choices[a + 1 :]) for a in range(len(self.choices))
+        ]
+        for values, stride in zip(self.choices, self._strides, strict=True):
+            for choice in values:
+                choice.offset = choice.index * stride
         self.rules = [
             (label, [(i, frozenset(self.choices[i][c] for c in ok)) for i, ok in conds.items()])
             for label, conds in plan.rules
@@ -128,6 +143,17 @@ class PlanExpander:
         """Every grid point of the plan, excluded ones too, in order: the last axis varies
         fastest."""
         return itertools.product(*self.choices)
+
+    def position(self, combo: tuple[Choice, ...]) -> int:
+        """The point's number in :meth:`combos` order."""
+        return sum(map(_offset_of, combo))
+
+    def combo_at(self, position: int) -> tuple[Choice, ...]:
+        """The point numbered ``position`` (the inverse of :meth:`position`)."""
+        return tuple(
+            values[position // stride % len(values)]
+            for values, stride in zip(self.choices, self._strides, strict=True)
+        )
 
     def excluded_by(self, combo: tuple[Choice, ...]) -> str | None:
         """The label of the first exclude rule the point matches, or None."""

@@ -25,7 +25,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Literal, NamedTuple
@@ -81,9 +81,13 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def design_hash(config_hashes: Sequence[str]) -> str:
-    """sha256 over the ordered list of the experiments' config hashes."""
-    return hashlib.sha256("\n".join(config_hashes).encode()).hexdigest()
+def design_hash(config_hashes: Iterable[str]) -> str:
+    """sha256 over the ordered list of the experiments' config hashes, joined by newlines
+    (fed one at a time: a million hashes never sit in memory together)."""
+    hasher = hashlib.sha256()
+    for index, digest in enumerate(config_hashes):
+        hasher.update((f"\n{digest}" if index else digest).encode())
+    return hasher.hexdigest()
 
 
 class ManifestEntry(BaseModel):

@@ -9,7 +9,8 @@ import functools
 import itertools
 import os
 import statistics
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +19,7 @@ from llenergymeasure.config.campaign_config import CampaignConfig, ExecutionConf
 from llenergymeasure.config.models import NODE_WIDE_SOURCES
 from llenergymeasure.exceptions import ConfigError, LLEMError
 from llenergymeasure.orchestration.adaptive import plan_note
-from llenergymeasure.orchestration.grid import GridExpansionResult
+from llenergymeasure.orchestration.grid_validation import ValidatedGrid
 from llenergymeasure.orchestration.manifest import (
     Manifest,
     ManifestDamaged,
@@ -31,9 +32,10 @@ from llenergymeasure.orchestration.manifest import (
     now_iso,
     result_file,
 )
-from llenergymeasure.orchestration.order import balance_note, gap_between, plan_order
+from llenergymeasure.orchestration.order import balance_note, gap_between, iter_order
 from llenergymeasure.orchestration.planned import (
     PlannedExperiment,
+    PlannedExperiments,
     new_entry,
     planned_experiments,
     safe_name,
@@ -64,13 +66,15 @@ def choose_executor(execution: ExecutionConfig) -> tuple[str, list[str]]:
     return execution.executor, []
 
 
-def node_wide_note(experiments: Sequence[PlannedExperiment], executor: str) -> str | None:
+def node_wide_note(experiments: PlannedExperiments, executor: str) -> str | None:
     """With parallel experiments: which ones will run alone on their machine, and why."""
     if executor != "ray":
         return None
-    sources = [(e.config.get("energy") or {}).get("source", "auto") for e in experiments]
-    alone = sum(source in NODE_WIDE_SOURCES for source in sources)
-    auto = sources.count("auto")
+    sources: Counter[str] = Counter()
+    for info, count in experiments.info_counts():
+        sources[info.energy_source] += count
+    alone = sum(n for source, n in sources.items() if source in NODE_WIDE_SOURCES)
+    auto = sources["auto"]
     if not alone and not auto:
         return None
     parts = [f"{alone} read node-wide energy (RAPL, CodeCarbon or the estimate)"] if alone else []
@@ -97,12 +101,12 @@ class DurationEstimate:
     def text(self) -> str:
         if self.runs == 0:
             return "nothing to run"
-        parts = f"{_duration(self.gaps_s)} of configured gaps"
+        parts = f"{duration_text(self.gaps_s)} of configured gaps"
         if self.baselines_s:
-            parts += f", {_duration(self.baselines_s)} of idle baselines"
+            parts += f", {duration_text(self.baselines_s)} of idle baselines"
         if self.unknown_runs == 0:
-            return f"about {_duration(self.known_s + self.gaps_s)} (earlier timings + {parts})"
-        floor = _duration(self.known_s + self.gaps_s + self.baselines_s)
+            return f"about {duration_text(self.known_s + self.gaps_s)} (earlier timings + {parts})"
+        floor = duration_text(self.known_s + self.gaps_s + self.baselines_s)
         if self.unknown_runs == self.runs:
             return f"unknown: no earlier timings of these experiments (at least {floor}: {parts})"
         return (
@@ -111,7 +115,7 @@ class DurationEstimate:
         )
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
     seconds = max(0.0, seconds)
     if seconds < 90:
         return f"{seconds:.0f} s"
@@ -121,16 +125,83 @@ def _duration(seconds: float) -> str:
 
 
 @dataclass
+class NewRuns:
+    """A new campaign's runs, worked out one at a time: a dry run shows the first few, counts
+    and estimates them without holding a manifest entry per run; running builds the manifest."""
+
+    experiments: PlannedExperiments
+    execution: ExecutionConfig
+    header: dict[str, Any] = field(default_factory=dict)
+    """The manifest's fields other than its entries and design hash."""
+
+    def __len__(self) -> int:
+        return len(self.experiments) * self.execution.first_cycles
+
+    def manifest(self) -> Manifest:
+        return Manifest(
+            **self.header,
+            design_hash=design_hash(self.experiments.config_hashes()),
+            entries=list(self.entries()),
+        )
+
+    def pairs(self) -> Iterator[tuple[int, int]]:
+        """(experiment index, cycle) in run order."""
+        execution = self.execution
+        return iter_order(
+            len(self.experiments), execution.first_cycles, execution.structure, execution.seed
+        )
+
+    def entries(self) -> Iterator[ManifestEntry]:
+        """Each run's manifest entry, in run order (ids are unique: see ``planned``)."""
+        used: set[str] = set()
+        experiments = self.experiments
+        return (new_entry(experiments[i], cycle, used) for i, cycle in self.pairs())
+
+    def estimate(self) -> DurationEstimate:
+        """What :meth:`CampaignPlan.estimate` says of these runs, counted without walking them:
+        no run has an earlier timing; cycle gaps where a cycle starts (grouped: between
+        repetitions), config gaps elsewhere; every uncached baseline, and the first baseline
+        once when it is cached."""
+        execution, experiments = self.execution, self.experiments
+        n, cycles = len(experiments), execution.first_cycles
+        runs = n * cycles
+        if runs == 0:
+            return DurationEstimate(0, 0.0, 0.0, 0)
+        cycle_steps = n * (cycles - 1) if execution.structure == "grouped" else cycles - 1
+        gaps = (
+            cycle_steps * execution.cycle_gap_seconds
+            + (runs - 1 - cycle_steps) * execution.config_gap_seconds
+        )
+        baselines = sum(
+            count * cycles * info.baseline_s
+            for info, count in experiments.info_counts()
+            if info.baseline_s is not None and not info.baseline_cached
+        )
+        if any(info.baseline_s is not None for info, _ in experiments.info_counts()):
+            first = next(
+                info
+                for info in (experiments.info(i) for i, _ in self.pairs())
+                if info.baseline_s is not None
+            )
+            if first.baseline_cached and first.baseline_s is not None:
+                baselines += first.baseline_s
+        return DurationEstimate(runs, gaps, 0.0, runs, baselines)
+
+
+@dataclass
 class CampaignPlan:
     """Everything decided before anything runs; see :func:`prepare_campaign`."""
 
     campaign: CampaignConfig
     output_dir: Path
-    experiments: list[PlannedExperiment]
-    manifest: Manifest
+    experiments: PlannedExperiments
     mode: Literal["new", "resume", "fresh"]
     executor: str
     reuse_models: bool
+    new_runs: NewRuns | None = None
+    """A new campaign's runs, its manifest not built until :attr:`manifest` is first read."""
+    built: Manifest | None = None
+    """The manifest once there is one: a resumed campaign's from the start."""
     change: DesignChange = field(default_factory=DesignChange)
     notes: list[str] = field(default_factory=list)
     move_aside: list[Path] = field(default_factory=list)
@@ -144,14 +215,30 @@ class CampaignPlan:
     timings_s: dict[str, float] = field(default_factory=dict)
     """Mean earlier ``total_s`` per config hash (from results already in the directory)."""
 
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest the runner drives: a new campaign's is built here, on first use."""
+        if self.built is None:
+            assert self.new_runs is not None
+            self.built = self.new_runs.manifest()
+        return self.built
+
+    @property
+    def _pending(self) -> NewRuns | None:
+        """The new runs while no manifest is built (None once it is, or when resuming)."""
+        return self.new_runs if self.built is None else None
+
     def stale(self) -> bool:
         """True when the manifest on disk changed since this plan was made (another run moved
         on while this one waited at a prompt): acting on it could redo finished work."""
         return manifest_fingerprint(self.output_dir) != self.basis
 
-    @property
-    def by_hash(self) -> dict[str, PlannedExperiment]:
-        return {e.config_hash: e for e in self.experiments}
+    def experiment(self, config_hash: str) -> PlannedExperiment:
+        """The planned experiment an entry runs."""
+        found = self.experiments.get(config_hash)
+        if found is None:
+            raise LLEMError(f"no planned experiment has config hash {config_hash}")
+        return found
 
     @property
     def to_run(self) -> list[ManifestEntry]:
@@ -159,19 +246,38 @@ class CampaignPlan:
         return [e for e in self.manifest.entries if e.status not in ("completed", "skipped")]
 
     @property
+    def runs(self) -> int:
+        """How many runs are still to run."""
+        pending = self._pending
+        return len(pending) if pending is not None else len(self.to_run)
+
+    def preview(self, count: int) -> list[ManifestEntry]:
+        """The first ``count`` runs still to run, in run order."""
+        pending = self._pending
+        if pending is not None:
+            return list(itertools.islice(pending.entries(), count))
+        return self.to_run[:count]
+
+    @property
     def completed(self) -> int:
+        if self._pending is not None:
+            return 0
         return sum(e.status == "completed" for e in self.manifest.entries)
 
     def estimate(self, entries: Sequence[ManifestEntry] | None = None) -> DurationEstimate:
+        pending = self._pending
+        if entries is None and pending is not None:
+            return pending.estimate()
         entries = self.to_run if entries is None else entries
         execution = self.campaign.execution
         gaps = sum(gap_between(a, b, execution)[0] for a, b in itertools.pairwise(entries))
         known = [self.timings_s[e.config_hash] for e in entries if e.config_hash in self.timings_s]
         baselines, measured_once = 0.0, False
-        by_hash = self.by_hash
         for entry in entries:
-            experiment = by_hash.get(entry.config_hash)
-            if entry.config_hash in self.timings_s or experiment is None:
+            if entry.config_hash in self.timings_s:
+                continue
+            experiment = self.experiments.get(entry.config_hash)
+            if experiment is None:
                 continue
             if experiment.baseline_s is not None and (
                 not experiment.baseline_cached or not measured_once
@@ -200,7 +306,7 @@ def _earlier_timings(directory: Path, entries: Sequence[ManifestEntry]) -> dict[
 
 def prepare_campaign(
     campaign: CampaignConfig,
-    grid: GridExpansionResult,
+    grid: ValidatedGrid,
     output_dir: Path,
     *,
     resume: bool = False,
@@ -305,7 +411,7 @@ def prepare_campaign(
             )
         manifest.campaign_file = file_text or manifest.campaign_file
         plan = CampaignPlan(
-            manifest=manifest,
+            built=manifest,
             mode="resume",
             change=change,
             damaged_manifest=damaged is not None,
@@ -316,25 +422,18 @@ def prepare_campaign(
         return plan
 
     now = now_iso()
-    used: set[str] = set()
-    manifest = Manifest(
-        campaign_name=campaign.campaign_name,
-        design_hash=design_hash([e.config_hash for e in experiments]),
-        created_at=now,
-        updated_at=now,
-        cycles=execution.first_cycles,
-        structure=execution.structure,
-        seed=execution.seed,
-        executor=executor,
-        campaign_file=file_text,
-        entries=[
-            new_entry(experiments[i], cycle, used)
-            for i, cycle in plan_order(
-                len(experiments), execution.first_cycles, execution.structure, execution.seed
-            )
-        ],
-    )
-    plan = CampaignPlan(manifest=manifest, mode="fresh" if fresh else "new", **common)
+    header = {
+        "campaign_name": campaign.campaign_name,
+        "created_at": now,
+        "updated_at": now,
+        "cycles": execution.first_cycles,
+        "structure": execution.structure,
+        "seed": execution.seed,
+        "executor": executor,
+        "campaign_file": file_text,
+    }
+    runs = NewRuns(experiments, execution, header)
+    plan = CampaignPlan(new_runs=runs, mode="fresh" if fresh else "new", **common)
     if fresh:
         plan.move_aside = owned
         if foreign:
@@ -346,7 +445,9 @@ def prepare_campaign(
     else:
         if resume:
             plan.notes.append(f"nothing to resume in {output_dir}: starting a new campaign")
-        clash = next((e for e in manifest.entries if result_file(output_dir, e).exists()), None)
+        # results on disk are listed once; the plan's ids are checked against them in memory
+        found = {p.name for p in owned if (p / "result.json").exists()}
+        clash = next((e for e in runs.entries() if e.exp_id in found), None) if found else None
         if clash is not None:
             raise ConfigError(
                 f"{output_dir} already holds results without a campaign manifest "

@@ -1,16 +1,19 @@
 """The campaign's valid experiments, and the manifest entry of each (experiment, cycle).
 
 Experiment ids are ``<name>_c<cycle>`` (the name made filesystem-safe); results land in
-``DIR/<exp_id>/result.json``.
+``DIR/<exp_id>/result.json``. Validation keeps names unique as directory names, so a new
+campaign's ids are unique without looking at any other.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
 
 from llenergymeasure.files import safe_name
-from llenergymeasure.orchestration.grid import GridExpansionResult
+from llenergymeasure.orchestration.grid_validation import ValidatedGrid
+from llenergymeasure.orchestration.kept_points import KeptPoints, PointInfo
 from llenergymeasure.orchestration.manifest import ManifestEntry
 
 
@@ -23,32 +26,74 @@ class PlannedExperiment:
     backend: str
     model: str
     precision: str
-    config: dict[str, Any]
+    build: Callable[[], dict[str, Any]] = field(repr=False, compare=False)
+    """Builds the experiment's config dict (a fresh one per call)."""
     baseline_s: float | None = None
     """Idle baseline it measures (None: disabled)."""
     baseline_cached: bool = True
+    energy_source: str = "auto"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.build()
 
 
-def planned_experiments(grid: GridExpansionResult) -> list[PlannedExperiment]:
-    """The grid's valid configs, each with its hash and the fields tables show."""
-    from llenergymeasure.config.models import ExperimentConfig
+class PlannedExperiments(Sequence[PlannedExperiment]):
+    """The campaign's valid experiments in validation order, held as compactly as validation
+    kept them (see ``KeptPoints``): an experiment, and its config, is built when asked for."""
 
-    planned = []
-    for raw, digest in zip(grid.valid_configs, grid.config_hashes, strict=True):
-        config = ExperimentConfig.model_validate(raw)
-        planned.append(
-            PlannedExperiment(
-                name=str(raw["name"]),
-                config_hash=digest,
-                backend=config.backend,
-                model=config.model.name,
-                precision=config.fp_precision,
-                config=raw,
-                baseline_s=config.baseline.duration_sec if config.baseline.enabled else None,
-                baseline_cached=config.baseline.cache_ttl_sec > 0,
-            )
+    def __init__(self, kept: KeptPoints) -> None:
+        self._kept = kept
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    @overload
+    def __getitem__(self, index: int) -> PlannedExperiment: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[PlannedExperiment]: ...
+    def __getitem__(self, index: int | slice) -> PlannedExperiment | list[PlannedExperiment]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        kept, info = self._kept, self._kept.info(index)
+        return PlannedExperiment(
+            name=kept.name(index),
+            config_hash=kept.digest(index),
+            backend=info.backend,
+            model=info.model,
+            precision=info.precision,
+            build=lambda: kept.config(index),
+            baseline_s=info.baseline_s,
+            baseline_cached=info.baseline_cached,
+            energy_source=info.energy_source,
         )
-    return planned
+
+    def __iter__(self) -> Iterator[PlannedExperiment]:
+        return (self[i] for i in range(len(self)))
+
+    def get(self, config_hash: str) -> PlannedExperiment | None:
+        """The experiment with this config hash, or None."""
+        index = self._kept.find_hash(config_hash)
+        return None if index is None else self[index]
+
+    def info(self, index: int) -> PointInfo:
+        """What tables and estimates need of one experiment, without building it."""
+        return self._kept.info(index)
+
+    def info_counts(self) -> list[tuple[PointInfo, int]]:
+        """Each distinct info with how many experiments have it."""
+        return list(zip(self._kept.infos, self._kept.info_counts, strict=True))
+
+    def config_hashes(self) -> Iterator[str]:
+        return (self._kept.digest(i) for i in range(len(self)))
+
+
+def planned_experiments(grid: ValidatedGrid) -> PlannedExperiments:
+    """The grid's valid experiments, each with its hash and the fields tables show."""
+    return PlannedExperiments(grid.kept)
 
 
 def new_entry(

@@ -78,7 +78,7 @@ class DesignChange:
 
 def reconcile(
     old: Manifest | None,
-    experiments: list[PlannedExperiment],
+    experiments: Sequence[PlannedExperiment],
     campaign: CampaignConfig,
     directory: Path,
     executor: str,
@@ -213,7 +213,7 @@ def _refreshed(
 
 
 def _design_change(
-    old: Manifest, experiments: list[PlannedExperiment], campaign: CampaignConfig
+    old: Manifest, experiments: Sequence[PlannedExperiment], campaign: CampaignConfig
 ) -> DesignChange:
     execution = campaign.execution
     change = DesignChange()
@@ -243,7 +243,7 @@ def _design_change(
 def _manifest_for(
     old: Manifest | None,
     entries: list[ManifestEntry],
-    experiments: list[PlannedExperiment],
+    experiments: Sequence[PlannedExperiment],
     campaign: CampaignConfig,
     executor: str,
 ) -> Manifest:

@@ -360,7 +360,7 @@ class CampaignRunner:
         return ExperimentTask(
             exp_id=entry.exp_id,
             name=entry.name,
-            config=self.plan.by_hash[entry.config_hash].config,
+            config=self.plan.experiment(entry.config_hash).config,
             config_hash=entry.config_hash,
             cycle=entry.cycle,
             output_dir=self.plan.output_dir,

@@ -1,0 +1,71 @@
+"""Planning streams: a million-point grid validates and lists in the memory of a small one.
+Memory is asserted (peak RSS of the command's process), never time."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+GRID = """\
+campaign_name: scale
+base_config:
+  model: builtin:tiny-gpt2
+  energy: {{source: estimate}}
+grid:
+  backends: [pytorch]
+  shared:
+    max_output_tokens: [{a}]
+    max_input_tokens: [{b}]
+    random_seed: [{c}]
+"""
+MIB = 1024 * 1024
+LLEM = [sys.executable, "-c", "from llenergymeasure.cli.app import main; main()"]
+
+
+def _grid(path: Path, a: int, b: int, c: int) -> Path:
+    path.write_text(
+        GRID.format(
+            a=", ".join(str(8 + i) for i in range(a)),
+            b=", ".join(str(64 + i) for i in range(b)),
+            c=", ".join(str(i) for i in range(c)),
+        )
+    )
+    return path
+
+
+def _peak(args: list[str]) -> tuple[int, int]:
+    """(lines printed, peak RSS in bytes) of one llem process; its output read as it comes."""
+    proc = subprocess.Popen([*LLEM, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    lines = 0
+    while chunk := proc.stdout.read(1 << 16):
+        lines += chunk.count(b"\n")
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return lines, usage.ru_maxrss * 1024
+
+
+def test_listing_a_million_point_grid_stays_in_bounded_memory(tmp_path: Path) -> None:
+    small_lines, small = _peak(
+        ["campaign", "validate", str(_grid(tmp_path / "s.yaml", 10, 10, 10)), "--list"]
+    )
+    big_lines, big = _peak(
+        ["campaign", "validate", str(_grid(tmp_path / "b.yaml", 10, 100, 1000)), "--list"]
+    )
+    # one line per experiment, streamed; and the big one's warning about its size
+    assert big_lines - small_lines == 1_000_000 - 1_000 + 1
+    assert big < 200 * MIB, f"peak {big / MIB:.0f} MiB"
+    assert big - small < 120 * MIB, f"grew {(big - small) / MIB:.0f} MiB over 999,000 more points"
+
+
+def test_a_dry_run_holds_no_manifest_entry_per_run(tmp_path: Path) -> None:
+    def dry(name: str, c: int) -> int:
+        file = _grid(tmp_path / f"{name}.yaml", 10, 10, c)
+        return _peak(["campaign", "run", str(file), "-o", str(tmp_path / name), "--dry-run"])[1]
+
+    small, big = dry("s", 10), dry("b", 2000)  # 1,000 and 200,000 experiments x 3 cycles
+    assert big - small < 60 * MIB, (
+        f"grew {(big - small) / MIB:.0f} MiB over 199,000 more experiments"
+    )
