@@ -58,3 +58,52 @@ def test_a_large_order_streams_without_building_the_design() -> None:
             break
     assert [c for _, c in first] == [1] * 5 and len({i for i, _ in first}) == 5
     assert plan_order(6, 2, "balanced", 3) == list(iter_order(6, 2, "balanced", 3))
+
+
+def test_planning_validates_each_config_once_and_stats_no_file_per_experiment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llenergymeasure.config.models import ExperimentConfig
+    from llenergymeasure.orchestration import grid_validation
+
+    validations = {"grid": 0, "again": 0}
+    validate = grid_validation._validate_config
+
+    def counted(data: object) -> ExperimentConfig:
+        validations["grid"] += 1
+        return validate(data)
+
+    def again(*args: object, **kwargs: object) -> ExperimentConfig:
+        validations["again"] += 1
+        raise AssertionError("a planned config was validated a second time")
+
+    monkeypatch.setattr(grid_validation, "_validate_config", counted)
+    monkeypatch.setattr(ExperimentConfig, "model_validate", again)
+    calls: list[str] = []
+    for name in ("exists", "is_file", "is_dir", "stat"):
+        original = getattr(Path, name)
+
+        def spy(
+            self: Path, *a: object, _original: object = original, _name: str = name, **k: object
+        ) -> object:
+            calls.append(_name)
+            return _original(self, *a, **k)  # type: ignore[operator]
+
+        monkeypatch.setattr(Path, name, spy)
+
+    def dry_run(count: int) -> int:
+        calls.clear()
+        file = campaign_yaml(
+            tmp_path / f"c{count}.yaml", outputs=tuple(range(4, 4 + count)), cycles=3
+        )
+        out = tmp_path / f"out{count}"
+        out.mkdir()
+        (out / "campaign.log").write_text("")  # a campaign's own file: the directory is read
+        plan = prepare(file, out)
+        assert plan.preview(60) and plan.estimate().runs == plan.runs == 3 * count  # a dry run
+        assert plan.built is None
+        return len(calls)
+
+    few, many = dry_run(3), dry_run(60)
+    assert validations == {"grid": 63, "again": 0}
+    assert few == many, "file checks grew with the number of experiments"

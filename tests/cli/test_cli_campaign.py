@@ -405,3 +405,34 @@ def test_run_refuses_a_plan_above_max_experiments_without_allow_large(
     monkeypatch.setattr(runner.CampaignRunner, "run", interrupted)
     result = invoke("campaign", "run", path, "-o", out_dir, "--yes", "--allow-large")
     assert result.exit_code == 130, result.output  # past the guard, into the runner
+
+
+def test_validate_warns_about_a_very_large_campaign_and_how_long_it_would_take(
+    write_yaml: WriteYaml, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llenergymeasure.cli import campaign as campaign_cli
+
+    monkeypatch.setattr(campaign_cli, "LARGE_CAMPAIGN", 3)  # the size rule, on a small grid
+    path = write_yaml(
+        """
+        campaign_name: huge
+        base_config: {model: gpt2, baseline: {enabled: true, duration_sec: 30, cache_ttl_sec: 0}}
+        grid:
+          backends: [pytorch]
+          shared:
+            max_output_tokens: [8, 16, 32, 64]
+        execution: {cycles: 2, config_gap_seconds: 60, cycle_gap_seconds: 60}
+        """
+    )
+    result = invoke("campaign", "validate", path)
+    assert_clean(result)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    # 8 runs: 7 gaps of 60 s and 8 uncached 30 s baselines = 11 min; + 8 x 10 s assumed
+    assert "warning: 4 experiments x 2 cycle(s) = 8 runs is a very large campaign" in text
+    assert "alone take 11.0 min; at an assumed 10 s per run it would take about 12.3 min" in text
+    assert "--allow-large" in text
+    data = json.loads(invoke("campaign", "validate", path, "--json").stdout)
+    assert "8 runs is a very large campaign" in data["large_campaign_warning"]
+    monkeypatch.setattr(campaign_cli, "LARGE_CAMPAIGN", 4)
+    assert "very large" not in invoke("campaign", "validate", path).output
