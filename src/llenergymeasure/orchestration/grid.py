@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from llenergymeasure.config._base import factory
 from llenergymeasure.config.campaign_config import CampaignGridConfig
 from llenergymeasure.config.identity import config_hash
 from llenergymeasure.log import logger
@@ -46,23 +47,23 @@ class GridExpansionResult(BaseModel):
 
     valid_configs: list[dict[str, Any]]
     config_hashes: list[str] = Field(
-        default_factory=list, description="sha256 of each valid config's effective settings."
+        default_factory=factory(list), description="sha256 of each valid config's effective settings."
     )
     filtered_configs: list[GridValidationIssue]
-    duplicates: list[GridValidationIssue] = Field(default_factory=list)
+    duplicates: list[GridValidationIssue] = Field(default_factory=factory(list))
     warnings: list[GridValidationIssue]
     backend_requirements: dict[str, str] = Field(
-        default_factory=dict, description="Said once per backend: what the backend itself needs."
+        default_factory=factory(dict), description="Said once per backend: what the backend itself needs."
     )
     total_generated: int = Field(description="Every point generated, excluded ones included.")
     excluded: dict[str, int] = Field(
-        default_factory=dict,
+        default_factory=factory(dict),
         description="Points dropped by grid.exclude before validation, per rule (the first "
         "that matched).",
     )
-    excluded_per_backend: dict[str, int] = Field(default_factory=dict)
+    excluded_per_backend: dict[str, int] = Field(default_factory=factory(dict))
     notes: list[str] = Field(
-        default_factory=list, description="Exclude entries or groups that had no effect."
+        default_factory=factory(list), description="Exclude entries or groups that had no effect."
     )
 
     @classmethod
