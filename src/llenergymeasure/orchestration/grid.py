@@ -47,13 +47,15 @@ class GridExpansionResult(BaseModel):
 
     valid_configs: list[dict[str, Any]]
     config_hashes: list[str] = Field(
-        default_factory=factory(list), description="sha256 of each valid config's effective settings."
+        default_factory=factory(list),
+        description="sha256 of each valid config's effective settings.",
     )
     filtered_configs: list[GridValidationIssue]
     duplicates: list[GridValidationIssue] = Field(default_factory=factory(list))
     warnings: list[GridValidationIssue]
     backend_requirements: dict[str, str] = Field(
-        default_factory=factory(dict), description="Said once per backend: what the backend itself needs."
+        default_factory=factory(dict),
+        description="Said once per backend: what the backend itself needs.",
     )
     total_generated: int = Field(description="Every point generated, excluded ones included.")
     excluded: dict[str, int] = Field(
