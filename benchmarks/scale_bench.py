@@ -23,6 +23,10 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the grid and the peak probe are the scale test's
+
+from tests.cli.scale_grid import peak_command, write_grid  # noqa: E402
 
 
 def manifest_update_cost(n: int, root: Path, updates: int = 200) -> tuple[float, float, float]:
@@ -60,57 +64,18 @@ def manifest_update_cost(n: int, root: Path, updates: int = 200) -> tuple[float,
     return appended, snapshot / max(COMPACT_AFTER, n), snapshot
 
 
-GRID = """\
-campaign_name: scale
-base_config:
-  model: builtin:tiny-gpt2
-  energy: {{source: estimate}}
-grid:
-  backends: [pytorch]
-  shared:
-    max_output_tokens: [{a}]
-    max_input_tokens: [{b}]
-    random_seed: [{c}]
-"""
-
-
 def grid_file(points: int, root: Path) -> Path:
     """Three axes whose product is ``points`` (as square as divisors allow)."""
-    a = 10
     b = 10 if points >= 1000 else 1
-    c = points // (a * b)
-    file = root / f"grid{points}.yaml"
-    file.write_text(
-        GRID.format(
-            a=", ".join(str(8 + i) for i in range(a)),
-            b=", ".join(str(64 + i) for i in range(b)),
-            c=", ".join(str(i) for i in range(c)),
-        )
-    )
-    return file
-
-
-PROBE = """
-import atexit, os
-def peak():  # the process's own high-water mark (ru_maxrss counts the forking parent's too)
-    line = next(x for x in open("/proc/self/status") if x.startswith("VmHWM"))
-    open(os.environ["LLEM_PEAK_FILE"], "w").write(line.split()[1])
-atexit.register(peak)
-from llenergymeasure.cli.app import main
-main()
-"""
+    return write_grid(root / f"grid{points}.yaml", 10, b, points // (10 * b))
 
 
 def measure(args: list[str], root: Path) -> tuple[float, float]:
-    """(wall s, peak RSS MiB) of one llem process."""
+    """(wall s, peak RSS MiB: the process's own VmHWM) of one llem process."""
     peak = root / "peak"
+    command, env = peak_command(args, peak)
     started = time.perf_counter()
-    code = subprocess.call(
-        [sys.executable, "-c", PROBE, *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "LLEM_PEAK_FILE": str(peak)},
-    )
+    code = subprocess.call(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     wall = time.perf_counter() - started
     if code not in (0, 1):
         raise SystemExit(f"llem {' '.join(args)} failed ({code})")

@@ -3,55 +3,19 @@ Memory is asserted (peak RSS of the command's process), never time."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-GRID = """\
-campaign_name: scale
-base_config:
-  model: builtin:tiny-gpt2
-  energy: {{source: estimate}}
-grid:
-  backends: [pytorch]
-  shared:
-    max_output_tokens: [{a}]
-    max_input_tokens: [{b}]
-    random_seed: [{c}]
-"""
+from .scale_grid import peak_command, write_grid
+
 MIB = 1024 * 1024
-PROBE = """
-import atexit, os, sys
-def peak():  # this process's own high-water mark: ru_maxrss would count the forking parent's
-    line = next(x for x in open("/proc/self/status") if x.startswith("VmHWM"))
-    open(os.environ["LLEM_PEAK_FILE"], "w").write(line.split()[1])
-atexit.register(peak)
-from llenergymeasure.cli.app import main
-main()
-"""
-
-
-def _grid(path: Path, a: int, b: int, c: int) -> Path:
-    path.write_text(
-        GRID.format(
-            a=", ".join(str(8 + i) for i in range(a)),
-            b=", ".join(str(64 + i) for i in range(b)),
-            c=", ".join(str(i) for i in range(c)),
-        )
-    )
-    return path
 
 
 def _peak(args: list[str], tmp: Path) -> tuple[int, int]:
     """(lines printed, peak RSS in bytes) of one llem process; its output read as it comes."""
     file = tmp / "peak"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", PROBE, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "LLEM_PEAK_FILE": str(file)},
-    )
+    command, env = peak_command(args, file)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     assert proc.stdout is not None
     lines = 0
     while chunk := proc.stdout.read(1 << 16):
@@ -62,10 +26,11 @@ def _peak(args: list[str], tmp: Path) -> tuple[int, int]:
 
 def test_listing_a_million_point_grid_stays_in_bounded_memory(tmp_path: Path) -> None:
     small_lines, small = _peak(
-        ["campaign", "validate", str(_grid(tmp_path / "s.yaml", 10, 10, 10)), "--list"], tmp_path
+        ["campaign", "validate", str(write_grid(tmp_path / "s.yaml", 10, 10, 10)), "--list"],
+        tmp_path,
     )
     big_lines, big = _peak(
-        ["campaign", "validate", str(_grid(tmp_path / "b.yaml", 10, 100, 1000)), "--list"],
+        ["campaign", "validate", str(write_grid(tmp_path / "b.yaml", 10, 100, 1000)), "--list"],
         tmp_path,
     )
     # one line per experiment, streamed; and the big one's warning about its size
@@ -76,7 +41,7 @@ def test_listing_a_million_point_grid_stays_in_bounded_memory(tmp_path: Path) ->
 
 def test_a_dry_run_holds_no_manifest_entry_per_run(tmp_path: Path) -> None:
     def dry(name: str, c: int) -> int:
-        file = _grid(tmp_path / f"{name}.yaml", 10, 10, c)
+        file = write_grid(tmp_path / f"{name}.yaml", 10, 10, c)
         args = ["campaign", "run", str(file), "-o", str(tmp_path / name), "--dry-run"]
         return _peak(args, tmp_path)[1]
 
