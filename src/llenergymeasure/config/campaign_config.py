@@ -121,8 +121,9 @@ class ExecutionConfig(StrictModel):
     """How many cycles, in which order, with which gaps.
 
     Adaptive cycles: with ``target_ci_pct`` set, every config first runs ``min_cycles`` (default
-    ``cycles``); then a config gets a further cycle only while the 95% CI of ``target_metric``
-    is wider than ``target_ci_pct`` percent of its mean (half-width), up to ``max_cycles``.
+    ``cycles``); their spread fixes how many cycles in all it needs for a 95% CI of
+    ``target_metric`` within ``target_ci_pct`` percent of its mean, at least two more and at most
+    ``max_cycles`` (a two-stage design: ``orchestration/adaptive.py``).
     """
 
     cycles: int = Field(
@@ -141,8 +142,9 @@ class ExecutionConfig(StrictModel):
         None,
         gt=0,
         lt=100,
-        description="Adaptive cycles: run more cycles of a config until the 95% CI half-width "
-        "of target_metric is at most this percent of its mean.",
+        description="Adaptive cycles: run as many cycles of a config as its first min_cycles "
+        "call for to bring the 95% CI half-width of target_metric within this percent of its "
+        "mean (a two-stage design, at most max_cycles).",
     )
     target_metric: AdaptiveMetric = Field(
         "energy_per_token_j", description="The metric whose CI target_ci_pct bounds."
@@ -157,7 +159,8 @@ class ExecutionConfig(StrictModel):
         None,
         ge=2,
         le=MAX_CYCLES,
-        description="Adaptive: the most cycles a config may run (default: 10).",
+        description="Adaptive: the most cycles a config may run, at least min_cycles + 2 "
+        "(default: 10).",
     )
     config_gap_seconds: float = Field(
         0.0, ge=0, le=MAX_SECONDS, description="Pause between experiments."
@@ -210,6 +213,12 @@ class ExecutionConfig(StrictModel):
                 f"max_cycles ({self.cycle_limit}) is below min_cycles ({self.first_cycles}); "
                 "fix: raise max_cycles"
             )
+        if self.cycle_limit < self.first_cycles + 2:
+            raise ValueError(
+                f"max_cycles ({self.cycle_limit}) leaves fewer than 2 cycles after min_cycles "
+                f"({self.first_cycles}): the adaptive interval is computed from the cycles after "
+                f"the first stage; fix: set max_cycles to {self.first_cycles + 2} or more"
+            )
         return self
 
     @property
@@ -227,7 +236,7 @@ class ExecutionConfig(StrictModel):
         """The most cycles a config can run."""
         if not self.adaptive:
             return self.cycles
-        return self.max_cycles if self.max_cycles is not None else max(10, self.first_cycles)
+        return self.max_cycles if self.max_cycles is not None else max(10, self.first_cycles + 2)
 
 
 class StatisticsConfig(StrictModel):
