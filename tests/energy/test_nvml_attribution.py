@@ -116,25 +116,46 @@ def window_processes(monkeypatch, pids: list[int]):
     return source.stop()
 
 
-def test_our_process_under_its_host_pid_in_a_container_is_not_contention(monkeypatch) -> None:
-    """The driver lists host PIDs, none of ours: the one missing from /proc is us, noted."""
+def test_a_pid_missing_from_this_namespace_is_unknown_never_ours(monkeypatch) -> None:
+    """The driver lists a host PID, none of ours: it may be us in a container, or another
+    container's job; it is reported as unknown, with a note, and not dropped as ours."""
     reading = window_processes(monkeypatch, [HOST_PID])
     assert reading.other_processes == ()
+    assert [p["pid"] for p in reading.unknown_processes] == [HOST_PID]
     (note,) = [n for n in reading.notes if "PID namespace" in n]
-    assert str(HOST_PID) in note and "taken to be this process" in note
+    assert str(HOST_PID) in note and "unknown" in note
 
 
 @pytest.mark.parametrize(
-    ("pids", "others"),
+    ("pids", "others", "unknown"),
     [
-        ([os.getpid(), HOST_PID], [HOST_PID]),  # PIDs are translated, so the unknown is not us
-        ([HOST_PID, FOREIGN_PID], [FOREIGN_PID]),  # a process that exists here is never us
-        ([HOST_PID, HOST_PID + 1], [HOST_PID, HOST_PID + 1]),  # more unknowns than we have
+        ([os.getpid(), HOST_PID], [HOST_PID], []),  # PIDs are translated: the unknown is not us
+        ([HOST_PID, FOREIGN_PID], [FOREIGN_PID], [HOST_PID]),  # one that exists is never us
+        ([HOST_PID, HOST_PID + 1], [], [HOST_PID, HOST_PID + 1]),
     ],
 )
-def test_unknown_pids_count_as_others_unless_they_can_only_be_us(monkeypatch, pids, others) -> None:
+def test_unresolved_pids_are_unknown_unless_nvml_translates_ours(
+    monkeypatch, pids, others, unknown
+) -> None:
     reading = window_processes(monkeypatch, pids)
     assert sorted(p["pid"] for p in reading.other_processes) == others
+    assert sorted(p["pid"] for p in reading.unknown_processes) == unknown
+
+
+def test_a_process_that_starts_and_ends_inside_the_window_is_seen(monkeypatch) -> None:
+    """Looking only at the window's ends missed it; the power sampler lists processes too."""
+    fake = install(monkeypatch, [FakeGPU()])
+    source = NVMLEnergySource(sample_interval_ms=10)
+    source.start()
+    time.sleep(0.1)
+    fake.gpus[0].processes = [FakeProcess(pid=FOREIGN_PID, usedGpuMemory=2**20)]
+    time.sleep(0.1)
+    fake.gpus[0].processes = []
+    time.sleep(0.1)
+    reading = source.stop()
+    (seen,) = reading.other_processes
+    assert seen["pid"] == FOREIGN_PID
+    assert 0.05 < seen["first_seen_s"] <= seen["last_seen_s"] < reading.duration_s
 
 
 def test_counter_update_period_is_measured_at_start(monkeypatch) -> None:
@@ -147,13 +168,31 @@ def test_counter_update_period_is_measured_at_start(monkeypatch) -> None:
     assert "measured" in (reading.update_period_method or "")
 
 
-def test_a_counter_that_never_moves_gets_the_nominal_period_and_says_so(monkeypatch) -> None:
+def test_a_counter_that_never_moves_has_no_period_and_no_bound(monkeypatch) -> None:
     install(monkeypatch, [FakeGPU()])
     source = NVMLEnergySource()
     source.start()
     reading = source.stop()
-    assert reading.update_period_s == nvml.COUNTER_RESOLUTION_S
-    assert "nominal" in (reading.update_period_method or "")
+    assert reading.update_period_s is None and reading.error_bound_pct() is None
+    assert (reading.update_period_method or "").startswith("unknown")
+
+
+def test_a_counter_too_slow_for_the_probe_gets_a_bound_that_covers_its_error(
+    monkeypatch,
+) -> None:
+    """A 400 ms counter moves two or three times in the 1 s probe: once two became a silent
+    nominal 100 ms (bound 4x too small); now the period is never below the true one."""
+    monkeypatch.setattr(nvml, "PERIOD_PROBE_TIMEOUT_S", 1.0)
+    install(monkeypatch, [FakeGPU(power_w=500.0, counter_period_s=0.4)], advance_with_time=True)
+    source = NVMLEnergySource()
+    source.start()
+    time.sleep(0.6)
+    reading = source.stop()
+    assert reading.update_period_s is not None and reading.update_period_s >= 0.39
+    method = reading.update_period_method or ""
+    assert method.startswith(("probe_timeout", "measured")), method
+    bound = reading.error_bound_pct()
+    assert bound is not None and bound >= 100.0 * 0.39 / reading.duration_s
 
 
 def test_quantisation_error_stays_inside_the_recorded_bound_over_random_phases(

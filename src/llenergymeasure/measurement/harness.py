@@ -569,6 +569,7 @@ def _provenance(
         power_method=reading.power_method,
         crosscheck=_crosscheck(reading),
         other_processes=[dict(p) for p in reading.other_processes],
+        unknown_processes=[dict(p) for p in reading.unknown_processes],
         mig_whole_gpu=reading.mig_whole_gpu,
         state_start=[dict(d) for d in reading.state_start],
         state_end=[dict(d) for d in reading.state_end],
@@ -607,8 +608,9 @@ def quality_flags(
             flag(
                 "error_bound_unknown",
                 "warning",
-                f"the {energy.source} source does not say how often its reading updates, so "
-                "its quantisation error is not bounded",
+                f"the {energy.source} source's update period is not known "
+                f"({energy.update_period_method or 'the source does not report it'}), so its "
+                "quantisation error is not bounded",
             )
     others = list(energy.other_processes)
     if baseline is not None:
@@ -620,6 +622,16 @@ def quality_flags(
             "untrusted",
             f"other processes used a measured GPU (pids {', '.join(map(str, pids))}): their "
             "energy is in the reading",
+        )
+    if energy.unknown_processes:
+        pids = sorted({int(p["pid"]) for p in energy.unknown_processes})
+        flag(
+            "gpu_process_unknown",
+            "warning",
+            f"NVML listed PID(s) {', '.join(map(str, pids))} on a measured GPU that do not "
+            "exist in this PID namespace: this process under its host PID (a container whose "
+            "driver does not translate PIDs) or another job, whose energy would be in the "
+            "reading",
         )
     check = energy.crosscheck
     if (

@@ -83,7 +83,15 @@ class EnergyProvenance(_Record):
         "disagreement_pct, allowance_pct.",
     )
     other_processes: list[dict[str, Any]] = Field(
-        default_factory=list, description="Other processes seen on a measured GPU."
+        default_factory=list,
+        description="Other processes seen on a measured GPU at any power sample of the "
+        "window (a union: device, pid, used_gpu_memory_bytes, first_seen_s, last_seen_s).",
+    )
+    unknown_processes: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="PIDs NVML listed on a measured GPU that do not exist in this PID "
+        "namespace: this process under its host PID in a container, or another container's "
+        "job; never taken to be ours.",
     )
     mig_whole_gpu: bool = Field(False, description="A MIG-enabled GPU was measured whole.")
     state_start: list[dict[str, Any]] = Field(
@@ -160,7 +168,9 @@ class QualityFlag(_Record):
     * ``window_too_short`` (untrusted): the window's quantisation error bound is above the
       source's target (the window did not reach K update periods).
     * ``gpu_contended`` (untrusted): another process used a measured GPU during the baseline
-      or the window.
+      or the window (sampled at the power-polling rate through both, not only at their ends).
+    * ``gpu_process_unknown`` (warning): NVML listed a PID on a measured GPU that cannot be
+      resolved here (missing from this PID namespace): ours under a host PID, or a foreign job.
     * ``energy_crosscheck_disagreement`` (untrusted): the energy counter and the integral of
       polled power disagree by more than the allowance.
     * ``mig_whole_gpu`` (warning): a MIG-enabled GPU was measured whole (config allowed it).

@@ -62,6 +62,7 @@ class EnergyReading:
     polled_energy_j: float | None = None  # integral of the polled power samples
     polled_samples: int = 0
     other_processes: tuple[dict[str, Any], ...] = ()  # other processes on measured devices
+    unknown_processes: tuple[dict[str, Any], ...] = ()  # listed PIDs that could not be resolved
     mig_whole_gpu: bool = False  # a MIG-enabled GPU measured as a whole (config allowed it)
     state_start: tuple[dict[str, Any], ...] = ()  # per device: P-state, clocks, temperature
     state_end: tuple[dict[str, Any], ...] = ()
@@ -107,6 +108,7 @@ class EnergyReading:
             "polled_energy_j": _finite_or_none(self.polled_energy_j),
             "polled_samples": self.polled_samples,
             "other_processes": [dict(p) for p in self.other_processes],
+            "unknown_processes": [dict(p) for p in self.unknown_processes],
             "mig_whole_gpu": self.mig_whole_gpu,
         }
 

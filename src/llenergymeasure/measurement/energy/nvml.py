@@ -43,9 +43,9 @@ from llenergymeasure.measurement.energy.base import (
 from llenergymeasure.measurement.energy.nvml_settings import gpu_settings
 
 PROC_ROOT = Path("/proc")  # where this PID namespace's processes are listed
-COUNTER_RESOLUTION_S = 0.1  # nominal update period, assumed when it cannot be measured
+COUNTER_RESOLUTION_S = 0.1  # nominal update period, only until start() probes it
 PERIOD_PROBE_STEPS = 4  # counter changes watched to measure its update period
-PERIOD_PROBE_TIMEOUT_S = 1.0  # give up (and assume the nominal period) after this long
+PERIOD_PROBE_TIMEOUT_S = 1.0  # give up after this long (see _measure_update_period)
 TARGET_ERROR_PCT = 1.0  # the counter quantisation error bound a window must reach
 # Counter vs integral of polled power: above this disagreement (on top of both readings' own
 # resolution) one of them is not seeing the load. NVIDIA documents board power readings to
@@ -207,45 +207,61 @@ class _Lib:
     def averaged_power_w(self, handle: Any) -> float:
         return float(self.call("nvmlDeviceGetPowerUsage", handle, doing="reading power")) / 1000.0
 
-    def other_processes(
-        self, handle: Any, own_pids: frozenset[int], notes: list[str]
-    ) -> list[dict[str, Any]]:
-        """Compute processes on the GPU that are not this process (or its children)."""
+    def compute_processes(self, handle: Any) -> list[dict[str, Any]]:
+        """Every compute process NVML lists on the GPU (ours included)."""
         procs = self.optional(
             "nvmlDeviceGetComputeRunningProcesses", handle, doing="listing GPU processes"
         )
-        found = [
+        return [
             {"pid": int(p.pid), "used_gpu_memory_bytes": getattr(p, "usedGpuMemory", None)}
             for p in procs or []
         ]
-        return _not_ours(found, own_pids, notes)
 
 
-def _not_ours(
-    found: list[dict[str, Any]], own_pids: frozenset[int], notes: list[str]
-) -> list[dict[str, Any]]:
-    """The listed processes that are not ours.
+class _Contention:
+    """The compute processes seen on the measured GPUs at any sample of a window (a union).
 
-    Drivers that do not translate PIDs into this PID namespace report host PIDs inside a
-    container (NVIDIA/nvidia-docker#1483), so this very process can be listed under a PID
-    that does not exist here. When none of the listed PIDs is ours and no more of them are
-    missing from ``/proc`` than we have processes, those are taken to be ours, with a note
-    naming them. A PID that exists here and is not ours is always another process.
+    Each listed PID is ours (this process or a child, such as an engine worker), another
+    process (it exists in this PID namespace), or unresolved: a PID missing from ``/proc``.
+    Drivers that do not translate PIDs into a container's namespace list host PIDs
+    (NVIDIA/nvidia-docker#1483), so an unresolved PID may be this very process, or a job in
+    another container: it is reported as unknown, never taken to be ours. Once NVML has
+    listed one of our PIDs as we know them it does translate, so an unresolved PID then is
+    another namespace's process.
     """
-    others = [p for p in found if p["pid"] not in own_pids]
-    if len(others) < len(found):  # NVML names our PIDs as we know them: nothing to translate
-        return others
-    unseen = [p for p in others if not (PROC_ROOT / str(p["pid"])).exists()]
-    if not unseen or len(unseen) > len(own_pids):
-        return others
-    note = (
-        f"NVML listed PID(s) {', '.join(str(p['pid']) for p in unseen)} that do not exist in "
-        "this PID namespace and none of ours: taken to be this process under its host PID "
-        "(a container whose driver does not translate PIDs)"
-    )
-    if note not in notes:
-        notes.append(note)
-    return [p for p in others if p not in unseen]
+
+    def __init__(self) -> None:
+        self._own = _own_pids()
+        self._ours_listed = False
+        self._others: dict[tuple[int, int], dict[str, Any]] = {}
+        self._unknown: dict[tuple[int, int], dict[str, Any]] = {}
+
+    def observe(self, lib: _Lib, device: _Device, t_s: float) -> None:
+        for p in lib.compute_processes(device.handle):
+            key = (device.nvml_index, p["pid"])
+            known = self._others.get(key) or self._unknown.get(key)
+            if known is not None:
+                known["last_seen_s"] = t_s
+                continue
+            if p["pid"] not in self._own:
+                self._own = _own_pids()  # a child started since the last look
+            if p["pid"] in self._own:
+                self._ours_listed = True
+                continue
+            exists = (PROC_ROOT / str(p["pid"])).exists()
+            record = {"device": device.label, **p, "first_seen_s": t_s, "last_seen_s": t_s}
+            (self._others if exists else self._unknown)[key] = record
+
+    def others(self) -> tuple[dict[str, Any], ...]:
+        found = dict(self._others)
+        if self._ours_listed:
+            found.update(self._unknown)
+        return tuple(found[key] for key in sorted(found))
+
+    def unknown(self) -> tuple[dict[str, Any], ...]:
+        if self._ours_listed:
+            return ()
+        return tuple(self._unknown[key] for key in sorted(self._unknown))
 
 
 def _field_number(module: Any, value: Any) -> float | None:
@@ -508,12 +524,15 @@ def device_state(lib: _Lib, device: _Device) -> dict[str, Any]:
 
 def _measure_update_period(
     lib: _Lib, devices: list[_Device], timeout_s: float
-) -> tuple[float, str]:
+) -> tuple[float | None, str]:
     """How often the energy counters move: the longest gap between their changes.
 
     Polls every device's counter every ~0.5 ms until each moved ``PERIOD_PROBE_STEPS`` times
     (or ``timeout_s`` passed). The longest gap (not the median) is kept, so an irregular
-    counter is not credited with a finer resolution than it has.
+    counter is not credited with a finer resolution than it has. A counter too slow to
+    measure is never given a nominal period: one that moved twice within the timeout updates
+    at least that often, so the timeout is its period (method ``probe_timeout``); one that
+    moved less has no known period (None: the error bound is unknown and flagged).
     """
     last: dict[int, int | None] = {d.nvml_index: _counter_mj(lib, d) for d in devices}
     changes: dict[int, list[float]] = {d.nvml_index: [] for d in devices}
@@ -528,16 +547,19 @@ def _measure_update_period(
         if all(len(c) >= PERIOD_PROBE_STEPS for c in changes.values()):
             break
         time.sleep(0.0005)
-    longest = []
-    for times in changes.values():
-        gaps = [b - a for a, b in itertools.pairwise(times)]
-        if len(gaps) < 2:
-            return COUNTER_RESOLUTION_S, (
-                f"nominal {COUNTER_RESOLUTION_S * 1000:.0f} ms: the counter moved "
-                f"{len(times)} times in {timeout_s:g} s, too few to measure its update period"
-            )
-        longest.append(max(gaps))
-    period = max(longest)
+    fewest = min(len(times) for times in changes.values())
+    if fewest < 2:
+        return None, (
+            f"unknown: a counter moved {fewest} time(s) in the {timeout_s:g} s probe, too few "
+            "to bound its update period"
+        )
+    if fewest < 3:
+        return timeout_s, (
+            f"probe_timeout: a counter moved only {fewest} times in the {timeout_s:g} s probe, "
+            f"too few to measure its update period; the timeout ({timeout_s * 1000:.0f} ms) is "
+            "taken as the period, an upper bound for a counter that moved twice within it"
+        )
+    period = max(max(b - a for a, b in itertools.pairwise(times)) for times in changes.values())
     return period, (
         f"measured at source start: longest gap between {PERIOD_PROBE_STEPS} successive "
         f"counter changes, {period * 1000:.1f} ms"
@@ -700,6 +722,7 @@ class _Sampler:
         self.temperatures_c: list[float | None] = []
         self.series: list[int] = []  # indices of the samples kept for the time series
         self.reason_mask = 0
+        self.contention = _Contention()
 
     def _power_w(self, d: _Device) -> float:
         if self._instant[d.nvml_index]:
@@ -712,6 +735,7 @@ class _Sampler:
         t_s = time.perf_counter() - self._t0
         for d in self._devices:
             self.reason_mask |= self._lib.reason_mask(d.handle)
+            self.contention.observe(self._lib, d, t_s)
         powers = {d.label: self._power_w(d) for d in self._devices}
         temps = [t for d in self._devices if (t := self._lib.temperature_c(d.handle)) is not None]
         self.times_s.append(t_s)
@@ -756,7 +780,6 @@ class _Window:
     t0: float
     start_mj: dict[str, int]
     state_start: list[dict[str, Any]]
-    processes: dict[tuple[int, int], dict[str, Any]]
 
 
 def _power_method(instant: dict[int, bool]) -> str:
@@ -873,12 +896,6 @@ class NVMLEnergySource:
         lib.call("nvmlInit", doing="initialising NVML")
         try:
             devices, notes = self._open(lib)
-            own = _own_pids()
-            processes = {
-                (d.nvml_index, p["pid"]): {"device": d.label, "seen": "at start", **p}
-                for d in devices
-                for p in lib.other_processes(d.handle, own, notes)
-            }
             start_mj: dict[str, int] = {}
             for d in devices:
                 value = _counter_mj(lib, d)
@@ -917,9 +934,7 @@ class NVMLEnergySource:
             raise
         self.method = method
         self._devices = tuple(d.label for d in devices)
-        self._window = _Window(
-            lib, devices, notes, method, sampler, t0, start_mj, state_start, dict(processes)
-        )
+        self._window = _Window(lib, devices, notes, method, sampler, t0, start_mj, state_start)
 
     def stop(self) -> EnergyReading:
         window = self._window
@@ -950,12 +965,12 @@ class NVMLEnergySource:
                         fix="the driver was reloaded or the GPU reset; repeat the measurement",
                     )
                 per_device_j[label] = (end - start) / 1000.0
-            period = self.update_period_s or COUNTER_RESOLUTION_S
+            period = self.update_period_s
             warning = (
                 f"window of {duration_s:.3f} s is shorter than the NVML energy counter's "
                 f"update period ({period * 1000:.0f} ms); the energy may be under- or "
                 "over-counted"
-                if duration_s < period
+                if period is not None and duration_s < period
                 else None
             )
         else:
@@ -970,15 +985,17 @@ class NVMLEnergySource:
                 if len(times) < MIN_POLL_SAMPLES
                 else None
             )
-        own = _own_pids()
-        for d in w.devices:
-            for p in w.lib.other_processes(d.handle, own, w.notes):
-                w.processes.setdefault(
-                    (d.nvml_index, p["pid"]), {"device": d.label, "seen": "at stop", **p}
-                )
+        unknown = w.sampler.contention.unknown()
         state_end = [device_state(w.lib, d) for d in w.devices]
         reasons = throttle_reason_names(w.sampler.reason_mask)
         notes = list(w.notes)
+        if unknown:
+            notes.append(
+                f"NVML listed PID(s) {', '.join(str(p['pid']) for p in unknown)} on a measured "
+                "GPU that do not exist in this PID namespace, and none of ours: this process "
+                "under its host PID (a container whose driver does not translate PIDs) or "
+                "another container's job; reported as unknown"
+            )
         if reasons:
             notes.append(f"clock limit reasons seen during the window: {', '.join(reasons)}")
         if any(d.mig_enabled for d in w.devices):
@@ -1006,7 +1023,8 @@ class NVMLEnergySource:
             power_method=_power_method(instant),
             polled_energy_j=sum(w.sampler.energy_j(d.label) for d in w.devices),
             polled_samples=len(w.sampler.times_s),
-            other_processes=tuple(w.processes[key] for key in sorted(w.processes)),
+            other_processes=w.sampler.contention.others(),
+            unknown_processes=unknown,
             mig_whole_gpu=any(d.mig_enabled for d in w.devices),
             state_start=tuple(w.state_start),
             state_end=tuple(state_end),
