@@ -25,6 +25,7 @@ from llenergymeasure.results.schema import QualityFlag
 from llenergymeasure.results.statistics import (
     bca_interval,
     cycle_stats,
+    t_interval,
     t_quantile,
     t_sf,
 )
@@ -98,15 +99,20 @@ def test_default_interval_is_student_t_by_hand_for_2_3_and_5_cycles(
     mean = sum(values) / n
     s = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = T_TABLE[df] * s / math.sqrt(n)
-    records = [record(c, v) for c, v in enumerate(values, 1)]
-    (summary,) = aggregate(records)
-    tps = summary.stats["tokens_per_second"]
-    assert tps is not None
+    tps = cycle_stats(values)
     assert (tps.ci_low, tps.ci_high) == (
         pytest.approx(mean - half, rel=1e-9),
         pytest.approx(mean + half, rel=1e-9),
     )
-    assert tps.ci_method == "student_t" and summary.row()["ci_method"] == "student_t"
+    assert tps.ci_method == "student_t"
+    # in a summary tokens/s is a positive metric: the 2-cycle t interval reaches below zero
+    (summary,) = aggregate([record(c, v) for c, v in enumerate(values, 1)])
+    aggregated = summary.stats["tokens_per_second"]
+    assert aggregated is not None
+    assert aggregated.ci_method == ("cox_log" if df == 1 else "student_t")
+    if df > 1:
+        assert (aggregated.ci_low, aggregated.ci_high) == (tps.ci_low, tps.ci_high)
+        assert summary.row()["ci_method"] == "student_t"
     # the same numbers written out: 2 cycles -> [-48.53, 78.53], 3 -> [7.03, 16.97]
     expected = {1: (-48.531, 78.531), 2: (7.0317, 16.9683), 4: (8.5415, 14.2585)}[df]
     assert (tps.ci_low, tps.ci_high) == (
@@ -149,6 +155,52 @@ def test_student_t_interval_covers_the_true_mean_95_percent_of_the_time(n: int) 
         hits += stats.ci_low <= true_mean <= stats.ci_high
     assert hits / trials >= 0.93
     assert hits / trials <= 0.97  # not a trivially wide interval either
+
+
+def test_a_positive_metric_keeps_the_t_interval_until_it_would_reach_zero() -> None:
+    narrow = cycle_stats([10.0, 11.0, 12.0], positive=True)
+    assert narrow.ci_method == "student_t" and narrow.note is None
+    wide = cycle_stats([0.1, 0.3, 1.2], positive=True)  # t: 0.53 +/- 1.45
+    assert wide.ci_method == "cox_log" and wide.ci_low is not None and wide.ci_low > 0
+    assert wide.mean == pytest.approx(0.5333333)  # the column's mean: arithmetic, unchanged
+    assert cycle_stats([0.1, 0.3, 1.2]).ci_method == "student_t"  # not positive: as asked
+    signed = cycle_stats([-0.1, 0.3, 1.2], positive=True)  # a value <= 0: no log scale
+    assert signed.ci_method == "student_t" and signed.ci_low is not None and signed.ci_low < 0
+
+
+@pytest.mark.parametrize(
+    ("lognormal", "cv", "n", "floor"),
+    [
+        (False, 0.3, 3, 0.93),
+        (False, 0.9, 5, 0.93),
+        (True, 0.3, 3, 0.93),
+        (True, 0.9, 3, 0.90),  # the t interval alone: 88.5%
+        (True, 0.9, 10, 0.86),  # t: 88%, never reaches zero here, so it is kept
+    ],
+)
+def test_intervals_of_positive_metrics_cover_and_never_go_below_zero(
+    lognormal: bool, cv: float, n: int, floor: float
+) -> None:
+    """Seeded, 3,000 trials: the interval aggregation gives a positive metric (t, or Cox's
+    where t reaches zero) never goes below zero, covers >= 93% wherever t did, and never less
+    than t (a very skewed metric, lognormal CV 90%, stays below 93% as t was; its row is
+    flagged high_variability)."""
+    rng = random.Random(f"{lognormal}:{cv}:{n}")
+    sigma = math.sqrt(math.log(1 + cv * cv))
+    trials, hits, t_hits = 3000, 0, 0
+    for _ in range(trials):
+        values = [
+            rng.lognormvariate(-sigma * sigma / 2, sigma) if lognormal else rng.gauss(1.0, cv)
+            for _ in range(n)
+        ]
+        stats = cycle_stats(values, positive=True)
+        assert stats.ci_low is not None and stats.ci_high is not None
+        assert stats.ci_low > 0 or min(values) <= 0
+        hits += stats.ci_low <= 1.0 <= stats.ci_high
+        low, high = t_interval(values) or (0.0, 0.0)
+        t_hits += low <= 1.0 <= high
+    assert hits / trials >= floor
+    assert hits / trials >= t_hits / trials - 0.005  # never worse than the t interval
 
 
 def test_bootstrap_is_bca_from_ten_values_and_reproducible_for_a_seed() -> None:
@@ -195,13 +247,19 @@ def test_bootstrap_below_ten_values_falls_back_to_student_t_and_says_so() -> Non
 
 
 def test_two_cycles_have_a_wide_honest_interval_and_are_flagged_low() -> None:
+    # the t interval 15 +/- 12.71 * 5 would reach -48 tokens/s: Cox's log-scale one is used
     (summary,) = aggregate([record(1, 10.0), record(2, 20.0)])
     tps = summary.stats["tokens_per_second"]
-    assert tps is not None
+    assert tps is not None and tps.ci_method == "cox_log" and tps.mean == 15.0
+    logs = [math.log(10.0), math.log(20.0)]
+    centre, var = statistics.fmean(logs), statistics.variance(logs)
+    half = T_TABLE[1] * math.sqrt(var / 2 + var * var / 2)
     assert (tps.ci_low, tps.ci_high) == (
-        pytest.approx(15 - T_TABLE[1] * 5),
-        pytest.approx(15 + T_TABLE[1] * 5),
+        pytest.approx(math.exp(centre + var / 2 - half)),
+        pytest.approx(math.exp(centre + var / 2 + half)),
     )
+    assert tps.ci_low is not None and 0 < tps.ci_low < 15 < tps.ci_high
+    assert "Cox's log-scale interval used" in summary.row()["warnings"]
     assert summary.low_cycles
     row = summary.row()
     assert row["low_cycles"] is True

@@ -30,12 +30,15 @@ def number(value: float | None, digits: int = 4) -> str:
 
 
 def with_ci(row: dict[str, Any], column: str) -> str:
-    """'0.123 ± 0.004' (the 95% CI's half-width), or the mean alone with one cycle."""
+    """'0.123 ± 0.004' (the 95% CI's half-width), '0.37 [0.12, 1.1]' when the interval is not
+    symmetric about the mean (a log-scale one), or the mean alone with one cycle."""
     mean, low, high = row.get(column), row.get(f"{column}_low"), row.get(f"{column}_high")
     if mean is None:
         return "-"
     if low is None or high is None:
         return f"{number(mean)} (n={row.get(f'{column}_n', 0)}, no CI)"
+    if not math.isclose((low + high) / 2, mean, rel_tol=1e-9, abs_tol=1e-300):
+        return f"{number(mean)} [{number(low)}, {number(high)}]"
     return f"{number(mean)} ± {number((high - low) / 2, 2)}"
 
 

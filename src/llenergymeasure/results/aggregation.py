@@ -72,6 +72,7 @@ CYCLE_METRICS: dict[str, Callable[[ExperimentResult], float | None]] = {
     "itl_p50_s": _pct("itl_s", "p50"),
 }
 """Metric column prefix -> how to read it from one result (None when the result lacks it).
+Every one is strictly positive: an interval that would reach zero is taken on the log scale.
 
 In summaries ``energy_per_token_j`` is recomputed on the table's one basis (``energy_per_token``);
 the reader here is the result's own figure, on its own basis (the per-experiment table)."""
@@ -252,7 +253,7 @@ def summarize_config(
             raw = [get(result) for result in done]
         values = [v for v in raw if v is not None]
         stats[metric] = (
-            cycle_stats(values, method=ci_method, seed=seed, resamples=resamples)
+            cycle_stats(values, method=ci_method, seed=seed, resamples=resamples, positive=True)
             if values
             else None
         )
@@ -273,8 +274,11 @@ def summarize_config(
         warnings.append(
             f"only {len(done)} usable cycles (< {MIN_CYCLES}): the 95% CI is valid but very wide"
         )
-    notes = sorted({s.note for s in stats.values() if s is not None and s.note})
-    warnings.extend(notes)
+    noted: dict[str, list[str]] = {}
+    for metric, metric_stats in stats.items():
+        if metric_stats is not None and metric_stats.note:
+            noted.setdefault(metric_stats.note, []).append(metric)
+    warnings.extend(f"{note} ({', '.join(metrics)})" for note, metrics in sorted(noted.items()))
     if len(methods) > 1 or len(sources) > 1:
         warnings.append(f"energy methods differ across cycles ({', '.join(sources + methods)})")
     if estimate:

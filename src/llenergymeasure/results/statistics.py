@@ -1,6 +1,7 @@
 """Small, dependency-free statistics: percentiles per run; across cycles mean / std / CV and a
-95% confidence interval of the mean (Student-t by default, BCa bootstrap from 10 values); Welch's
-interval on the difference of two configs' means.
+95% confidence interval of the mean (Student-t by default, BCa bootstrap from 10 values; for a
+strictly positive metric whose t interval would reach zero or below, Cox's log-scale interval);
+Welch's interval on the difference of two configs' means.
 
 Student-t quantiles come from the regularised incomplete beta function (no scipy): exact to
 machine precision and checked against table values in the tests.
@@ -141,6 +142,7 @@ def t_quantile(p: float, df: float) -> float:
 
 STUDENT_T = "student_t"
 BOOTSTRAP_BCA = "bootstrap_bca"
+COX_LOG = "cox_log"
 """The ``ci_method`` names written into summary rows."""
 
 BOOTSTRAP_MIN_N = BOOTSTRAP_MIN_CYCLES
@@ -200,6 +202,26 @@ def bca_interval(
     return percentile(means, bounds[0]), percentile(means, bounds[1])
 
 
+def cox_interval(
+    values: Sequence[float], *, confidence: float = CONFIDENCE
+) -> tuple[float, float] | None:
+    """Cox's interval for the mean of a lognormal-ish positive quantity, never below zero.
+
+    On y = log(x): exp(ybar + s^2/2 +/- t(1 - alpha/2, n - 1) * sqrt(s^2/n + s^4/(2(n - 1)))).
+    None for fewer than 2 values or any value <= 0. Measured (docs/statistics.md): >= 93.9%
+    coverage at n = 3..30 on normal and lognormal cycles with CV 5-90%, where the t interval
+    drops to 87% on skewed data and reaches below zero in most n = 3 samples at CV 90%.
+    """
+    n = len(values)
+    if n < 2 or min(values) <= 0:
+        return None
+    logs = [math.log(v) for v in values]
+    centre, var = statistics.fmean(logs), statistics.variance(logs)
+    se = math.sqrt(var / n + var * var / (2 * (n - 1)))
+    half = t_quantile(1 - (1 - confidence) / 2, n - 1) * se
+    return math.exp(centre + var / 2 - half), math.exp(centre + var / 2 + half)
+
+
 @dataclass(frozen=True)
 class CycleStats:
     """One metric of one config across cycles, saying how its interval was obtained."""
@@ -211,7 +233,8 @@ class CycleStats:
     ci_low: float | None
     ci_high: float | None
     ci_method: str | None = None
-    """``student_t`` or ``bootstrap_bca``; None when there is no interval (n = 1)."""
+    """``student_t``, ``bootstrap_bca`` or ``cox_log``; None when there is no interval (n = 1).
+    A ``cox_log`` interval is not symmetric about the mean: print it as [low, high]."""
     note: str | None = None
     """Why the interval is not what was asked for (a bootstrap below BOOTSTRAP_MIN_N)."""
     values: tuple[float, ...] = ()
@@ -230,12 +253,16 @@ def cycle_stats(
     method: CIMethod = "student_t",
     seed: int = 0,
     resamples: int = 10_000,
+    positive: bool = False,
 ) -> CycleStats:
     """mean, std, CV and 95% CI of a metric across cycles.
 
     ``student_t`` (the default) is sound at every n >= 2. ``bootstrap`` (BCa) is used from
     BOOTSTRAP_MIN_N values; with fewer, Student-t is used and ``note`` says so. One value:
-    no spread and no interval.
+    no spread and no interval. ``positive``: the metric cannot be <= 0 (energy, J/token,
+    tokens/s, latency); a t interval whose lower bound would be <= 0 is replaced by
+    :func:`cox_interval` when every value is > 0, and ``note`` says so. The mean stays the
+    arithmetic mean of the values.
     """
     if not values:
         raise ValueError("no values")
@@ -254,6 +281,13 @@ def cycle_stats(
                 note = (
                     f"bootstrap asked for, but it needs >= {BOOTSTRAP_MIN_N} values and has "
                     f"{n}: Student-t used"
+                )
+            cox = cox_interval(values) if positive and ci and ci[0] <= 0 else None
+            if cox is not None:
+                ci, used = cox, COX_LOG
+                note = (
+                    "a Student-t interval reached zero or below for a positive metric: Cox's "
+                    "log-scale interval used (ci_method cox_log; shown as [low, high])"
                 )
     return CycleStats(
         n=n,
