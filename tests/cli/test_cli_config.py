@@ -57,12 +57,12 @@ def test_validate_shows_hardware_warnings(write_yaml: WriteYaml) -> None:
     assert "Ampere" in result.output
 
 
-def test_validate_combination_exits_1(
+def test_validate_combination_exits_2(
     write_yaml: WriteYaml, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_yaml("model: gpt2\nbackend: tensorrt\nfp_precision: float32\n")
     run = run_main(monkeypatch, capsys, "config", "validate", path)
-    assert run.code == 1
+    assert run.code == 2  # unusable as written, as --help says
     assert run.out == ""
     assert str(path) in run.err
     assert "fp_precision=float32" in run.err
@@ -98,11 +98,11 @@ def test_validate_unusable_file_exits_2(
     assert "Traceback" not in run.err
 
 
-def test_app_reports_invalid_combination_as_exit_1_without_raising(write_yaml: WriteYaml) -> None:
+def test_app_reports_invalid_combination_as_exit_2_without_raising(write_yaml: WriteYaml) -> None:
     path = write_yaml("model: gpt2\nbackend: tensorrt\nfp_precision: float32\n")
     result = invoke("config", "validate", path)
     assert_clean(result)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # an unusable config, as --help says
     assert "fp_precision=float32" in result.output
 
 

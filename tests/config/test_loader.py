@@ -114,11 +114,11 @@ def test_experiment_bad_choice_lists_valid_ones(write_yaml: WriteYaml) -> None:
     assert "'float64'" in message and "bfloat16" in message
 
 
-def test_experiment_combination_is_exit_code_1(write_yaml: WriteYaml) -> None:
+def test_experiment_combination_is_exit_code_2(write_yaml: WriteYaml) -> None:
     path = write_yaml("model: gpt2\nbackend: tensorrt\nfp_precision: float32\n")
     with pytest.raises(InvalidCombinationError) as info:
         load_experiment_config(path)
-    assert info.value.exit_code == 1
+    assert info.value.exit_code == 2
     assert "fp_precision" in str(info.value)
     assert "fix:" in str(info.value)
 

@@ -15,18 +15,34 @@ from typer.core import TyperGroup
 
 from llenergymeasure import __version__
 from llenergymeasure.cli import campaign, config_cmd, report_cmd, results_cmd, run
-from llenergymeasure.cli.render import fail
+from llenergymeasure.cli.render import JSON_MODE, fail, fail_json
 from llenergymeasure.exceptions import LLEMError
 
 
+def _asks_json(args: list[str]) -> bool:
+    """Whether a command line asks for ``--json`` (before any ``--``, which ends options)."""
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
 class _Group(TyperGroup):
-    """Ends every command's LLEMError as one message and its exit code, never a traceback."""
+    """Ends every command's LLEMError as one message and its exit code, never a traceback;
+    under ``--json``, every refusal (a usage error too) is one JSON object on stdout."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta[JSON_MODE] = _asks_json(args)  # meta is shared by every sub-command's context
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except LLEMError as error:
-            fail(error)
+            fail(error, as_json=ctx.meta.get(JSON_MODE, False))
+        except typer.TyperException as error:  # a usage error: Click's own message otherwise
+            if not ctx.meta.get(JSON_MODE):
+                raise
+            usage: Any = error  # Click's ClickException (Typer names only its base class)
+            usage.show()
+            fail_json(type(error).__name__, usage.format_message(), usage.exit_code)
 
 
 app = typer.Typer(

@@ -24,7 +24,7 @@ def validate(
 
     Example: llem config validate examples/experiment.yaml
 
-    Exit 0 valid, 1 values that do not go together, 2 unusable file.
+    Exit 0 valid, 2 unusable: a file that cannot be read, or values that do not go together.
     """
     from llenergymeasure.config.identity import config_hash
     from llenergymeasure.config.introspection import hardware_warnings

@@ -62,13 +62,41 @@ def new_table(*args: Any, **kwargs: Any) -> Any:
     return Table(*args, **kwargs)
 
 
-def fail(error: LLEMError) -> NoReturn:
-    """Print a user-facing error (what, where, fix) and exit with its code; no traceback."""
+JSON_MODE = "llem.json"
+"""Key in Click's shared ``ctx.meta``: the command line asked for ``--json``."""
+
+
+def fail(error: LLEMError, *, as_json: bool = False) -> NoReturn:
+    """Print a user-facing error (what, where, fix) and exit with its code; no traceback.
+    Under ``--json`` the same error is also the one JSON object on stdout."""
     where = f"{error.where}: " if error.where else ""
     err.print(f"[bold red]error:[/] {escape(redact_text(where + error.what))}")
     if error.fix:
         err.print(f"[yellow]fix:[/] {escape(redact_text(error.fix))}")
+    if as_json:
+        result = getattr(error, "result_json", None)  # a measured result saved nowhere
+        fail_json(
+            type(error).__name__,
+            error.what,
+            error.exit_code,
+            where=error.where,
+            fix=error.fix,
+            **({"result": json.loads(result)} if result else {}),
+        )
     raise typer.Exit(error.exit_code)
+
+
+def fail_json(kind: str, what: str, exit_code: int, **details: Any) -> NoReturn:
+    """A refusal under ``--json``: one object on stdout, ``ok`` false, then exit ``exit_code``
+    (the code the command gives without ``--json``)."""
+    print_json(
+        {
+            "ok": False,
+            "exit_code": exit_code,
+            "error": {"type": kind, "what": what, "where": None, "fix": None, **details},
+        }
+    )
+    raise typer.Exit(exit_code)
 
 
 def print_json(data: Any) -> None:

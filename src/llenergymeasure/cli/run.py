@@ -140,30 +140,30 @@ def run(
 
     Exit 0 measured, 1 the experiment could not run, 2 unusable config.
     """
-    from llenergymeasure.config.loader import apply_overrides, read_yaml, validate_experiment
+    from llenergymeasure.cli.overrides import apply_flags
+    from llenergymeasure.config.loader import read_yaml, validate_experiment
     from llenergymeasure.exceptions import ResultWriteError
     from llenergymeasure.files import check_output_dir
     from llenergymeasure.measurement.harness import run_experiment
 
-    overrides: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "model.name": model,
-            "backend": backend,
-            "fp_precision": precision,
-            "pytorch.batch_size": batch_size,
-            "dataset.num_prompts": num_prompts,
-            "max_output_tokens": max_output_tokens,
-        }.items()
-        if value is not None
-    }
     if file is None and model is None:
         raise ConfigError(
             "nothing to run: give an experiment YAML or --model",
             fix="llem run examples/experiment.yaml, or llem run --model builtin:tiny-gpt2",
         )
     data, lines = read_yaml(file) if file is not None else ({}, {})
-    config = validate_experiment(apply_overrides(data, overrides), file=file, lines=lines)
+    flags = {
+        "--model": model,
+        "--backend": backend,
+        "--precision": precision,
+        "--batch-size": batch_size,
+        "--num-prompts": num_prompts,
+        "--max-output-tokens": max_output_tokens,
+    }
+    data, notes = apply_flags(data, flags, file=file, lines=lines)
+    config = validate_experiment(data, file=file, lines=lines)
+    for note in notes:
+        err.print(f"[yellow]note:[/] {escape(note)}")
 
     def progress(message: str) -> None:
         if not as_json:
@@ -174,8 +174,8 @@ def run(
     try:
         result = run_experiment(config, output, progress=progress)
     except ResultWriteError as error:
-        if error.result_json is not None:  # saved nowhere: the user still gets the numbers
-            sys.stdout.write(error.result_json)
+        if error.result_json is not None and not as_json:  # saved nowhere: still shown
+            sys.stdout.write(error.result_json)  # (under --json, inside the error object)
         raise
     path = result.saved_path or output / result.experiment_id / "result.json"
     if as_json:

@@ -2,7 +2,8 @@
 
 Structural mistakes (YAML syntax, unknown key, wrong type, a value a field can never take) raise
 :class:`ConfigError` (exit 2). A well-formed experiment whose values do not go together raises
-:class:`InvalidCombinationError` (exit 1): the file is usable, the experiment is not.
+:class:`InvalidCombinationError`, exit 2 as well (the config cannot be used as written); a
+campaign filters such points instead of failing.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ Path_ = tuple[str | int, ...]
 
 class InvalidCombinationError(ConfigError):
     """Every value is fine on its own, but together they cannot run."""
-
-    exit_code = 1
 
 
 def read_yaml(path: str | Path) -> tuple[dict[str, Any], LineMap]:
