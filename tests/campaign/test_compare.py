@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from llenergymeasure.cli.app import app
 from llenergymeasure.results.aggregation import RunRecord, aggregate
 from llenergymeasure.results.compare import compare_configs, compare_to_best, pair_by_config
-from llenergymeasure.results.statistics import welch_difference
+from llenergymeasure.results.statistics import holm, t_sf, welch_difference
 
 from .helpers import make_result
 
@@ -189,3 +189,40 @@ def test_cli_compare_mistakes_are_one_message(tmp_path: Path) -> None:
     write_folder(alone, "alpha", [1.0, 2.0])
     result = invoke("results", "compare", alone)
     assert result.exit_code != 0 and "holds one config" in result.output
+
+
+def test_holm_adjusts_step_down_and_keeps_the_input_order() -> None:
+    # sorted 0.01, 0.03, 0.04: x3 = 0.03, x2 = 0.06, x1 = 0.04 -> raised to 0.06
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([]) == []
+
+
+def test_against_the_best_p_values_are_holm_adjusted_over_the_family() -> None:
+    # b beats a and d by 5 J/token: Welch t = 5 / sqrt(4/3 + 4/3) on 4 df, p = 0.0377 each,
+    # significant alone; with c, three comparisons: Holm multiplies that p by 2 -> 0.075
+    summaries = aggregate(
+        records("a", [10.0, 12.0, 14.0])
+        + records("b", [5.0, 7.0, 9.0])
+        + records("c", [20.0, 21.0, 22.0])
+        + records("d", [10.0, 12.0, 14.0])
+    )
+    best, comparisons = compare_to_best(summaries)
+    assert best.name == "b"
+    by_name = {c.b_name: c.metrics[0] for c in comparisons}
+    p = 2 * t_sf(5 / math.sqrt(8 / 3), 4)
+    assert by_name["a"].p_value == pytest.approx(p) and p < 0.05
+    assert by_name["a"].welch is not None and by_name["a"].welch.significant  # unadjusted
+    assert by_name["a"].p_adjusted == pytest.approx(2 * p)
+    assert by_name["a"].correction == "holm" and by_name["a"].significant is False
+    assert by_name["a"].better is None
+    assert "no clear difference after Holm's correction over 3 comparisons" in (
+        by_name["a"].sentence
+    )
+    assert by_name["c"].significant is True and by_name["c"].better == "A"
+    data = by_name["a"].to_json()
+    assert (data["correction"], data["significant"]) == ("holm", False)
+    assert data["p_adjusted"] == pytest.approx(2 * p)
+    # two configs compared on their own: no family, no correction
+    (alone,) = [compare_configs(best, s) for s in summaries if s.name == "a"]
+    assert alone.metrics[0].correction is None and alone.metrics[0].significant is True

@@ -217,13 +217,16 @@ def compare(
                     fix="give a second campaign directory: llem results compare DIR_A DIR_B",
                 )
             best, comparisons = compare_to_best(summaries, by=by)
-            data = {"mode": "against_best", "best": best.name, "by": by}
+            data = {"mode": "against_best", "best": best.name, "by": by, "correction": "holm"}
     if as_json:
         print_json({**data, "comparisons": [c.to_json() for c in comparisons]})
         return
     if data.get("mode") == "against_best":
         label = METRICS_BY_COLUMN[by].label
-        out.print(f"best by {escape(label)}: [bold]{escape(data['best'])}[/] (A below)")
+        out.print(
+            f"best by {escape(label)}: [bold]{escape(data['best'])}[/] (A below); a clear "
+            f"difference needs a Holm-adjusted p < 0.05 over the {len(comparisons)} comparisons"
+        )
     for comparison in comparisons:
         _render_comparison(comparison)
     for name in data.get("unpaired", []):

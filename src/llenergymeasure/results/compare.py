@@ -7,10 +7,16 @@ mean, in one plain sentence: "B uses 18% ± 4% less energy per token than A, 3 c
 
 The percentage divides the difference and its interval by A's mean, taken as known; A's own
 uncertainty is inside the difference's interval, not in the denominator.
+
+Against the best config (:func:`compare_to_best`) the best is picked by its observed mean, and
+every other config is tested against it: a family of comparisons. Each metric's p-values across
+that family are Holm-adjusted (``correction: "holm"``, ``p_adjusted``), and "a clear difference"
+means an adjusted p below 0.05; the intervals shown stay the unadjusted Welch 95% ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +24,7 @@ from typing import Any
 
 from llenergymeasure.exceptions import LLEMError
 from llenergymeasure.results.aggregation import ConfigSummary
-from llenergymeasure.results.statistics import WelchDifference, welch_difference
+from llenergymeasure.results.statistics import WelchDifference, holm, welch_difference
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,23 @@ class MetricComparison:
     sentence: str
     a_name: str = "A"
     b_name: str = "B"
+    p_adjusted: float | None = None
+    correction: str | None = None
+    """``holm`` when this comparison is one of a family (every config against the best)."""
+
+    @property
+    def p_value(self) -> float | None:
+        return self.welch.p_value if self.welch else None
+
+    @property
+    def significant(self) -> bool | None:
+        """A clear difference at 5%: the Holm-adjusted p below 0.05 in a family, else the
+        interval excluding zero (None without an interval)."""
+        if self.welch is None:
+            return None
+        if self.p_adjusted is not None:
+            return self.p_adjusted < 0.05
+        return self.welch.significant
 
     @property
     def pct(self) -> float | None:
@@ -100,7 +123,7 @@ class MetricComparison:
     @property
     def better(self) -> str | None:
         """'A', 'B' or None (no clear difference at 95%)."""
-        if self.welch is None or not self.welch.significant:
+        if self.welch is None or not self.significant:
             return None
         b_lower = self.welch.difference < 0
         return "B" if b_lower == self.metric.lower_is_better else "A"
@@ -120,7 +143,10 @@ class MetricComparison:
             "ci_method": "welch_t" if w else None,
             "pct": self.pct,
             "pct_half_width": self.pct_half_width,
-            "significant": w.significant if w else None,
+            "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted,
+            "correction": self.correction,
+            "significant": self.significant,
             "better": {"A": self.a_name, "B": self.b_name}.get(self.better or ""),
             "sentence": self.sentence,
         }
@@ -216,9 +242,29 @@ def best_config(summaries: Sequence[ConfigSummary], column: str) -> ConfigSummar
 def compare_to_best(
     summaries: Sequence[ConfigSummary], *, by: str = "energy_per_token_j"
 ) -> tuple[ConfigSummary, list[Comparison]]:
-    """Every other config (B) against the best one by ``by`` (A)."""
+    """Every other config (B) against the best one by ``by`` (A), each metric's p-values
+    Holm-adjusted over the family of these comparisons."""
     best = best_config(summaries, by)
-    return best, [compare_configs(best, s) for s in summaries if s is not best]
+    comparisons = [compare_configs(best, s) for s in summaries if s is not best]
+    for index in range(len(COMPARE_METRICS)):
+        tested = [c for c in comparisons if c.metrics[index].welch is not None]
+        adjusted = holm([c.metrics[index].p_value or 0.0 for c in tested])
+        for comparison, p_adjusted in zip(tested, adjusted, strict=True):
+            comparison.metrics[index] = _holm_adjusted(
+                comparison.metrics[index], p_adjusted, len(tested)
+            )
+    return best, comparisons
+
+
+def _holm_adjusted(m: MetricComparison, p_adjusted: float, family: int) -> MetricComparison:
+    """The comparison with its Holm-adjusted p, and a sentence that says what it changes."""
+    sentence = m.sentence
+    if m.welch is not None and m.welch.significant and p_adjusted >= 0.05:
+        sentence += (
+            f" (no clear difference after Holm's correction over {family} comparisons with the "
+            f"best: adjusted p = {p_adjusted:.2g}; the unadjusted 95% interval excludes 0)"
+        )
+    return dataclasses.replace(m, sentence=sentence, p_adjusted=p_adjusted, correction="holm")
 
 
 def find_config(summaries: Sequence[ConfigSummary], key: str, where: str) -> ConfigSummary:

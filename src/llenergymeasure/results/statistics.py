@@ -324,6 +324,28 @@ class WelchDifference:
         """The interval excludes zero."""
         return self.ci_low > 0 or self.ci_high < 0
 
+    @property
+    def p_value(self) -> float:
+        """Two-sided Welch-t p-value of "no difference" (0 or 1 with zero spread)."""
+        if self.se == 0:
+            return 1.0 if self.difference == 0 else 0.0
+        return min(1.0, 2 * t_sf(abs(self.difference) / self.se, self.df))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input order (family-wise error control).
+
+    Sorted ascending, p_(i) becomes max over j <= i of min(1, (m - j + 1) * p_(j)).
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
 
 def welch_difference(
     a: Sequence[float], b: Sequence[float], *, confidence: float = CONFIDENCE
