@@ -592,7 +592,9 @@ def quality_flags(
     if energy.unavailable_reason:
         flag("energy_unavailable", "warning", f"no energy reading: {energy.unavailable_reason}")
     if metrics.energy_adjusted_null_reason:
-        flag("adjusted_energy_nonpositive", "untrusted", metrics.energy_adjusted_null_reason)
+        # a warning, not untrusted: the raw energy stands, and dropping these cycles would
+        # leave the config summarised on the subset whose baseline happened to be lower
+        flag("adjusted_energy_nonpositive", "warning", metrics.energy_adjusted_null_reason)
     bound, target = energy.error_bound_pct, energy.target_error_pct
     if energy.unavailable_reason is None:
         if bound is not None and target is not None and bound > target * 1.001:

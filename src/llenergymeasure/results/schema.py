@@ -114,10 +114,12 @@ class Metrics(_Record):
     requests_per_second: float
     energy_j: float | None = Field(description="Raw energy over the measured window.")
     energy_adjusted_j: float | None = Field(
-        description="energy_j minus baseline power x measured window (None without a baseline)."
+        description="energy_j minus baseline power x measured window (None without a baseline, "
+        "or when it does not resolve: see energy_adjusted_null_reason)."
     )
     energy_per_token_j: float | None = Field(
-        description="Per output token; basis says which energy."
+        description="Per output token; basis says which energy (None when the basis is "
+        "adjusted and the adjusted figure did not resolve: energy_per_token_raw_j stands)."
     )
     energy_per_request_j: float | None
     energy_basis: str | None = Field(description="'adjusted' (baseline subtracted) or 'raw'.")
@@ -163,8 +165,11 @@ class QualityFlag(_Record):
 
     Codes the measurement layer sets (stable):
 
-    * ``adjusted_energy_nonpositive`` (untrusted): energy minus idle baseline x window is <= 0
-      or implausibly small against the raw energy; the adjusted figures are null.
+    * ``adjusted_energy_nonpositive`` (warning): energy minus idle baseline x window is <= 0
+      or under 2% of the raw energy (inside the baseline's own variation); the adjusted
+      figures are null, the raw energy and ``energy_per_token_raw_j`` are kept, and the cycle
+      stays in the aggregates, so a config can be summarised on the raw basis rather than on
+      the subset of cycles whose adjusted figure happened to resolve.
     * ``window_too_short`` (untrusted): the window's quantisation error bound is above the
       source's target (the window did not reach K update periods).
     * ``gpu_contended`` (untrusted): another process used a measured GPU during the baseline
