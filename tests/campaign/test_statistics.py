@@ -501,3 +501,16 @@ def test_raw_and_adjusted_energy_and_power_are_aggregated_on_one_basis() -> None
         "mean_power_w_ci95_low",
     ):
         assert column in columns
+
+
+def test_a_config_whose_cycles_spread_more_than_ten_percent_is_flagged() -> None:
+    # tokens/s 10, 12, 14: CV = 2 / 12 = 16.7% > 10%; 10, 10.5, 11: CV 4.8%, not flagged
+    (wide,) = aggregate([record(c, v) for c, v in enumerate([10.0, 12.0, 14.0], 1)])
+    (steady,) = aggregate([record(c, v) for c, v in enumerate([10.0, 10.5, 11.0], 1)])
+    assert wide.high_variability and wide.variable_metrics == ["tokens_per_second"]
+    row = wide.row()
+    assert row["high_variability"] is True
+    assert "high variability across cycles (CV tokens_per_second 17% > 10%)" in row["warnings"]
+    assert not steady.high_variability and steady.row()["high_variability"] is False
+    assert "high variability" not in (steady.row()["warnings"] or "")
+    assert "high_variability" in summary_columns()

@@ -29,6 +29,26 @@ MIN_CYCLES = 3
 
 BOOTSTRAP_RESAMPLES = 10_000
 
+HIGH_VARIABILITY_CV = 0.10
+"""A config whose cycles of a headline metric spread more than this (CV) is flagged
+``high_variability``. Repeated cycles of one config on a quiet machine spread by a few percent;
+10% means something else varied between them (contention, clocks, thermals), and at n = 3 it
+already makes the t interval +/- 25% of the mean (4.30 * 0.10 / sqrt(3)); on skewed cycles of
+that spread the interval's coverage also falls below nominal (docs/statistics.md)."""
+
+HEADLINE_METRICS = ("energy_per_token_j", "tokens_per_second", "latency_p50_s")
+"""The metrics whose spread decides ``high_variability`` (those comparisons rank by)."""
+
+
+def _high_spread(stats: dict[str, CycleStats | None]) -> list[tuple[str, float]]:
+    """(metric, CV) of the headline metrics spread above HIGH_VARIABILITY_CV."""
+    spread = []
+    for metric in HEADLINE_METRICS:
+        cv = None if (found := stats.get(metric)) is None else found.cv
+        if cv is not None and cv > HIGH_VARIABILITY_CV:
+            spread.append((metric, cv))
+    return spread
+
 
 def _pct(attr: str, q: str) -> Callable[[ExperimentResult], float | None]:
     def get(result: ExperimentResult) -> float | None:
@@ -131,6 +151,15 @@ class ConfigSummary:
     def low_cycles(self) -> bool:
         return self.cycles_used < MIN_CYCLES
 
+    @property
+    def variable_metrics(self) -> list[str]:
+        """Headline metrics whose CV across the used cycles is above HIGH_VARIABILITY_CV."""
+        return [metric for metric, _ in _high_spread(self.stats)]
+
+    @property
+    def high_variability(self) -> bool:
+        return bool(self.variable_metrics)
+
     def row(self) -> dict[str, Any]:
         """A flat, table-ready row (one column per metric statistic)."""
         row: dict[str, Any] = {
@@ -148,6 +177,7 @@ class ConfigSummary:
             or None,
             "ci_method": "/".join(self.ci_methods) or "none",
             "low_cycles": self.low_cycles,
+            "high_variability": self.high_variability,
             "energy_source": "/".join(self.energy_sources) or None,
             "energy_method": "/".join(self.energy_methods) or None,
             "energy_is_estimate": self.energy_is_estimate,
@@ -194,6 +224,7 @@ def summary_columns() -> list[str]:
         "excluded_reasons",
         "ci_method",
         "low_cycles",
+        "high_variability",
         "energy_source",
         "energy_method",
         "energy_is_estimate",
@@ -290,6 +321,13 @@ def summarize_config(
     if kept_flags:
         warnings.append(
             "flagged, kept: " + ", ".join(f"{c} x{n}" for c, n in sorted(kept_flags.items()))
+        )
+    spread = [f"{metric} {100 * cv:.0f}%" for metric, cv in _high_spread(stats)]
+    if spread:
+        warnings.append(
+            f"high variability across cycles (CV {', '.join(spread)} > "
+            f"{100 * HIGH_VARIABILITY_CV:.0f}%): check the machine was quiet; the interval is "
+            "wide and, on skewed cycles, less reliable"
         )
     model = next((r.result.config["model"]["name"] for r in records if r.result), first.model)
     precision = next(
@@ -452,6 +490,8 @@ __all__ = [
     "CYCLE_METRICS",
     "EXPERIMENT_COLUMNS",
     "EXTRA_COLUMNS",
+    "HEADLINE_METRICS",
+    "HIGH_VARIABILITY_CV",
     "MIN_CYCLES",
     "ConfigSummary",
     "RunRecord",
