@@ -319,7 +319,7 @@ def test_validate_gives_runs_as_experiments_times_cycles(write_yaml: WriteYaml) 
     assert (data["valid"], data["cycles"], data["runs"]) == (2, 3, 6)  # default: 3 cycles
     assert "adaptive" not in data
     text = invoke("campaign", "validate", path)
-    assert "6 run(s) = 2 experiment(s) x 3 cycle(s)" in text.output
+    assert "6 runs = 2 experiments x 3 cycles" in text.output
     adaptive = write_yaml(
         """
         campaign_name: adaptive
@@ -335,7 +335,7 @@ def test_validate_gives_runs_as_experiments_times_cycles(write_yaml: WriteYaml) 
     assert (data["cycles"], data["runs"], data["max_cycles"], data["max_runs"]) == (4, 8, 9, 18)
     assert data["adaptive"] is True and data["target_metric"] == "energy_per_token_j"
     text = invoke("campaign", "validate", adaptive).output
-    assert "8 run(s) = 2 experiment(s) x 4 cycle(s), then more cycles only for configs" in text
+    assert "8 runs = 2 experiments x 4 cycles, then more cycles only for configs" in text
     assert "up to 9 cycles (18 runs at most)" in text
 
 

@@ -202,3 +202,9 @@ def test_every_command_help_has_an_example(command: list[str]) -> None:
     result = invoke(*command, "--help")
     assert result.exit_code == 0
     assert "Example" in result.output
+
+
+def test_params_show_an_optional_text_type_as_str_or_none() -> None:
+    data = json.loads(invoke("config", "params", "--json").stdout)
+    assert data["experiment"]["model.revision"]["type"] == "str | None"
+    assert not any("Annotated" in p["type"] for s in data.values() for p in s.values())

@@ -197,3 +197,33 @@ def test_the_energy_error_row_gives_the_bound_passes_and_cross_check() -> None:
     )
     bare = EnergyProvenance(source="x", method="estimate", is_estimate=True)
     assert _energy_trust(bare) == ""
+
+
+def test_an_estimate_shows_no_error_bound_and_names_its_method_once() -> None:
+    from llenergymeasure.cli.run import _energy_trust, energy_method
+    from llenergymeasure.results.schema import EnergyProvenance
+
+    estimate = EnergyProvenance(
+        source="estimate", method="estimate", is_estimate=True, window_s=5.0, error_bound_pct=0.23
+    )
+    assert _energy_trust(estimate) == ""  # a counter's resolution bounds no model's error
+    assert energy_method(estimate) == "estimate"
+    measured = EnergyProvenance(source="nvml", method="counter", is_estimate=False)
+    assert energy_method(measured) == "nvml / counter"
+
+
+def test_sizes_and_figures_are_written_without_exponents() -> None:
+    from llenergymeasure.cli.run import _fmt, mib
+
+    assert mib(1_824_522_240) == "1,740 MiB"
+    assert mib(None) == "n/a"
+    assert _fmt(1740.4, " J") == "1,740 J"
+    assert _fmt(0.01234, " s") == "0.0123 s"
+    assert _fmt(3.1e12) == "3.1e+12"  # FLOPs: exponents where digits would not be read
+
+
+def test_counts_are_in_the_singular_for_one() -> None:
+    from llenergymeasure.cli.campaign import plural
+
+    assert f"{plural(1, 'experiment')} x {plural(1, 'cycle')}" == "1 experiment x 1 cycle"
+    assert plural(1200, "run") == "1,200 runs"

@@ -52,9 +52,17 @@ def runs_summary(execution: Any, experiments: int) -> dict[str, Any]:
     return data
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 experiment``, ``2 experiments``, ``1,200 runs``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def runs_text(execution: Any, experiments: int) -> str:
     data = runs_summary(execution, experiments)
-    text = f"{data['runs']} run(s) = {experiments} experiment(s) x {data['cycles']} cycle(s)"
+    text = (
+        f"{plural(data['runs'], 'run')} = {plural(experiments, 'experiment')} x "
+        f"{plural(data['cycles'], 'cycle')}"
+    )
     if execution.adaptive:
         text += (
             f", then more cycles only for configs whose 95% CI of {data['target_metric']} is "
@@ -254,8 +262,8 @@ def _render_header(plan: Any, *, dry_run: bool) -> None:
         )
     done = f", {plan.completed} already completed" if plan.completed else ""
     out.print(
-        f"[bold]{runs} run(s)[/] to do ({experiments} experiments x {execution.first_cycles} "
-        f"cycles{' first' if execution.adaptive else ''}, "
+        f"[bold]{runs} run(s)[/] to do ({plural(experiments, 'experiment')} x "
+        f"{plural(execution.first_cycles, 'cycle')}{' first' if execution.adaptive else ''}, "
         f"{execution.structure}{done}); executor {plan.executor}, model reuse "
         f"{'on' if plan.reuse_models else 'off'}"
     )

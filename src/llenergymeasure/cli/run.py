@@ -15,13 +15,16 @@ from llenergymeasure.exceptions import ConfigError
 def _fmt(value: float | None, unit: str = "", digits: int = 3) -> str:
     if value is None:
         return "n/a"
+    if 1e3 <= abs(value) < 1e7:  # 1,740 J, not 1.74e+03 J
+        return f"{value:,.0f}{unit}"
     return f"{value:.{digits}g}{unit}"
 
 
 def _energy_trust(e: Any) -> str:
-    """The reading's quantisation error bound and, where made, its cross-check."""
+    """The reading's quantisation error bound and, where made, its cross-check. An estimate
+    gets no bound: the counter's resolution says nothing about how far a model is off."""
     parts = []
-    if e.error_bound_pct is not None:
+    if e.error_bound_pct is not None and not e.is_estimate:
         target = f" (target {e.target_error_pct:g}%)" if e.target_error_pct is not None else ""
         parts.append(f"<= {e.error_bound_pct:.2g}% from the reading's resolution{target}")
         parts.append(f"window {e.window_s:.3g} s in {e.passes} pass(es)")
@@ -32,6 +35,16 @@ def _energy_trust(e: Any) -> str:
             f"(allowed {check['allowance_pct']:.1f}%)"
         )
     return "; ".join(parts)
+
+
+def energy_method(e: Any) -> str:
+    """``source / method``, said once where they are the same word (``estimate``)."""
+    return e.source if e.method in (None, e.source) else f"{e.source} / {e.method}"
+
+
+def mib(size: int | None) -> str:
+    """Bytes as whole MiB with thousands separators (``1,740 MiB``, never ``1.74e+03``)."""
+    return "n/a" if not size else f"{size / 2**20:,.0f} MiB"
 
 
 def render_result(result: Any, path: Path) -> None:
@@ -68,7 +81,7 @@ def render_result(result: Any, path: Path) -> None:
             f"energy per token ({m.energy_basis})",
             f"{_fmt(m.energy_per_token_j, ' J')}  ({_fmt(m.tokens_per_joule, ' tokens/J')})",
         )
-        how = f"{e.source} / {e.method}"
+        how = energy_method(e)
         if e.sample_interval_ms:
             how += f", sampled every {e.sample_interval_ms:g} ms"
         if e.baseline_power_w is not None:
@@ -79,9 +92,11 @@ def render_result(result: Any, path: Path) -> None:
         trust = _energy_trust(e)
         if trust:
             table.add_row("energy error", escape(trust))
+        elif e.is_estimate:
+            table.add_row("energy error", "no bound: an estimate, not a measurement")
     table.add_row(
         "peak memory",
-        f"{_fmt((m.peak_memory_bytes or 0) / 2**20 if m.peak_memory_bytes else None, ' MiB')} ({m.peak_memory_method})",
+        f"{mib(m.peak_memory_bytes)} ({m.peak_memory_method})",
     )
     table.add_row("FLOPs (estimate)", _fmt(m.flops))
     table.add_row(

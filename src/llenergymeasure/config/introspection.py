@@ -123,8 +123,12 @@ def _literal_options(annotation: Any) -> tuple[Any, ...] | None:
 
 
 def _type_name(annotation: Any) -> str:
+    """A type as a user writes it: ``str | None``, never ``Annotated | None`` (an optional
+    constrained type keeps its ``Annotated`` wrapper inside the union)."""
     inner = _unwrap_optional(annotation)
     optional = inner is not annotation
+    while get_origin(inner) is Annotated:
+        inner = get_args(inner)[0]
     name = "choice" if get_origin(inner) is Literal else getattr(inner, "__name__", str(inner))
     return f"{name} | None" if optional else name
 
