@@ -425,8 +425,11 @@ def energised(
 
 
 UNTRUSTED = QualityFlag(
+    code="window_too_short", severity="untrusted", message="window under K update periods"
+)
+UNRESOLVED = QualityFlag(
     code="adjusted_energy_nonpositive",
-    severity="untrusted",
+    severity="untrusted",  # as results written before the harness made it a warning say
     message="baseline power x window exceeds the measured energy",
 )
 CONTENDED = QualityFlag(code="gpu_contended", severity="untrusted", message="another process")
@@ -448,15 +451,42 @@ def test_untrusted_cycles_are_left_out_counted_and_named() -> None:
     assert ept is not None and ept.mean == pytest.approx(1.0)  # 8 J / 8 tokens, no -2 J
     row = summary.row()
     assert (row["cycles_completed"], row["cycles_used"], row["excluded_cycles"]) == (5, 3, 2)
-    assert row["excluded_reasons"] == "adjusted_energy_nonpositive: 2; gpu_contended: 1"
+    assert row["excluded_reasons"] == "gpu_contended: 1; window_too_short: 2"
     assert "2 of 5 completed cycles left out of the aggregates as untrusted" in row["warnings"]
     assert "flagged, kept: short_window x1" in row["warnings"]
     assert not summary.low_cycles
     rows = {r.exp_id: experiment_row(r) for r in records}
     assert rows["a_c3"]["excluded_from_summary"] is True
-    assert rows["a_c3"]["quality_flags"] == "adjusted_energy_nonpositive (untrusted)"
+    assert rows["a_c3"]["quality_flags"] == "window_too_short (untrusted)"
     assert rows["a_c2"]["excluded_from_summary"] is False
     assert rows["a_c2"]["quality_flags"] == "short_window (warning)"
+
+
+@pytest.mark.parametrize("severity", ["untrusted", "warning"])
+def test_unresolved_adjusted_energy_keeps_the_cycle_on_the_raw_basis_whatever_its_severity(
+    severity: str,
+) -> None:
+    # a near-idle config: the cycle whose adjusted energy did not resolve is the low one;
+    # dropping it would leave the high survivors (the bias this rule removes)
+    flag = UNRESOLVED.model_copy(update={"severity": severity})
+    records = [
+        energised(record(1, 10.0), 16.0, 8.0),
+        energised(record(2, 12.0), 8.0, 0.1, flags=[flag]),
+        energised(record(3, 14.0), 16.0, 8.0),
+    ]
+    (summary,) = aggregate(records)
+    row = summary.row()
+    assert (row["cycles_used"], row["excluded_cycles"]) == (3, 0)
+    assert row["energy_basis"] == "raw" and row["adjusted_energy_unresolved"] == 1
+    ept = summary.stats["energy_per_token_j"]
+    assert ept is not None and ept.n == 3 and ept.mean == pytest.approx(40 / 3 / 8)  # raw J
+    assert summary.stats["energy_adjusted_j"] is None  # never the surviving subset
+    assert summary.adjusted_unresolved_raw_j == [8.0]
+    assert (
+        "adjusted_energy_unresolved: adjusted energy did not resolve in 1 of 3 used cycles "
+        "(raw energy 8 J)" in row["warnings"]
+    )
+    assert experiment_row(records[1])["excluded_from_summary"] is False
 
 
 def test_a_config_with_every_cycle_untrusted_has_no_statistics_and_says_why() -> None:

@@ -6,7 +6,8 @@ results) builds them. Every number says how it was obtained:
 
 - the interval's method (``ci_method``: ``student_t`` by default, ``bootstrap_bca`` when asked
   for and there are >= 10 values) and n (``<metric>_n``); one usable cycle has no interval;
-- cycles whose result carries an ``untrusted`` quality flag are left out of every aggregate and
+- cycles whose result carries an ``untrusted`` quality flag (other than
+  ``adjusted_energy_nonpositive``: kept on the raw basis) are left out of every aggregate and
   counted (``excluded_cycles``, ``excluded_reasons``), never silently averaged in;
 - one energy basis per table: J/token is computed from baseline-adjusted energy when every
   aggregated cycle of the table has it, otherwise from raw energy for all (``energy_basis``);
@@ -62,10 +63,31 @@ EnergyBasis = str
 """'adjusted' (idle baseline subtracted) or 'raw'."""
 
 
+ADJUSTED_UNRESOLVED = "adjusted_energy_nonpositive"
+"""The flag of a cycle whose adjusted energy did not resolve (under 2% of raw, or <= 0). Keyed on
+its code whatever its severity (results written before it became a warning say untrusted): the
+cycle is kept on the raw basis, never dropped, since dropping the low ones biases a near-idle
+config's J/token upward; its adjusted figure is treated as missing."""
+
+
+def adjusted_unresolved(result: ExperimentResult) -> bool:
+    return any(f.code == ADJUSTED_UNRESOLVED for f in result.flags)
+
+
+def withheld_by(result: ExperimentResult) -> list[str]:
+    """Codes of the untrusted flags that keep this result out of the aggregates."""
+    return sorted({f.code for f in result.untrusted if f.code != ADJUSTED_UNRESOLVED})
+
+
+def adjusted_energy(result: ExperimentResult) -> float | None:
+    """The baseline-adjusted energy, None when missing or flagged as not resolved."""
+    return None if adjusted_unresolved(result) else result.metrics.energy_adjusted_j
+
+
 def energy_per_token(result: ExperimentResult, basis: EnergyBasis) -> float | None:
     """J per output token on the given basis (None when that energy or the tokens are missing)."""
     m = result.metrics
-    energy = m.energy_adjusted_j if basis == "adjusted" else m.energy_j
+    energy = adjusted_energy(result) if basis == "adjusted" else m.energy_j
     return energy / m.output_tokens if energy is not None and m.output_tokens else None
 
 
@@ -74,15 +96,13 @@ def table_basis(results: Iterable[ExperimentResult]) -> EnergyBasis | None:
     with_energy = [r for r in results if r.metrics.energy_j is not None]
     if not with_energy:
         return None
-    return (
-        "adjusted" if all(r.metrics.energy_adjusted_j is not None for r in with_energy) else "raw"
-    )
+    return "adjusted" if all(adjusted_energy(r) is not None for r in with_energy) else "raw"
 
 
 CYCLE_METRICS: dict[str, Callable[[ExperimentResult], float | None]] = {
     "energy_per_token_j": lambda r: r.metrics.energy_per_token_j,
     "energy_j": lambda r: r.metrics.energy_j,
-    "energy_adjusted_j": lambda r: r.metrics.energy_adjusted_j,
+    "energy_adjusted_j": adjusted_energy,
     "mean_power_w": lambda r: r.metrics.mean_power_w,
     "tokens_per_second": lambda r: r.metrics.tokens_per_second,
     "latency_p50_s": _pct("latency_s", "p50"),
@@ -139,6 +159,9 @@ class ConfigSummary:
     """Untrusted cycles left out: flag code -> how many cycles carried it."""
     cycles_excluded: int = 0
     ci_methods: list[str] = field(default_factory=list)
+    adjusted_unresolved_raw_j: list[float] = field(default_factory=list)
+    """Raw energy of the used cycles whose adjusted energy did not resolve (flag
+    adjusted_energy_nonpositive): kept on the raw basis, their adjusted energy withheld."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Columns added by whoever ran the cycles (adaptive cycles: converged, target, ...)."""
 
@@ -178,6 +201,7 @@ class ConfigSummary:
             "ci_method": "/".join(self.ci_methods) or "none",
             "low_cycles": self.low_cycles,
             "high_variability": self.high_variability,
+            "adjusted_energy_unresolved": len(self.adjusted_unresolved_raw_j),
             "energy_source": "/".join(self.energy_sources) or None,
             "energy_method": "/".join(self.energy_methods) or None,
             "energy_is_estimate": self.energy_is_estimate,
@@ -225,6 +249,7 @@ def summary_columns() -> list[str]:
         "ci_method",
         "low_cycles",
         "high_variability",
+        "adjusted_energy_unresolved",
         "energy_source",
         "energy_method",
         "energy_is_estimate",
@@ -269,11 +294,12 @@ def summarize_config(
     """
     first = records[0]
     completed = [r.result for r in records if r.status == "completed" and r.result is not None]
-    done = [r for r in completed if not r.untrusted]
+    done = [r for r in completed if not withheld_by(r)]
     excluded: dict[str, int] = {}
     for result in completed:
-        for code in sorted({f.code for f in result.untrusted}):
+        for code in withheld_by(result):
             excluded[code] = excluded.get(code, 0) + 1
+    unresolved = [r.metrics.energy_j for r in done if adjusted_unresolved(r)]
     if basis is None:
         basis = table_basis(done)
     stats: dict[str, CycleStats | None] = {}
@@ -283,6 +309,8 @@ def summarize_config(
         else:
             raw = [get(result) for result in done]
         values = [v for v in raw if v is not None]
+        if metric == "energy_adjusted_j" and unresolved:
+            values = []  # never the subset whose adjusted figure happened to resolve
         stats[metric] = (
             cycle_stats(values, method=ci_method, seed=seed, resamples=resamples, positive=True)
             if values
@@ -298,6 +326,13 @@ def summarize_config(
         warnings.append(
             f"{skipped} of {_plural(len(completed), 'completed cycle')} left out of the "
             f"aggregates as untrusted ({reasons})"
+        )
+    if unresolved:
+        shown = ", ".join("?" if j is None else f"{j:.4g} J" for j in unresolved)
+        warnings.append(
+            f"adjusted_energy_unresolved: adjusted energy did not resolve in "
+            f"{len(unresolved)} of {_plural(len(done), 'used cycle')} (raw energy {shown}); "
+            "they are kept on the raw basis and this config's adjusted energy is withheld"
         )
     if len(done) == 1:
         warnings.append("only 1 usable cycle: no std, CV or confidence interval")
@@ -351,6 +386,7 @@ def summarize_config(
         excluded=excluded,
         cycles_excluded=skipped,
         ci_methods=_unique(s.ci_method for s in stats.values() if s is not None),
+        adjusted_unresolved_raw_j=[j for j in unresolved if j is not None],
     )
 
 
@@ -359,7 +395,7 @@ def usable_results(records: Iterable[RunRecord]) -> list[ExperimentResult]:
     return [
         r.result
         for r in records
-        if r.status == "completed" and r.result is not None and not r.result.untrusted
+        if r.status == "completed" and r.result is not None and not withheld_by(r.result)
     ]
 
 
@@ -471,7 +507,7 @@ def experiment_row(record: RunRecord) -> dict[str, Any]:
         energy_is_estimate=e.is_estimate,
         mean_power_w=m.mean_power_w,
         quality_flags="; ".join(f"{f.code} ({f.severity})" for f in result.flags) or None,
-        excluded_from_summary=bool(result.untrusted),
+        excluded_from_summary=bool(withheld_by(result)),
         model_load_s=t.model_load_s,
         model_reused=t.model_reused,
         baseline_s=t.baseline_s,
@@ -486,6 +522,7 @@ def experiment_row(record: RunRecord) -> dict[str, Any]:
 
 
 __all__ = [
+    "ADJUSTED_UNRESOLVED",
     "BOOTSTRAP_RESAMPLES",
     "CYCLE_METRICS",
     "EXPERIMENT_COLUMNS",
@@ -495,6 +532,8 @@ __all__ = [
     "MIN_CYCLES",
     "ConfigSummary",
     "RunRecord",
+    "adjusted_energy",
+    "adjusted_unresolved",
     "aggregate",
     "energy_per_token",
     "experiment_row",
@@ -503,4 +542,5 @@ __all__ = [
     "summary_columns",
     "table_basis",
     "usable_results",
+    "withheld_by",
 ]
