@@ -230,10 +230,25 @@ PLAN_ROWS_SHOWN = 60
 
 
 def _render_order(plan: Any) -> None:
+    """The first runs in order; names whole: plain lines where stdout is not a terminal (a
+    Rich table there is cut to 80 columns), folded, never cut, in a terminal's table."""
     runs, entries = plan.runs, plan.preview(PLAN_ROWS_SHOWN)
+    if not out.is_terminal:
+        out.print(f"Run order ({runs} runs): # exp_id cycle backend name", markup=False)
+        print_lines(
+            f"  {index} {entry.exp_id} {entry.cycle} {entry.backend} {entry.name}"
+            for index, entry in enumerate(entries, 1)
+        )
+        if runs > len(entries):
+            out.print(f"  ... and {runs - len(entries)} more")
+        return
     table = new_table(title=f"Run order ({runs} runs)")
     for column in ("#", "exp_id", "cycle", "backend", "name"):
-        table.add_column(column, justify="right" if column in ("#", "cycle") else "left")
+        table.add_column(
+            column,
+            justify="right" if column in ("#", "cycle") else "left",
+            overflow="fold" if column in ("exp_id", "name") else "ellipsis",
+        )
     for index, entry in enumerate(entries, 1):
         table.add_row(
             str(index), escape(entry.exp_id), str(entry.cycle), entry.backend, escape(entry.name)
@@ -366,6 +381,16 @@ class _LiveProgress:
         self.progress.stop()
 
 
+def _observer() -> Any:
+    """Rich live progress on a terminal; elsewhere one plain line per finished run (a live
+    line would be left behind in a log, and a pipe cuts nothing it is given whole)."""
+    if err.is_terminal:
+        return _LiveProgress()
+    from llenergymeasure.cli.progress import PlainProgress
+
+    return PlainProgress()
+
+
 def _eta(seconds: float) -> str:
     seconds = int(max(0.0, seconds))
     hours, rest = divmod(seconds, 3600)
@@ -477,7 +502,7 @@ def run(
         raise typer.Exit(1)
     if quiet:
         logger.remove()  # the campaign log is the only output besides the final line
-    runner = CampaignRunner(plan, observer=None if quiet else _LiveProgress())  # type: ignore[arg-type]
+    runner = CampaignRunner(plan, observer=None if quiet else _observer())  # type: ignore[arg-type]
     try:
         outcome = runner.run()
     except KeyboardInterrupt:  # a second Ctrl-C while cleaning up: the manifest is saved
