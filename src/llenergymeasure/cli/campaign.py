@@ -502,7 +502,7 @@ def run(
         raise typer.Exit(1)
     if quiet:
         logger.remove()  # the campaign log is the only output besides the final line
-    runner = CampaignRunner(plan, observer=None if quiet else _observer())  # type: ignore[arg-type]
+    runner = CampaignRunner(plan, observer=None if quiet else _observer())
     try:
         outcome = runner.run()
     except KeyboardInterrupt:  # a second Ctrl-C while cleaning up: the manifest is saved
