@@ -8,6 +8,7 @@ filtered experiments.
 
 # No `from __future__ import annotations`: pydantic would compile every field's annotation
 # back from its string when the class is built (a few ms of `llem campaign validate`).
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import Field, ModelWrapValidatorHandler, field_validator, model_validator
@@ -174,6 +175,11 @@ class DatasetConfig(StrictModel):
     split: PlainText = Field("train", description="Split of a Hugging Face dataset.")
 
 
+WARMUP_MIN_DEFAULT = 32
+"""Warmup prompts when ``max_prompts`` is unset and neither ``window_size`` batches nor
+``min_prompts`` need more."""
+
+
 class WarmupConfig(StrictModel):
     """Run until throughput is steady before measuring."""
 
@@ -187,10 +193,23 @@ class WarmupConfig(StrictModel):
     min_prompts: int = Field(
         2, ge=1, le=MAX_PROMPTS, description="Prompts always run before convergence is checked."
     )
-    max_prompts: int = Field(32, ge=1, le=MAX_PROMPTS, description="Upper bound on warmup prompts.")
+    max_prompts: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_PROMPTS,
+        description=f"Upper bound on warmup prompts (None: max({WARMUP_MIN_DEFAULT}, window_size "
+        "x the warmup batch size), filled in when the config is validated).",
+    )
     window_size: int = Field(
         3, ge=2, le=MAX_PROMPTS, description="Batches over which the CV is computed."
     )
+
+    @property
+    def prompt_limit(self) -> int:
+        """``max_prompts`` as the experiment's validation filled it in."""
+        if self.max_prompts is None:
+            raise ValueError("warmup.max_prompts is only resolved by ExperimentConfig")
+        return self.max_prompts
 
 
 class BaselineConfig(StrictModel):
@@ -286,9 +305,18 @@ class TrafficConfig(StrictModel):
 
 
 def warmup_batch_size(section: BackendSection | None) -> int | None:
-    """Prompts per warmup batch, where the section fixes it (a ``batch_size`` field)."""
+    """Prompts per warmup batch, where the section fixes it (a ``batch_size`` field). An
+    engine that schedules its own batches (vLLM) gets groups sized from ``max_prompts``, so
+    any ``max_prompts`` can converge there."""
     size = getattr(section, "batch_size", None)
     return size if isinstance(size, int) else None
+
+
+@lru_cache(maxsize=1024)
+def _with_max_prompts(warmup: WarmupConfig, max_prompts: int) -> WarmupConfig:
+    """``warmup`` with its default ``max_prompts`` filled in; equal inputs share one copy
+    (a grid repeats a few warmup sections, and grid validation hashes each copy once)."""
+    return warmup.model_copy(update={"max_prompts": max_prompts})
 
 
 def _check_traffic(traffic: TrafficConfig) -> None:
@@ -391,24 +419,28 @@ class ExperimentConfig(StrictModel):
                 "fix: lower min_output_tokens or raise max_output_tokens",
             )
         warmup = values["warmup"]
+        batch = 1 if values["streaming"] else warmup_batch_size(values[backend])
+        needed = warmup.window_size * (batch or 1)
+        if warmup.max_prompts is None:  # the default scales with the batch, so it converges
+            warmup = values["warmup"] = _with_max_prompts(
+                warmup, max(WARMUP_MIN_DEFAULT, warmup.min_prompts, min(needed, MAX_PROMPTS))
+            )
         if warmup.min_prompts > warmup.max_prompts:
             raise combination_error(
                 "warmup min_prompts > max_prompts",
                 f"warmup.min_prompts ({warmup.min_prompts}) exceeds warmup.max_prompts "
                 f"({warmup.max_prompts}); fix: raise max_prompts or lower min_prompts",
             )
-        if warmup.enabled and warmup.convergence_detection:
-            batch = 1 if values["streaming"] else warmup_batch_size(values[backend])
-            needed = warmup.window_size * (batch or 1)
-            if batch is not None and warmup.max_prompts < needed:
-                raise combination_error(
-                    "warmup can never converge",
-                    f"warmup.max_prompts ({warmup.max_prompts}) is fewer than window_size "
-                    f"({warmup.window_size}) x batch size ({batch}), so warmup ends before it "
-                    f"can judge steady state; fix: set warmup.max_prompts to at least {needed}, "
-                    "lower warmup.window_size, or set warmup.convergence_detection: false for a "
-                    "fixed-length warmup",
-                )
+        converging = warmup.enabled and warmup.convergence_detection
+        if converging and batch is not None and warmup.max_prompts < needed:
+            raise combination_error(
+                "warmup can never converge",
+                f"warmup.max_prompts ({warmup.max_prompts}) is fewer than window_size "
+                f"({warmup.window_size}) x batch size ({batch}), so warmup ends before it "
+                f"can judge steady state; fix: set warmup.max_prompts to at least {needed}, "
+                "lower warmup.window_size, or set warmup.convergence_detection: false for a "
+                "fixed-length warmup",
+            )
         _check_traffic(values["traffic"])
         pytorch = values["pytorch"]
         if pytorch is not None:

@@ -164,7 +164,7 @@ def warmup_group_size(config: ExperimentConfig) -> int:
     """Prompts per warmup call for an engine that schedules its own batches: a group of
     ``max_prompts / (2 x window_size)``, so steadiness is judged on at least two windows."""
     warmup = config.warmup
-    return max(1, warmup.max_prompts // (2 * warmup.window_size))
+    return max(1, warmup.prompt_limit // (2 * warmup.window_size))
 
 
 def arrival_offsets_s(config: ExperimentConfig, count: int) -> list[float] | None:
@@ -263,7 +263,7 @@ def _warmup(
                     steady = steady and power_cv is not None and power_cv < settings.cv_threshold
                 if settings.convergence_detection and steady and used >= settings.min_prompts:
                     break
-            if used >= settings.max_prompts:
+            if used >= settings.prompt_limit:
                 break
     power_checked = watch is not None and watch.error is None
     notes: tuple[str, ...] = ()
@@ -790,7 +790,7 @@ def run_experiment(
                 tokenizer=tokenizer,
                 max_input_tokens=config.max_input_tokens,
                 seed=config.random_seed + 1,
-                count=config.warmup.max_prompts,
+                count=config.warmup.prompt_limit,
             )
             if config.warmup.enabled
             else []

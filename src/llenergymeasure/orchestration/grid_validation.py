@@ -147,6 +147,7 @@ class _SectionCache:
         self._validated: dict[Any, BaseModel] = {}
         self.memo = SectionMemo()
         self._warnings: dict[int, list[str]] = {}
+        self._adopted: list[BaseModel] = []
         defaulted = {
             name: self.section(name, {})
             for name, has_default in _SECTION_DEFAULTS.items()
@@ -169,6 +170,21 @@ class _SectionCache:
             instance = self._validated[key] = _SECTION_CLASSES[name].model_validate(data)
             self.memo.remember(name, instance)
         return instance
+
+    def adopt_filled_in(self, model: ExperimentConfig, data: dict[str, Any]) -> None:
+        """Remember a section the config's validation filled in from a cached one (warmup's
+        default ``max_prompts``), so it is serialised once too; kept alive here, as ``memo``
+        trusts only live ids. Validation hands out one copy per distinct filled-in value."""
+        section, source = model.__dict__["warmup"], data.get("warmup")
+        memo = self.memo
+        if (
+            section is not source
+            and source is not None
+            and memo.knows(source)
+            and not memo.knows(section)
+        ):
+            self._adopted.append(section)
+            memo.remember("warmup", section)
 
     def hardware_warnings(self, model: ExperimentConfig) -> list[str]:
         """``hardware_warnings``, remembered per backend section where only it decides them."""
@@ -453,6 +469,7 @@ class _Validation:
                 ),
             )
             return None
+        self.sections.adopt_filled_in(model, data)
         digest = config_digest(model, self.sections.memo)
         earlier = self.kept.find(digest)
         if earlier is not None:
