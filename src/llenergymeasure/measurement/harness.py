@@ -42,6 +42,11 @@ from llenergymeasure.measurement.energy import (
 )
 from llenergymeasure.measurement.energy.base import PeriodicSampler
 from llenergymeasure.measurement.environment import collect_environment
+from llenergymeasure.measurement.host_load import (
+    BUSY_OTHER_SHARE_PCT,
+    HostLoadSampler,
+    machine_busy,
+)
 from llenergymeasure.measurement.inference.base import (
     InferenceBackend,
     ModelInfo,
@@ -131,6 +136,7 @@ class _Window:
     passes: int = 1
     required_s: float = 0.0
     target_error_pct: float | None = None
+    host_load: dict[str, Any] | None = None  # CPU-side sources only (see host_load.py)
 
 
 def _now() -> str:
@@ -320,6 +326,10 @@ def _measured_window(
     arrivals_s: list[float | None] = []
     backend.reset_peak_memory()
     backend.synchronize()
+    # CPU-side energy covers the whole host CPU: watch what else ran on it
+    host = HostLoadSampler() if getattr(source, "covers_host_cpu", False) else None
+    if host is not None:
+        host.start()
     source.start()
     opened = time.perf_counter()
     required_s, target = window_requirement(config, source)
@@ -360,6 +370,7 @@ def _measured_window(
         except LLEMError as err:  # keep the throughput figures; say why energy is missing
             energy_error = err.render()
             logger.warning("energy reading failed: {}", energy_error)
+        host_load = host.stop() if host is not None else None
     return _Window(
         records,
         latencies,
@@ -370,6 +381,7 @@ def _measured_window(
         passes,
         required_s,
         target,
+        host_load,
     )
 
 
@@ -546,6 +558,7 @@ def _provenance(
             passes=window.passes,
             required_window_s=window.required_s,
             target_error_pct=window.target_error_pct,
+            host_load=window.host_load,
         )
     return EnergyProvenance(
         source=reading.source,
@@ -570,6 +583,7 @@ def _provenance(
         crosscheck=_crosscheck(reading),
         other_processes=[dict(p) for p in reading.other_processes],
         unknown_processes=[dict(p) for p in reading.unknown_processes],
+        host_load=window.host_load,
         mig_whole_gpu=reading.mig_whole_gpu,
         state_start=[dict(d) for d in reading.state_start],
         state_end=[dict(d) for d in reading.state_end],
@@ -624,6 +638,17 @@ def quality_flags(
             "untrusted",
             f"other processes used a measured GPU (pids {', '.join(map(str, pids))}): their "
             "energy is in the reading",
+        )
+    if machine_busy(energy.host_load):
+        load = energy.host_load or {}
+        flag(
+            "machine_busy",
+            "warning",
+            f"other processes used {load['other_cpu_share_pct']:.0f}% of all CPU time during "
+            f"the window (worst {load['other_cpu_share_max_pct']:.0f}%, above "
+            f"{BUSY_OTHER_SHARE_PCT:g}%; load average {load['load_average_1m_min']}-"
+            f"{load['load_average_1m_max']}): the {energy.source} energy covers the whole host "
+            "CPU, so their work is in it, and throughput may be slowed",
         )
     if energy.unknown_processes:
         pids = sorted({int(p["pid"]) for p in energy.unknown_processes})

@@ -93,6 +93,13 @@ class EnergyProvenance(_Record):
         "namespace: this process under its host PID in a container, or another container's "
         "job; never taken to be ours.",
     )
+    host_load: dict[str, Any] | None = Field(
+        None,
+        description="CPU-side sources (RAPL, estimate, CodeCarbon): other processes' share of "
+        "all CPU time during the window (other_cpu_share_pct, its worst sampled interval "
+        "other_cpu_share_max_pct), load_average_1m_min/max, samples, interval_s, threshold_pct, "
+        "method; None for GPU sources.",
+    )
     mig_whole_gpu: bool = Field(False, description="A MIG-enabled GPU was measured whole.")
     state_start: list[dict[str, Any]] = Field(
         default_factory=list,
@@ -174,6 +181,9 @@ class QualityFlag(_Record):
       source's target (the window did not reach K update periods).
     * ``gpu_contended`` (untrusted): another process used a measured GPU during the baseline
       or the window (sampled at the power-polling rate through both, not only at their ends).
+    * ``machine_busy`` (warning): other processes used more than 10% of all CPU time during
+      the window of a CPU-side energy source, whose reading covers the whole host CPU
+      (``energy.host_load``; measurement/host_load.py).
     * ``gpu_process_unknown`` (warning): NVML listed a PID on a measured GPU that cannot be
       resolved here (missing from this PID namespace): ours under a host PID, or a foreign job.
     * ``energy_crosscheck_disagreement`` (untrusted): the energy counter and the integral of

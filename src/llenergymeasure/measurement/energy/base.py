@@ -150,7 +150,9 @@ class EnergySource(Protocol):
     of what it measures, keyed into the baseline cache), ``update_period_s`` (how often its
     reading can change, nominal until ``start()`` measured it), ``target_error_pct`` (the
     quantisation error bound the window must reach), ``power_now_w()`` (one power reading,
-    for warmup's steady-state check) and ``device_state()`` (P-state, clocks, temperature).
+    for warmup's steady-state check), ``device_state()`` (P-state, clocks, temperature) and
+    ``covers_host_cpu`` (True when the energy covers the host CPU, so other processes' CPU
+    use during the window is sampled and flagged: see measurement/host_load.py).
     """
 
     name: str

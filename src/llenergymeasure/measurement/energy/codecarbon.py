@@ -46,6 +46,7 @@ class CodeCarbonEnergySource:
     """Energy from an offline ``codecarbon.OfflineEmissionsTracker`` (no network, no files)."""
 
     name = "codecarbon"
+    covers_host_cpu = True  # its energy includes every process on the host CPU
     method: EnergyMethod = "codecarbon"
     update_period_s = None  # CodeCarbon does not say how often its figures update
     target_error_pct = 10.0

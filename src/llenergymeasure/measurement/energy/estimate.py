@@ -65,6 +65,7 @@ class EstimateEnergySource:
     """
 
     name = "estimate"
+    covers_host_cpu = True  # its energy includes every process on the host CPU
     method: EnergyMethod = "estimate"
     target_error_pct = 10.0
     default_min_window_s = 0.0

@@ -165,6 +165,7 @@ class RAPLEnergySource:
     """Whole-socket CPU (and DRAM) energy: includes every process on those sockets."""
 
     name = "rapl"
+    covers_host_cpu = True  # its energy includes every process on the host CPU
     method: EnergyMethod = "rapl"
     update_period_s = RESOLUTION_S  # nominal: RAPL counters update about every millisecond
     target_error_pct = 1.0
