@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from llenergymeasure.config.campaign_config import BOOTSTRAP_MIN_CYCLES
 from llenergymeasure.results.aggregation import (
     EXPERIMENT_COLUMNS,
     RunRecord,
@@ -203,8 +204,8 @@ def test_intervals_of_positive_metrics_cover_and_never_go_below_zero(
     assert hits / trials >= t_hits / trials - 0.005  # never worse than the t interval
 
 
-def test_bootstrap_is_bca_from_ten_values_and_reproducible_for_a_seed() -> None:
-    values = [10.0, 11.0, 15.0, 12.0, 9.0, 11.4, 10.2, 13.1, 9.7, 12.6]
+def test_bootstrap_is_bca_from_thirty_values_and_reproducible_for_a_seed() -> None:
+    values = [10.0, 11.0, 15.0, 12.0, 9.0, 11.4, 10.2, 13.1, 9.7, 12.6] * 3
     first = cycle_stats(values, method="bootstrap", seed=42, resamples=4000)
     again = cycle_stats(values, method="bootstrap", seed=42, resamples=4000)
     other = cycle_stats(values, method="bootstrap", seed=43, resamples=4000)
@@ -213,6 +214,26 @@ def test_bootstrap_is_bca_from_ten_values_and_reproducible_for_a_seed() -> None:
     assert (first.ci_low, first.ci_high) != (other.ci_low, other.ci_high)
     assert first.ci_low is not None and first.ci_high is not None
     assert min(values) < first.ci_low < first.mean < first.ci_high < max(values)
+
+
+@pytest.mark.parametrize("lognormal", [False, True])
+def test_bootstrap_interval_covers_the_true_mean_from_its_minimum_cycles(lognormal: bool) -> None:
+    """Seeded, 600 trials at n = BOOTSTRAP_MIN_CYCLES (30), CV 30%: the BCa interval as
+    offered covers >= 91% (measured with 2,000 trials: 92.9% normal, 94.9% lognormal; at
+    n = 10, the old minimum, 88.9% and 87.8%)."""
+    rng = random.Random(f"bca:{lognormal}")
+    sigma = math.sqrt(math.log(1.09))
+    trials, hits = 600, 0
+    for trial in range(trials):
+        values = [
+            rng.lognormvariate(-sigma * sigma / 2, sigma) if lognormal else rng.gauss(1.0, 0.3)
+            for _ in range(BOOTSTRAP_MIN_CYCLES)
+        ]
+        stats = cycle_stats(values, method="bootstrap", seed=trial, resamples=1000)
+        assert stats.ci_method == "bootstrap_bca"
+        assert stats.ci_low is not None and stats.ci_high is not None
+        hits += stats.ci_low <= 1.0 <= stats.ci_high
+    assert hits / trials >= 0.91
 
 
 def test_bca_is_centred_on_symmetric_data_and_leans_with_skew() -> None:
@@ -229,7 +250,7 @@ def test_bca_is_centred_on_symmetric_data_and_leans_with_skew() -> None:
     assert high - mean > 1.3 * (mean - low)
 
 
-def test_bootstrap_below_ten_values_falls_back_to_student_t_and_says_so() -> None:
+def test_bootstrap_below_thirty_values_falls_back_to_student_t_and_says_so() -> None:
     records = [record(c, v) for c, v in enumerate([10.0, 12.0, 14.0], 1)]
     (summary,) = aggregate(records, ci_method="bootstrap")
     tps = summary.stats["tokens_per_second"]
@@ -241,7 +262,7 @@ def test_bootstrap_below_ten_values_falls_back_to_student_t_and_says_so() -> Non
     row = summary.row()
     assert row["ci_method"] == "student_t"
     assert (
-        "bootstrap asked for, but it needs >= 10 values and has 3: Student-t used"
+        "bootstrap asked for, but it needs >= 30 values and has 3: Student-t used"
         in (row["warnings"])
     )
 

@@ -309,15 +309,15 @@ def test_grid_typo_is_an_error() -> None:
 # --- statistics and adaptive cycles ----------------------------------------------------------
 
 
-def test_statistics_default_is_student_t_and_bootstrap_needs_ten_cycles() -> None:
+def test_statistics_default_is_student_t_and_bootstrap_needs_thirty_cycles() -> None:
     assert CampaignConfig(campaign_name="c", grid={}).statistics.ci_method == "student_t"
     ok = CampaignConfig(
-        campaign_name="c", grid={}, execution={"cycles": 10}, statistics={"ci_method": "bootstrap"}
+        campaign_name="c", grid={}, execution={"cycles": 30}, statistics={"ci_method": "bootstrap"}
     )
     assert ok.statistics.ci_method == "bootstrap"
     error = _campaign_error(campaign_name="c", grid={}, statistics={"ci_method": "bootstrap"})
-    assert "bootstrap needs at least 10 cycles and execution.cycles is 3" in error["msg"]
-    assert "fix: set execution.cycles to 10 or more, or use ci_method: student_t" in error["msg"]
+    assert "bootstrap needs at least 30 cycles and execution.cycles is 3" in error["msg"]
+    assert "fix: set execution.cycles to 30 or more, or use ci_method: student_t" in error["msg"]
     adaptive = _campaign_error(
         campaign_name="c",
         grid={},

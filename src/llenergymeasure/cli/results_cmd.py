@@ -14,7 +14,7 @@ app = typer.Typer(
 )
 
 CI_METHOD_HELP = (
-    "student_t (default: mean +/- t s/sqrt(n)) or bootstrap (BCa, from 10 usable cycles; "
+    "student_t (default: mean +/- t s/sqrt(n)) or bootstrap (BCa, from 30 usable cycles; "
     "below that Student-t, said so in the row)."
 )
 

@@ -78,8 +78,10 @@ AdaptiveMetric = Literal["energy_per_token_j", "tokens_per_second", "latency_p50
 CIMethod = Literal["student_t", "bootstrap"]
 """What ``statistics.ci_method`` may ask for."""
 
-BOOTSTRAP_MIN_CYCLES = 10
-"""The bootstrap interval is offered from this many cycles (below it, it undercovers badly)."""
+BOOTSTRAP_MIN_CYCLES = 30
+"""The bootstrap (BCa) interval is offered from this many cycles. Measured (docs/statistics.md,
+2,000 trials, normal and lognormal, CV 5% and 30%): 88-90% coverage at n = 10, 90.5-93.7% at
+20, 92.9-94.9% at 30, 93.5-94.5% at 50, against a nominal 95%."""
 
 
 class RayConfig(StrictModel):

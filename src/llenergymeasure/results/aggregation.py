@@ -5,7 +5,7 @@ when it completed); whoever owns the bookkeeping (the campaign manifest, or a fo
 results) builds them. Every number says how it was obtained:
 
 - the interval's method (``ci_method``: ``student_t`` by default, ``bootstrap_bca`` when asked
-  for and there are >= 10 values) and n (``<metric>_n``); one usable cycle has no interval;
+  for and there are >= BOOTSTRAP_MIN_CYCLES = 30 values) and n (``<metric>_n``); one usable cycle has no interval;
 - cycles whose result carries an ``untrusted`` quality flag (other than
   ``adjusted_energy_nonpositive``: kept on the raw basis) are left out of every aggregate and
   counted (``excluded_cycles``, ``excluded_reasons``), never silently averaged in;

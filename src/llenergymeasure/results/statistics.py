@@ -1,5 +1,5 @@
 """Small, dependency-free statistics: percentiles per run; across cycles mean / std / CV and a
-95% confidence interval of the mean (Student-t by default, BCa bootstrap from 10 values; for a
+95% confidence interval of the mean (Student-t by default, BCa bootstrap from BOOTSTRAP_MIN_N = 30 values; for a
 strictly positive metric whose t interval would reach zero or below, Cox's log-scale interval);
 Welch's interval on the difference of two configs' means.
 
