@@ -10,7 +10,12 @@ import pytest
 
 from llenergymeasure.config import yaml_reader
 from llenergymeasure.config.loader import read_yaml
-from llenergymeasure.config.yaml_reader import MAX_DEPTH, MAX_NODES, parse_yaml
+from llenergymeasure.config.yaml_reader import (
+    ALIAS_RATIO,
+    MAX_ALIAS_VALUES,
+    MAX_DEPTH,
+    parse_yaml,
+)
 from llenergymeasure.exceptions import ConfigError
 
 
@@ -71,8 +76,26 @@ def test_alias_bombs_are_refused_quickly_by_their_expanded_size() -> None:
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 12)]
     started = time.perf_counter()
     error = refusal("\n".join(lines))
-    assert f"more than {MAX_NODES:,} values" in error.what
+    assert f"more than {MAX_ALIAS_VALUES:,} values" in error.what
     assert time.perf_counter() - started < 5  # 10^12 values: refused after ~10^5
+
+
+def test_a_long_document_without_aliases_is_not_bounded_by_value_count() -> None:
+    """The file size limit bounds what is written; only what aliases add is counted."""
+    data, _ = parse_yaml("a: [" + ", ".join(["1"] * (3 * MAX_ALIAS_VALUES)) + "]", source="f")
+    assert len(data["a"]) == 3 * MAX_ALIAS_VALUES
+
+
+def test_aliases_may_add_a_multiple_of_what_is_written_but_no_more() -> None:
+    written = 2 * MAX_ALIAS_VALUES
+    pad = "pad: [" + ", ".join(["1"] * written) + "]\n"
+    base = "base: &b [" + ", ".join(["x"] * 9) + "]\n"  # 10 values a use
+    uses = lambda n: "uses: [" + ", ".join(["*b"] * n) + "]\n"  # noqa: E731
+    within = (ALIAS_RATIO * written) // 10 - 1
+    data, _ = parse_yaml(pad + base + uses(within), source="f")
+    assert len(data["uses"]) == within
+    error = refusal(pad + base + uses(within + written // 10 + 10))  # the uses count as written
+    assert f"{ALIAS_RATIO} times" in error.what and error.where.startswith("f.yaml:3")
 
 
 def test_files_that_are_not_config_files_are_refused_before_reading(tmp_path: Path) -> None:

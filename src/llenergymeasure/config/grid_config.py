@@ -72,6 +72,11 @@ def _check_value(model: type[Any], key: str, value: Any) -> None:
         _remember(entry)
 
 
+MAX_AXIS_VALUES = 10_000
+"""Most values one axis sweeps: far beyond any study, and the limit that keeps a typo (or a
+hostile file) from planning one experiment per value of a 100,000-value list."""
+
+
 def check_axes(axes: dict[str, Any], model: type[Any], where: Where) -> None:
     """Each key exists under ``model`` and each value (each item of an axis) can be valid."""
     for key, value in axes.items():
@@ -80,6 +85,12 @@ def check_axes(axes: dict[str, Any], model: type[Any], where: Where) -> None:
             raise key_error(
                 (*where, key),
                 f"'{key}' is an empty list; fix: give at least one value or remove it",
+            )
+        if len(values) > MAX_AXIS_VALUES:
+            raise key_error(
+                (*where, key),
+                f"'{key}' sweeps {len(values):,} values, more than {MAX_AXIS_VALUES:,}; "
+                "fix: sweep fewer values (a study samples an axis, e.g. powers of two)",
             )
         if (model, key) not in _KNOWN_GOOD:
             try:

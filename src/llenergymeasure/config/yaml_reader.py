@@ -5,8 +5,10 @@ reader refuses, with the file, line and key path, and before any Python value is
 
 * a file over :data:`MAX_DOCUMENT_BYTES`, or one that is not a regular file (a FIFO would hang);
 * nesting deeper than :data:`MAX_DEPTH` (PyYAML's recursive composer would overflow the stack);
-* more than :data:`MAX_NODES` values once aliases are expanded ("billion laughs" bombs, which
-  later stages would walk value by value), and recursive aliases;
+* aliases that expand to more than :data:`MAX_ALIAS_VALUES` values and more than
+  :data:`ALIAS_RATIO` times the values written ("billion laughs" bombs, which later stages
+  would walk value by value), and recursive aliases; the values written are bounded by the
+  file's size alone (a 4,224-entry explicit list holds ~400,000 of them);
 * tags that are not plain JSON-like data (``!!binary``, ``!!set``, ``!!timestamp``, ``!python``);
 * integers beyond 64 bits (no field takes one; PyYAML's conversion of a 4,300-digit literal
   raises), NaN and infinity (no field takes them, and ``result.json`` cannot hold them);
@@ -48,8 +50,11 @@ MAX_DOCUMENT_BYTES = 4 * 2**20
 """Largest config file read (an explicit list of 10,000 experiments is about 1 MB)."""
 MAX_DEPTH = 32
 """Deepest nesting of lists and mappings (real configs nest 6 levels at most)."""
-MAX_NODES = 100_000
-"""Most values (keys, scalars, lists, mappings) a document may hold with aliases expanded."""
+MAX_ALIAS_VALUES = 100_000
+"""Values (keys, scalars, lists, mappings) aliases may always add, whatever the document."""
+ALIAS_RATIO = 10
+"""Beyond :data:`MAX_ALIAS_VALUES`, aliases may add this many values per value written: a real
+file reuses a base section a few times per entry, a bomb multiplies a few values by millions."""
 INT_LIMIT = 2**63 - 1
 """Largest integer magnitude read (no field takes more)."""
 
@@ -125,7 +130,8 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
         self.lines: dict[KeyPath, int] = {}
         self._record = record_lines
         self._path: list[str | int] = []
-        self._count = 0
+        self._count = 0  # values, aliases expanded (an anchor's size is a difference of it)
+        self._expanded = 0  # of which aliases added
         self._level = 0
         self._deepest = 0
         self._sizes: dict[str, tuple[int, int]] = {}  # anchor -> (values, levels), once complete
@@ -155,14 +161,22 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
     def _refuse(self, what: str, mark: Any, fix: str) -> _Refused:
         return _Refused(what, mark, tuple(self._path), fix)
 
+    def _expand(self, values: int, levels: int, mark: Any) -> None:
+        """Count an alias's values: refused beyond both bounds of ``ALIAS_RATIO``."""
+        self._expanded += values
+        written = self._count + values - self._expanded
+        if self._expanded > max(MAX_ALIAS_VALUES, ALIAS_RATIO * written):
+            raise self._refuse(
+                f"the document's aliases expand to more than {MAX_ALIAS_VALUES:,} values and "
+                f"more than {ALIAS_RATIO} times the {written:,} values it writes",
+                mark,
+                "repeat fewer aliases, or write the values out; an alias (*name) repeats all "
+                "of its anchor",
+            )
+        self._grow(values, levels, mark)
+
     def _grow(self, values: int, levels: int, mark: Any) -> None:
         self._count += values
-        if self._count > MAX_NODES:
-            raise self._refuse(
-                f"the document holds more than {MAX_NODES:,} values with its aliases expanded",
-                mark,
-                "split it into smaller files; an alias (*name) repeats all of its anchor",
-            )
         deepest = self._level + levels
         if deepest > MAX_DEPTH:
             raise self._refuse(
@@ -191,7 +205,7 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
                     event.start_mark,
                     "a config value cannot contain itself; repeat the values instead",
                 )
-            self._grow(*self._sizes[event.anchor], event.start_mark)
+            self._expand(*self._sizes[event.anchor], event.start_mark)
             return self.anchors[event.anchor]
         anchor = event.anchor
         if anchor is not None and anchor in self.anchors:
@@ -228,7 +242,7 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
     def _plain_scalar(self, event: Any) -> tuple[str, Any]:
         """``_scalar`` for a scalar without anchor, counted here (the hot path of a long list)."""
         self._count += 1
-        if self._count > MAX_NODES or self._level >= MAX_DEPTH:
+        if self._level >= MAX_DEPTH:
             self._count -= 1
             self._grow(1, 1, event.start_mark)  # raises
         if self._level >= self._deepest:  # what _grow records, for an anchor's size
@@ -297,7 +311,7 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
             if kind is ScalarEvent and event.anchor is None:
                 get()
                 found = scalars.get((event.value, event.implicit, event.tag))
-                if found is None or self._count >= MAX_NODES:
+                if found is None:
                     tag, key = plain(event)
                 else:
                     self._count += 1
@@ -311,7 +325,7 @@ class _BoundedLoader(_EventSource, SafeConstructor, _Resolver):
             if type(following) is ScalarEvent and following.anchor is None:
                 get()
                 found = scalars.get((following.value, following.implicit, following.tag))
-                if found is None or self._count >= MAX_NODES:
+                if found is None:
                     value = plain(following)[1]
                 else:
                     self._count += 1
