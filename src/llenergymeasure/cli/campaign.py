@@ -391,6 +391,17 @@ def _observer() -> Any:
     return PlainProgress()
 
 
+def _render_headline(directory: Path) -> None:
+    """The best configs and the Pareto set; a failure to read them never fails the run."""
+    from llenergymeasure.cli.headline import render_headline
+    from llenergymeasure.exceptions import LLEMError
+
+    try:
+        render_headline(directory)
+    except (LLEMError, OSError) as error:
+        err.print(f"[yellow]note:[/] no headline numbers: {escape(str(error))}")
+
+
 def _eta(seconds: float) -> str:
     seconds = int(max(0.0, seconds))
     hours, rest = divmod(seconds, 3600)
@@ -512,6 +523,8 @@ def run(
 
     campaign_report(directory, outcome, campaign=campaign, grid=grid)  # never fails the run
     _render_outcome(outcome, quiet=quiet)
+    if not quiet and outcome.status != "interrupted":
+        _render_headline(directory)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 
