@@ -208,3 +208,8 @@ def test_params_show_an_optional_text_type_as_str_or_none() -> None:
     data = json.loads(invoke("config", "params", "--json").stdout)
     assert data["experiment"]["model.revision"]["type"] == "str | None"
     assert not any("Annotated" in p["type"] for s in data.values() for p in s.values())
+
+
+def test_params_table_never_cuts_a_key() -> None:
+    result = invoke("config", "params")  # not a terminal: Rich draws 80 columns
+    assert result.exit_code == 0 and "…" not in result.stdout

@@ -105,7 +105,7 @@ def params(
             title=section if section == "experiment" else f"{section}: (section '{section}:')"
         )
         for column in ("key", "type", "default", "valid values", "description"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # a key is whole, never cut with "…"
         for path, p in found.items():
             description = p.description or ""
             for rule in p.requires:
