@@ -8,9 +8,7 @@ runs; torch is never imported here.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import signal
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,6 +41,7 @@ from llenergymeasure.orchestration.manifest import (
 from llenergymeasure.orchestration.order import gap_between
 from llenergymeasure.orchestration.outcome import CampaignObserver, CampaignOutcome
 from llenergymeasure.orchestration.plan import CampaignPlan, prepare_campaign
+from llenergymeasure.orchestration.remaining import Remaining
 from llenergymeasure.orchestration.schedule import Clock, Scheduler, Sleep
 from llenergymeasure.orchestration.thermal import TemperatureProbe, ThermalGuard
 
@@ -102,12 +101,13 @@ PARALLEL_POLL_S = 0.5
 class _RunState:
     """Where the loop is: what is left, what ran, how long it took."""
 
-    pending: list[ManifestEntry]
+    pending: Remaining
     total: int = 0
     done: int = 0
     slots: int = 1
     consecutive: int = 0
-    durations: list[float] = field(default_factory=list)
+    timed: int = 0
+    timed_s: float = 0.0
     started: dict[str, float] = field(default_factory=dict)
     units: set[Any] = field(default_factory=set)
     previous: ManifestEntry | None = None
@@ -375,7 +375,7 @@ class CampaignRunner:
     ) -> None:
         """Record how ``entry`` ended (saved), and whether the campaign must stop."""
         took = time.perf_counter() - run.started.pop(entry.exp_id)
-        run.durations.append(took)
+        run.timed, run.timed_s = run.timed + 1, run.timed_s + took
         outcome.executor_s += took
         outcome.executed += 1
         run.done += 1
@@ -410,7 +410,9 @@ class CampaignRunner:
         outcome: CampaignOutcome,
     ) -> None:
         """Every entry still to run, then adaptive rounds while there are any."""
-        run = _RunState(pending=self.plan.to_run, slots=getattr(executor, "slots", 1))
+        run = _RunState(
+            pending=self._remaining(self.plan.to_run), slots=getattr(executor, "slots", 1)
+        )
         self.observer.on_start(self.plan, run.total)
         scheduler = Scheduler(self.plan.campaign.schedule, clock=self.clock, sleep=self.sleep)
         if scheduler.active:
@@ -423,7 +425,7 @@ class CampaignRunner:
                 self._run_in_turn(executor, thermal, scheduler, run, outcome)
             if outcome.stop_reason:
                 return
-            run.pending = self._adaptive_round(outcome)
+            run.pending = self._remaining(self._adaptive_round(outcome))
             if not run.pending:
                 return
             run.total += len(run.pending)
@@ -440,7 +442,7 @@ class CampaignRunner:
         campaign = self.plan.campaign
         execution = campaign.execution
         while run.pending and not outcome.stop_reason:
-            entry = run.pending.pop(0)
+            entry = run.pending.popleft()
             unit = entry.config_hash if execution.structure == "grouped" else entry.cycle
             if scheduler.active and unit not in run.units:
                 run.units.add(unit)
@@ -532,17 +534,11 @@ class CampaignRunner:
         return progress
 
     def _eta(self, run: _RunState, current: ManifestEntry | None = None) -> float | None:
-        remaining = ([current] if current is not None else []) + run.pending
-        if not remaining:
-            return 0.0
-        execution = self.plan.campaign.execution
-        gaps = sum(gap_between(a, b, execution)[0] for a, b in itertools.pairwise(remaining))
-        if run.durations:
-            return statistics.fmean(run.durations) * len(remaining) / run.slots + gaps
-        known = self.plan.timings_s
-        if known and all(e.config_hash in known for e in remaining):
-            return sum(known[e.config_hash] for e in remaining) / run.slots + gaps
-        return None
+        mean = run.timed_s / run.timed if run.timed else None
+        return run.pending.eta_s(current, mean, run.slots)
+
+    def _remaining(self, entries: Sequence[ManifestEntry]) -> Remaining:
+        return Remaining(entries, self.plan.campaign.execution, self.plan.timings_s)
 
     def _export(self, outcome: CampaignOutcome) -> None:
         if not self.export_formats:
