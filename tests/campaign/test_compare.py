@@ -226,3 +226,38 @@ def test_against_the_best_p_values_are_holm_adjusted_over_the_family() -> None:
     # two configs compared on their own: no family, no correction
     (alone,) = [compare_configs(best, s) for s in summaries if s.name == "a"]
     assert alone.metrics[0].correction is None and alone.metrics[0].significant is True
+
+
+def test_cli_compare_dir_is_one_ranked_table_and_the_detail_behind_a_flag(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    write_folder(sweep, "a", [10.0, 12.0, 14.0])
+    write_folder(sweep, "b", [5.0, 7.0, 9.0])
+    write_folder(sweep, "c", [20.0, 21.0, 22.0])
+    write_folder(sweep, "d", [5.5, 7.5, 9.5])
+    result = invoke("results", "compare", sweep)
+    assert_clean(result)
+    assert result.exit_code == 0, result.output
+    cells = [line.split("│") for line in result.output.splitlines() if "│" in line]
+    ranked = [c for c in cells if c[1].strip().isdigit()]
+    assert [(c[1].strip(), c[2].strip()) for c in ranked] == [
+        ("1", "b"),
+        ("2", "d"),
+        ("3", "a"),
+        ("4", "c"),
+    ]
+    assert ranked[0][-2].strip() == "best" and "same as best" in ranked[1][-2]
+    assert "differs from" in ranked[3][-2]  # the verdict may wrap in a narrow terminal
+    assert "Holm-adjusted p < 0.05 over the 3 comparisons" in result.output
+    assert "B: " not in result.output  # no per-config detail by default
+    detail = invoke("results", "compare", sweep, "--detail")
+    assert detail.exit_code == 0 and detail.output.count("B: ") == 3
+    data = json.loads(invoke("results", "compare", sweep, "--json").stdout)
+    assert data["correction"] == "holm"
+    assert [r["name"] for r in data["ranking"]] == ["b", "d", "a", "c"]
+    first, second = data["ranking"][:2]
+    assert first["rank"] == 1 and first["same_as_best"] is None and first["mean"] == 7.0
+    assert second["same_as_best"] is True and second["correction"] == "holm"
+    assert second["pct_vs_best"] == pytest.approx(100 * 0.5 / 7)
+    refused = invoke("results", "compare", sweep, "--by", "watts", "--json")
+    assert refused.exit_code != 0
+    assert json.loads(refused.stdout)["error"]["what"] == "unknown --by 'watts'"

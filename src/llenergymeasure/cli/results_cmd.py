@@ -139,6 +139,42 @@ def _render_comparison(comparison: Any) -> None:
         out.print(f"  {escape(m.sentence)}")
 
 
+def _interval(row: dict[str, Any]) -> str:
+    mean, low, high = row["mean"], row["ci95_low"], row["ci95_high"]
+    if mean is None:
+        return "-"
+    if low is None or high is None:
+        return f"{mean:.4g} (n={row['n']}, no CI)"
+    return f"{mean:.4g} [{low:.4g}, {high:.4g}]"
+
+
+def _render_ranking(rows: list[dict[str, Any]], label: str) -> None:
+    table = new_table(title=f"ranked by {escape(label)} (95% intervals)")
+    for column in ("rank", "config", "mean [95% CI]", "vs best", "Holm p", "verdict"):
+        table.add_column(column, justify="left" if column in ("config", "verdict") else "right")
+    for row in rows:
+        pct, half = row["pct_vs_best"], row["pct_half_width"]
+        same = row["same_as_best"]
+        verdict = (
+            "best"
+            if row["rank"] == 1
+            else "no interval"
+            if same is None
+            else "same as best within noise"
+            if same
+            else "differs from best"
+        )
+        table.add_row(
+            str(row["rank"]),
+            escape(row["name"]),
+            _interval(row),
+            "-" if pct is None else f"{pct:+.1f}% ± {half:.1f}%",
+            "-" if row["p_adjusted"] is None else f"{row['p_adjusted']:.2g}",
+            verdict,
+        )
+    out.print(table)
+
+
 @app.command("compare")
 def compare(
     paths: list[str] = typer.Argument(
@@ -152,6 +188,9 @@ def compare(
         "(energy_per_token_j, tokens_per_second or latency_p50_s).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable comparison on stdout."),
+    detail: bool = typer.Option(
+        False, "--detail", help="DIR alone: every config's comparison with the best in full."
+    ),
 ) -> None:
     """Compare configurations: B - A in J/token, tokens/s and median latency, with a Welch-t
     95% interval on each difference and a plain sentence.
@@ -159,7 +198,8 @@ def compare(
     Example: llem results compare results/sweep bs1 bs8
     ("bs8 uses 18% ± 4% less energy per token than bs1, 3 cycles each").
 
-    DIR alone: every config against the best one (lowest J/token; see --by). DIR_A DIR_B: the
+    DIR alone: one table ranking every config against the best one (lowest J/token; see --by),
+    Holm-adjusted over the comparisons; --detail adds each comparison in full. DIR_A DIR_B: the
     same configs (by config hash) in two campaigns, B's against A's. Untrusted cycles are left
     out, as in summary.csv.
     """
@@ -171,6 +211,7 @@ def compare(
         compare_to_best,
         find_config,
         pair_by_config,
+        rank_against_best,
     )
 
     if by not in METRICS_BY_COLUMN:
@@ -217,16 +258,26 @@ def compare(
                     fix="give a second campaign directory: llem results compare DIR_A DIR_B",
                 )
             best, comparisons = compare_to_best(summaries, by=by)
-            data = {"mode": "against_best", "best": best.name, "by": by, "correction": "holm"}
+            ranking = rank_against_best(best, comparisons, by)
+            data = {
+                "mode": "against_best",
+                "best": best.name,
+                "by": by,
+                "correction": "holm",
+                "ranking": [r.to_json(by) for r in ranking],
+            }
     if as_json:
         print_json({**data, "comparisons": [c.to_json() for c in comparisons]})
         return
     if data.get("mode") == "against_best":
         label = METRICS_BY_COLUMN[by].label
         out.print(
-            f"best by {escape(label)}: [bold]{escape(data['best'])}[/] (A below); a clear "
-            f"difference needs a Holm-adjusted p < 0.05 over the {len(comparisons)} comparisons"
+            f"best by {escape(label)}: [bold]{escape(data['best'])}[/]; a clear difference "
+            f"needs a Holm-adjusted p < 0.05 over the {len(comparisons)} comparisons"
         )
+        _render_ranking(data["ranking"], label)
+        if not detail:
+            return
     for comparison in comparisons:
         _render_comparison(comparison)
     for name in data.get("unpaired", []):

@@ -256,6 +256,62 @@ def compare_to_best(
     return best, comparisons
 
 
+@dataclass(frozen=True)
+class RankedConfig:
+    """One row of the ranking against the best: the config's mean and interval of the ranking
+    metric, and its comparison with the best (None for the best itself)."""
+
+    rank: int
+    summary: ConfigSummary
+    vs_best: MetricComparison | None
+
+    @property
+    def same_as_best(self) -> bool | None:
+        """No clear difference from the best after Holm's correction (None: the best itself,
+        or no interval to tell)."""
+        if self.vs_best is None or self.vs_best.welch is None:
+            return None
+        return not self.vs_best.significant
+
+    def to_json(self, column: str) -> dict[str, Any]:
+        stats = self.summary.stats.get(column)
+        m = self.vs_best
+        return {
+            "rank": self.rank,
+            "name": self.summary.name,
+            "config_hash": self.summary.config_hash,
+            "n": stats.n if stats else 0,
+            "mean": stats.mean if stats else None,
+            "ci95_low": stats.ci_low if stats else None,
+            "ci95_high": stats.ci_high if stats else None,
+            "ci_method": stats.ci_method if stats else None,
+            "pct_vs_best": m.pct if m else None,
+            "pct_half_width": m.pct_half_width if m else None,
+            "p_adjusted": m.p_adjusted if m else None,
+            "correction": m.correction if m else None,
+            "same_as_best": self.same_as_best,
+        }
+
+
+def rank_against_best(
+    best: ConfigSummary, comparisons: Sequence[Comparison], column: str
+) -> list[RankedConfig]:
+    """The best first, then every other config by its mean of ``column`` (best to worst);
+    configs without that metric last."""
+    index = [m.column for m in COMPARE_METRICS].index(column)
+    metric = METRICS_BY_COLUMN[column]
+    others = sorted(
+        comparisons,
+        key=lambda c: (
+            c.metrics[index].b_mean is None,
+            (c.metrics[index].b_mean or 0.0) * (1 if metric.lower_is_better else -1),
+        ),
+    )
+    rows = [RankedConfig(1, best, None)]
+    rows += [RankedConfig(i, c.b, c.metrics[index]) for i, c in enumerate(others, 2)]
+    return rows
+
+
 def _holm_adjusted(m: MetricComparison, p_adjusted: float, family: int) -> MetricComparison:
     """The comparison with its Holm-adjusted p, and a sentence that says what it changes."""
     sentence = m.sentence
@@ -308,10 +364,12 @@ __all__ = [
     "CompareMetric",
     "Comparison",
     "MetricComparison",
+    "RankedConfig",
     "best_config",
     "compare_configs",
     "compare_metric",
     "compare_to_best",
     "find_config",
     "pair_by_config",
+    "rank_against_best",
 ]
