@@ -55,4 +55,11 @@ def test_configs_without_j_per_token_are_counted_not_ranked() -> None:
 
 def test_flags_are_rendered_generically_with_estimate_first() -> None:
     flagged = summary("x", 0.3, 0.1, estimate=True, machine_busy=True, converged=True)
-    assert flags_of(flagged) == ["ESTIMATE", "machine_busy"]
+    flagged.warnings.append("flagged, kept: thermal_throttle x2")
+    flagged.excluded["gpu_contended"] = 1
+    assert flags_of(flagged) == [
+        "ESTIMATE",
+        "machine_busy",
+        "thermal_throttle x2",
+        "gpu_contended x1 left out",
+    ]

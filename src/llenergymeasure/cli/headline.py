@@ -53,12 +53,19 @@ def _interval(stats: Any) -> str:
     return text + (f" [{low:.3g}, {high:.3g}]" if low is not None and high is not None else "")
 
 
+KEPT_FLAGS = "flagged, kept: "
+"""How a summary's warnings list its cycles' warning flags (``machine_busy x2``)."""
+
+
 def flags_of(summary: Any) -> list[str]:
-    """Every true flag column of the summary row (low_cycles, high_variability, machine_busy,
-    whatever comes), ESTIMATE first where the energy is one."""
+    """ESTIMATE where the energy is one, every true flag column of the summary row
+    (low_cycles, high_variability, whatever comes), the cycles' warning flags it kept and
+    the untrusted ones it left out."""
     row = summary.row()
     named = [k for k, v in row.items() if v is True and k not in NOT_A_WARNING]
-    return (["ESTIMATE"] if summary.energy_is_estimate else []) + named
+    kept = [w.removeprefix(KEPT_FLAGS) for w in summary.warnings if w.startswith(KEPT_FLAGS)]
+    left_out = [f"{code} x{n} left out" for code, n in sorted(summary.excluded.items())]
+    return (["ESTIMATE"] if summary.energy_is_estimate else []) + named + kept + left_out
 
 
 def headlines(summaries: list[Any]) -> tuple[list[Headline], int]:
