@@ -71,11 +71,18 @@ def _tooltip(*fields: tuple[str, str]) -> list[dict[str, Any]]:
     return [{"field": f, "title": t} for f, t in fields]
 
 
-def _scale(rows: list[dict[str, Any]], field: str) -> dict[str, Any]:
-    """A log scale where the values span more than two decades (else linear, not from zero)."""
+def _scale(rows: list[dict[str, Any]], field: str, low: str | None = None) -> dict[str, Any]:
+    """A log scale where the values span more than two decades (else linear, not from zero).
+
+    Every plotted metric is positive: where an interval's low end (``low``, by default
+    ``<field>_low``) is below zero the linear axis stops at zero and the bar is clipped there,
+    so the axis never runs below zero."""
     values = [r[field] for r in rows if r.get(field) is not None]
     if values and min(values) > 0 and max(values) / min(values) > LOG_SPAN:
         return {"type": "log"}
+    lows = [r.get(low or f"{field}_low") for r in rows]
+    if any(v is not None and v < 0 for v in lows):
+        return {"zero": False, "domainMin": 0, "clamp": True}
     return {"zero": False}
 
 
@@ -229,7 +236,7 @@ def effect_spec(data: FigureData, key: str, label: str) -> Figure:
                     "mark": {"type": "line", "point": True},
                     "encoding": {
                         "x": encoding_x,
-                        "y": _q("mean", MEAN_CI),
+                        "y": {**_q("mean", MEAN_CI), "scale": _scale(data.rows, "mean", "low")},
                         "color": colour,
                         "tooltip": tooltip,
                     },
@@ -239,7 +246,7 @@ def effect_spec(data: FigureData, key: str, label: str) -> Figure:
                     "mark": {"type": "rule", "opacity": 0.6},
                     "encoding": {
                         "x": encoding_x,
-                        "y": _q("low", MEAN_CI),
+                        "y": {**_q("low", MEAN_CI), "scale": _scale(data.rows, "mean", "low")},
                         "y2": {"field": "high"},
                         "color": colour,
                     },
