@@ -199,3 +199,44 @@ def test_a_campaign_leaves_a_compact_snapshot_and_an_empty_journal(tmp_path: Pat
     data = json.loads((out / MANIFEST_FILE).read_text())
     assert {e["status"] for e in data["entries"]} == {"completed"}
     assert os.path.getsize(out / MANIFEST_FILE) > 0
+
+
+def test_a_journal_cut_mid_file_is_damage_counted_from_the_result_files(tmp_path: Path) -> None:
+    """Snapshot taken with everything pending, then one journal line per completed run; the
+    file cut a third of the way in keeps the first runs only. The result files are the truth:
+    status counts every run completed and warns; resume measures nothing again."""
+    from typer.testing import CliRunner
+
+    from llenergymeasure.cli.app import app
+
+    file, out = campaign_yaml(tmp_path / "c.yaml", outputs=(4, 6, 8), cycles=3), tmp_path / "out"
+    runner(prepare(file, out), FakeExecutor()).run()
+    manifest = load_manifest(out)
+    assert manifest is not None
+    done = list(manifest.entries)
+    for entry in done:
+        entry.status = "pending"
+    manifest.save(out)
+    for entry in done:
+        entry.status = "completed"
+        manifest.save(out, [entry])
+    raw = journal.read_bytes(out)
+    journal.journal_path(out).write_bytes(raw[: len(raw) // 3])
+    kept = load_manifest(out)
+    assert kept is not None and 0 < kept.counts()["completed"] < 9  # a torn tail, as before
+
+    shown = CliRunner().invoke(app, ["campaign", "status", str(out), "--json"])
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.output)
+    assert report["counts"]["completed"] == 9
+    assert report["counts"]["pending"] == 0
+    assert "lost lines" in report["journal_damage"]
+    lost = {e.exp_id for e in kept.entries if e.status != "completed"}
+    assert set(report["recovered_from_results"]) == lost
+    text = CliRunner().invoke(app, ["campaign", "status", str(out)])
+    assert "9/9 completed" in text.output and "lost lines" in text.output
+
+    again = FakeExecutor()
+    assert runner(prepare(file, out, resume=True), again).run().status == "completed"
+    assert again.calls == []
+    _exactly_once(out, 9)

@@ -532,12 +532,41 @@ def run(
 # --- status --------------------------------------------------------------------------------------
 
 
-def _status_json(
-    directory: Path, manifest: Any, holder: int | None, missing: list[Any]
-) -> dict[str, Any]:
+def _status_counts(manifest: Any, missing: list[Any], unrecorded: list[Any]) -> dict[str, int]:
+    """Runs per status with the result files as the truth: a completed entry without a usable
+    result is ``result_missing``; an entry the journal lost whose result is on disk, completed."""
     counts = manifest.counts()
-    counts["completed"] -= len(missing)
+    for entry in unrecorded:
+        counts[entry.status] -= 1
+    counts["completed"] += len(unrecorded) - len(missing)
     counts["result_missing"] = len(missing)
+    return counts
+
+
+def _journal_damage(directory: Path, unrecorded: list[Any]) -> str | None:
+    """What the journal lost, or None when nothing says it lost anything."""
+    from llenergymeasure.orchestration import journal
+
+    if not unrecorded:
+        return None
+    torn = journal.torn_bytes(journal.read_bytes(directory))
+    cut = f"its last {torn} byte(s) are no complete line; " if torn else ""
+    return (
+        f"the manifest journal ({journal.journal_path(directory)}) lost lines: {cut}"
+        f"{len(unrecorded)} run(s) it does not record as completed have a valid result on disk "
+        f"and are counted completed from their result files; `llem campaign run FILE -o "
+        f"{directory} --resume` adopts them and never measures them again"
+    )
+
+
+def _status_json(
+    directory: Path,
+    manifest: Any,
+    holder: int | None,
+    missing: list[Any],
+    unrecorded: list[Any],
+) -> dict[str, Any]:
+    counts = _status_counts(manifest, missing, unrecorded)
     return {
         "campaign_name": manifest.campaign_name,
         "directory": str(directory),
@@ -552,6 +581,8 @@ def _status_json(
             {"exp_id": e.exp_id, "status": e.status, "error": e.error} for e in manifest.failures()
         ],
         "missing_results": [{"exp_id": r.exp_id, "error": r.error} for r in missing],
+        "journal_damage": _journal_damage(directory, unrecorded),
+        "recovered_from_results": [e.exp_id for e in unrecorded],
         "events": [event.model_dump() for event in manifest.events],
     }
 
@@ -594,7 +625,12 @@ def status(
     """
     from llenergymeasure.exceptions import ConfigError
     from llenergymeasure.orchestration.executors.base import error_headline
-    from llenergymeasure.orchestration.manifest import ManifestDamaged, load_manifest, lock_holder
+    from llenergymeasure.orchestration.manifest import (
+        ManifestDamaged,
+        load_manifest,
+        lock_holder,
+        unrecorded_results,
+    )
     from llenergymeasure.orchestration.runner import MISSING_RESULT, campaign_records
 
     directory = directory.expanduser()
@@ -610,12 +646,11 @@ def status(
         )
     holder = lock_holder(directory)
     missing = [r for r in campaign_records(directory, manifest) if r.status == MISSING_RESULT]
+    unrecorded = unrecorded_results(directory, manifest)
     if as_json:
-        print_json(_status_json(directory, manifest, holder, missing))
+        print_json(_status_json(directory, manifest, holder, missing, unrecorded))
         return
-    counts = manifest.counts()
-    counts["completed"] -= len(missing)
-    counts[MISSING_RESULT] = len(missing)
+    counts = _status_counts(manifest, missing, unrecorded)
     active = sum(n for s, n in counts.items() if s != "skipped")
     out.print(
         f"[bold]{escape(manifest.campaign_name)}[/] in {escape(str(directory))}: "
@@ -636,6 +671,12 @@ def status(
         if count:
             table.add_row(name, str(count))
     out.print(table)
+    damage = _journal_damage(directory, unrecorded)
+    if damage:
+        out.print(f"[bold yellow]warning:[/] {escape(damage)}")
+        names = ", ".join(e.exp_id for e in unrecorded[:10])
+        more = f" and {len(unrecorded) - 10} more" if len(unrecorded) > 10 else ""
+        out.print(f"  recovered from result files: {escape(names)}{more}")
     if missing:
         out.print(f"[bold red]{len(missing)} run(s) recorded as completed have no usable result[/]")
         for record in missing:

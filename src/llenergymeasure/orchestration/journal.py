@@ -76,6 +76,21 @@ def parse(raw: bytes) -> list[dict[str, Any]]:
     return lines
 
 
+def torn_bytes(raw: bytes) -> int:
+    """How many bytes at the journal's end are no complete line: a torn last line (a writer
+    killed mid-write) or a file cut short, which may have taken whole lines with it."""
+    end = raw.rfind(b"\n") + 1
+    tail = raw[end:]
+    if tail:
+        return len(tail)
+    start = raw.rfind(b"\n", 0, max(0, end - 1)) + 1
+    try:
+        json.loads(raw[start:end])
+    except (ValueError, RecursionError):
+        return end - start
+    return 0
+
+
 def fold(data: dict[str, Any], lines: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The snapshot ``data`` with the lines after its ``journal_seq`` applied, in order."""
     seq, entries, events = (

@@ -308,6 +308,17 @@ def result_is_valid(directory: Path, entry: ManifestEntry) -> bool:
     return result.config_hash == entry.config_hash
 
 
+def unrecorded_results(directory: Path, manifest: Manifest) -> list[ManifestEntry]:
+    """Entries the manifest does not call completed (nor skipped) whose valid result is on
+    disk: lines the journal lost (a file cut short). The result files are the truth for what
+    was measured; ``--resume`` adopts them, never measuring them again."""
+    return [
+        entry
+        for entry in manifest.entries
+        if entry.status not in ("completed", "skipped") and result_is_valid(directory, entry)
+    ]
+
+
 def cycle_of(exp_id: str) -> int | None:
     """The cycle an experiment directory's name says (``<name>_c<cycle>``)."""
     match = _CYCLE_SUFFIX.search(exp_id)
