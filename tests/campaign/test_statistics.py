@@ -21,6 +21,7 @@ from llenergymeasure.results.aggregation import (
     summary_columns,
     table_basis,
 )
+from llenergymeasure.results.config_columns import with_config_columns
 from llenergymeasure.results.export import records_from_folder, write_tables
 from llenergymeasure.results.schema import QualityFlag
 from llenergymeasure.results.statistics import (
@@ -365,13 +366,14 @@ def test_csv_parquet_and_json_tables(tmp_path: Path) -> None:
         ]
     )
     summary = read_csv(tmp_path / "summary.csv")
-    assert list(summary[0]) == summary_columns()
+    config = ["pytorch.batch_size"]  # the batching key; nothing else differs between a and b
+    assert list(summary[0]) == with_config_columns(summary_columns(), config)
     assert [row["name"] for row in summary] == ["a", "b"]
     assert float(summary[0]["tokens_per_second_mean"]) == pytest.approx(12.0)
     assert summary[0]["energy_is_estimate"] == "true"
     assert summary[1]["low_cycles"] == "true"
     experiments = read_csv(tmp_path / "experiments.csv")
-    assert list(experiments[0]) == EXPERIMENT_COLUMNS
+    assert list(experiments[0]) == with_config_columns(EXPERIMENT_COLUMNS, config)
     assert len(experiments) == 5
     failed = next(row for row in experiments if row["status"] == "failed")
     assert failed["error"] == "boom"  # the headline, not the traceback

@@ -1,6 +1,9 @@
 """Tables of a campaign's results: a row per config (``summary.*``) and a row per
 experiment-cycle (``experiments.*``), as CSV, Parquet or JSON, each written atomically.
 
+Both tables carry the config beside each result (results/config_columns.py): the batching
+key of each backend and every swept key under its dotted name, typed in Parquet.
+
 Every energy column travels with ``energy_source``, ``energy_method`` and
 ``energy_is_estimate``, so an estimate is never mistaken for a measurement. Parquet needs
 pyarrow (imported only here, only when asked); without it Parquet is skipped with a note.
@@ -25,6 +28,12 @@ from llenergymeasure.results.aggregation import (
     aggregate,
     experiment_row,
     summary_columns,
+)
+from llenergymeasure.results.config_columns import (
+    config_cells,
+    config_columns,
+    flat_config,
+    with_config_columns,
 )
 from llenergymeasure.results.schema import RESULT_FILE, load_result
 from llenergymeasure.results.statistics import CIMethod
@@ -72,8 +81,11 @@ def parquet_available() -> bool:
     return True
 
 
-def parquet_bytes(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> bytes:
-    """A Parquet file of the rows; UnavailableError naming the extra without pyarrow."""
+def parquet_bytes(
+    columns: Sequence[str], rows: Sequence[dict[str, Any]], typed: Iterable[str] = ()
+) -> bytes:
+    """A Parquet file of the rows; UnavailableError naming the extra without pyarrow.
+    ``typed`` columns get one type from their values (see ``_arrow_column``)."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -81,10 +93,31 @@ def parquet_bytes(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> byt
         raise UnavailableError(
             "Parquet export needs pyarrow, which is not installed", fix=PARQUET_HINT
         ) from None
-    table = pa.table({c: [row.get(c) for row in rows] for c in columns})
+    typed = set(typed)
+    table = pa.table(
+        {
+            c: _arrow_column(pa, [row.get(c) for row in rows])
+            if c in typed
+            else [row.get(c) for row in rows]
+            for c in columns
+        }
+    )
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return sink.getvalue()
+
+
+def _arrow_column(pa: Any, values: list[Any]) -> Any:
+    """One nullable column: bool, int64, float64 (ints and floats mixed) or string (anything
+    else as its text)."""
+    present = [v for v in values if v is not None]
+    if present and all(type(v) is bool for v in present):
+        return pa.array(values, type=pa.bool_())
+    if present and all(type(v) is int for v in present):
+        return pa.array(values, type=pa.int64())
+    if present and all(type(v) in (int, float) for v in present):
+        return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
+    return pa.array([None if v is None else str(v) for v in values], type=pa.string())
 
 
 def write_tables(
@@ -111,15 +144,25 @@ def write_tables(
     summaries = aggregate(records, seed=seed, resamples=resamples, ci_method=ci_method)
     for summary in summaries:
         summary.extra.update((extra or {}).get(summary.config_hash, {}))
-    summary_rows = [s.row() for s in summaries]
-    experiment_rows = [experiment_row(r) for r in sorted(records, key=_order)]
-    scolumns = summary_columns()
+    flat = {id(r): flat_config(r.result.config) for r in records if r.result is not None}
+    by_hash = {r.config_hash: flat[id(r)] for r in records if id(r) in flat}
+    taken = {*summary_columns(), *EXPERIMENT_COLUMNS}
+    config = [c for c in config_columns(by_hash.values()) if c not in taken]
+    summary_rows = [
+        {**s.row(), **config_cells(by_hash.get(s.config_hash), config)} for s in summaries
+    ]
+    experiment_rows = [
+        {**experiment_row(r), **config_cells(flat.get(id(r)), config)}
+        for r in sorted(records, key=_order)
+    ]
+    scolumns = with_config_columns(summary_columns(), config)
+    ecolumns = with_config_columns(EXPERIMENT_COLUMNS, config)
     report = ExportReport(summaries=summaries, experiments=len(experiment_rows))
     for fmt in chosen:
         if fmt == "csv":
             for name, columns, rows in (
                 ("summary.csv", scolumns, summary_rows),
-                ("experiments.csv", EXPERIMENT_COLUMNS, experiment_rows),
+                ("experiments.csv", ecolumns, experiment_rows),
             ):
                 write_atomic(directory / name, csv_text(columns, rows))
                 report.paths.append(directory / name)
@@ -129,9 +172,9 @@ def write_tables(
                 continue
             for name, columns, rows in (
                 ("summary.parquet", scolumns, summary_rows),
-                ("experiments.parquet", EXPERIMENT_COLUMNS, experiment_rows),
+                ("experiments.parquet", ecolumns, experiment_rows),
             ):
-                write_bytes_atomic(directory / name, parquet_bytes(columns, rows))
+                write_bytes_atomic(directory / name, parquet_bytes(columns, rows, config))
                 report.paths.append(directory / name)
         else:
             data = {"configs": summary_rows, "experiments": experiment_rows}
