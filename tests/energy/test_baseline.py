@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -10,7 +11,10 @@ from fakes.fake_pynvml import FakeGPU, install
 from llenergymeasure.exceptions import ConfigError
 from llenergymeasure.files import default_cache_dir
 from llenergymeasure.measurement.energy import EnergyReading, measure_baseline
-from llenergymeasure.measurement.energy.baseline import default_baseline_cache_path
+from llenergymeasure.measurement.energy.baseline import (
+    BaselineReading,
+    default_baseline_cache_path,
+)
 from llenergymeasure.measurement.energy.nvml import NVMLEnergySource
 
 
@@ -152,3 +156,79 @@ def test_real_idle_window_with_fake_gpu(monkeypatch, tmp_path: Path) -> None:
         NVMLEnergySource(), 0.15, cache_path=tmp_path / "b.json", sleep=time.sleep
     )
     assert cached.from_cache
+
+
+class FixedHost:
+    """Stands in for HostLoadSampler: other processes held ``share_pct`` of the CPU."""
+
+    def __init__(self, share_pct: float) -> None:
+        self.share_pct = share_pct
+
+    def start(self) -> None: ...
+
+    def stop(self) -> dict[str, float]:
+        return {"other_cpu_share_pct": self.share_pct}
+
+
+@pytest.mark.parametrize(("share_pct", "cached"), [(50.0, False), (1.0, True)])
+def test_a_baseline_taken_on_a_busy_machine_is_never_cached(
+    tmp_path: Path, share_pct: float, cached: bool
+) -> None:
+    cache, source = tmp_path / "baseline.json", ConstantPowerSource(42.0)
+
+    def take() -> BaselineReading:
+        return measure_baseline(
+            source,
+            1.0,
+            cache_path=cache,
+            sleep=source.sleep,
+            host=FixedHost(share_pct),  # type: ignore[arg-type]
+        )
+
+    first = take()
+    assert first.host_load == {"other_cpu_share_pct": share_pct}
+    assert take().from_cache is cached
+
+
+def test_device_state_is_read_during_the_idle_period_not_before(tmp_path: Path) -> None:
+    source = ConstantPowerSource(42.0)
+    seen_slept: list[float] = []
+
+    def read_state() -> list[dict[str, object]]:
+        seen_slept.append(source.slept_s)
+        return [{"pstate": "P8"}]
+
+    baseline = measure_baseline(
+        source,
+        2.0,
+        cache_path=tmp_path / "b.json",
+        sleep=source.sleep,
+        state=[{"pstate": "P0"}],
+        read_state=read_state,
+    )
+    assert seen_slept == [1.0]  # halfway through the idle window
+    assert baseline.state == ({"pstate": "P8"},)
+
+
+def test_the_baseline_records_its_own_error_bound(monkeypatch, tmp_path: Path) -> None:
+    from llenergymeasure.measurement.energy import nvml
+
+    monkeypatch.setattr(nvml, "PERIOD_PROBE_TIMEOUT_S", 1.0)
+    install(monkeypatch, [FakeGPU(power_w=70.0, counter_period_s=0.05)], advance_with_time=True)
+    baseline = measure_baseline(NVMLEnergySource(), 0.3, cache_path=tmp_path / "b.json")
+    assert baseline.error_bound_pct is not None
+    assert baseline.error_bound_pct == pytest.approx(100 * 0.05 / baseline.duration_s, rel=0.3)
+
+
+def test_the_cache_is_scoped_to_this_process_and_model_unless_reuse_is_asked() -> None:
+    from llenergymeasure.config.models import ExperimentConfig
+    from llenergymeasure.measurement.harness import baseline_cache_key, baseline_scope
+    from llenergymeasure.measurement.inference.base import ModelInfo
+
+    info = ModelInfo("m", "cpu", "float32", 1000, 0.5)
+    a = ExperimentConfig.model_validate({"model": "builtin:tiny-gpt2"})
+    b = ExperimentConfig.model_validate({"model": "gpt2"})
+    scoped = baseline_cache_key(info, None, baseline_scope(a))
+    assert f"process={os.getpid()}@" in scoped and "tiny-gpt2" in scoped
+    assert scoped != baseline_cache_key(info, None, baseline_scope(b))
+    assert baseline_cache_key(info, None) == baseline_cache_key(info, None, None)  # opted in

@@ -26,7 +26,8 @@ from llenergymeasure.config.models import ExperimentConfig
 SECTION_NAMES = tuple(
     name for name, info in ExperimentConfig.model_fields.items() if submodel(info.annotation)
 )
-_EXCLUDED = {"decoder": {"preset"}}
+# baseline.reuse_across_runs (added later) is left out so that every config keeps its hash
+_EXCLUDED = {"decoder": {"preset"}, "baseline": {"reuse_across_runs"}}
 SCALAR_NAMES = tuple(
     name for name in ExperimentConfig.model_fields if name not in SECTION_NAMES and name != "name"
 )

@@ -220,6 +220,12 @@ class BaselineConfig(StrictModel):
     cache_ttl_sec: float = Field(
         3600.0, ge=0, description="Reuse a baseline this recent for the same devices."
     )
+    reuse_across_runs: bool = Field(
+        False,
+        description="Reuse a cached baseline taken by another process or with another model "
+        "loaded (same host, source, devices and state, within cache_ttl_sec). Off: a baseline "
+        "is reused only by the same process with the same model resident.",
+    )
 
 
 class EnergyConfig(StrictModel):

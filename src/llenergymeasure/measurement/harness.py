@@ -66,6 +66,7 @@ from llenergymeasure.results.schema import (
 from llenergymeasure.results.statistics import coefficient_of_variation, summarize
 
 Progress = Callable[[str], None]
+_PROCESS_STARTED = time.time()  # with the PID, tells this process from a later one
 
 BASELINE_WHEN = (
     "after model load and warmup, right before the measured window (model resident, device idle)"
@@ -639,6 +640,26 @@ def quality_flags(
             f"other processes used a measured GPU (pids {', '.join(map(str, pids))}): their "
             "energy is in the reading",
         )
+    adjusted = metrics.energy_adjusted_j
+    if baseline is not None and baseline.error_bound_pct is not None and adjusted is not None:
+        spread_j = baseline.power_w * baseline.error_bound_pct / 100.0 * (energy.window_s or 0)
+        if spread_j >= adjusted:
+            flag(
+                "baseline_error_unresolvable",
+                "warning",
+                f"the idle baseline's own error bound ({baseline.error_bound_pct:.2g}% counter "
+                f"quantisation over its {baseline.duration_s:.3g} s) is {spread_j:.4g} J over "
+                f"this window, not less than the adjusted energy {adjusted:.4g} J: lengthen "
+                "baseline.duration_sec; the raw energy stands",
+            )
+    if baseline is not None and machine_busy(baseline.host_load):
+        flag(
+            "machine_busy",
+            "warning",
+            "other processes used "
+            f"{(baseline.host_load or {}).get('other_cpu_share_pct', 0):.0f}% of all CPU time "
+            "while the idle baseline was taken: it is not an idle baseline of the whole host CPU",
+        )
     if machine_busy(energy.host_load):
         load = energy.host_load or {}
         flag(
@@ -706,11 +727,27 @@ def _temperature_bucket(value: Any) -> str:
     return "?" if not isinstance(value, (int, float)) else f"{int(value) // 10 * 10}s"
 
 
-def baseline_cache_key(info: ModelInfo, state: list[dict[str, Any]] | None) -> str:
+def baseline_scope(config: ExperimentConfig) -> str:
+    """This process and the model it holds: a baseline is reused only by them unless
+    ``baseline.reuse_across_runs`` (another process or model may leave the GPU otherwise)."""
+    return f"process={os.getpid()}@{_PROCESS_STARTED}|model={model_load_key(config)}"
+
+
+def _local_hhmm(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%H:%M")
+    except ValueError:
+        return iso
+
+
+def baseline_cache_key(
+    info: ModelInfo, state: list[dict[str, Any]] | None, scope: str | None = None
+) -> str:
     """The device set (UUIDs) and the state the baseline was taken in: model resident,
-    P-state and temperature in 10 C steps per device. Clocks follow the P-state."""
+    P-state and temperature in 10 C steps per device (clocks follow the P-state), and the
+    ``scope`` (see baseline_scope) when reuse is limited to it."""
     devices = ",".join(d.uuid or d.label for d in info.devices) or "devices unreported"
-    parts = [f"devices={devices}", "model-resident"]
+    parts = [f"devices={devices}", "model-resident", *([scope] if scope else [])]
     for entry in state or []:
         parts.append(
             f"{entry.get('uuid')}:{entry.get('pstate')}:{_temperature_bucket(entry.get('temperature_c'))}C"
@@ -824,17 +861,24 @@ def run_experiment(
         warmup = _warmup(backend, config, warmup_prompts, getattr(source, "power_now_w", None))
         baseline, baseline_started = None, time.perf_counter()
         if config.baseline.enabled:
-            say(f"idle baseline ({config.baseline.duration_sec:g} s, {source.name})")
             backend.synchronize()
             state = _device_state(source)
+            scope = None if config.baseline.reuse_across_runs else baseline_scope(config)
             baseline = measure_baseline(
                 source,
                 config.baseline.duration_sec,
                 ttl_sec=config.baseline.cache_ttl_sec,
-                cache_key=baseline_cache_key(info, state),
+                cache_key=baseline_cache_key(info, state, scope),
                 when=BASELINE_WHEN,
                 state=state,
+                read_state=lambda: _device_state(source),
+                host=HostLoadSampler() if getattr(source, "covers_host_cpu", False) else None,
+                on_measure=lambda: say(
+                    f"idle baseline ({config.baseline.duration_sec:g} s, {source.name})"
+                ),
             )
+            if baseline.from_cache:
+                say(f"idle baseline cached from {_local_hhmm(baseline.measured_at)}")
         baseline_s = time.perf_counter() - baseline_started
         say(f"measuring {len(prompts)} prompts")
         load_before = _load_average()

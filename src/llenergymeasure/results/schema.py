@@ -182,8 +182,10 @@ class QualityFlag(_Record):
     * ``gpu_contended`` (untrusted): another process used a measured GPU during the baseline
       or the window (sampled at the power-polling rate through both, not only at their ends).
     * ``machine_busy`` (warning): other processes used more than 10% of all CPU time during
-      the window of a CPU-side energy source, whose reading covers the whole host CPU
+      the window (or the idle baseline) of a CPU-side energy source, whose reading covers the whole host CPU
       (``energy.host_load``; measurement/host_load.py).
+    * ``baseline_error_unresolvable`` (warning): the idle baseline's own error bound (counter
+      quantisation over its idle period) x the window is not less than the adjusted energy.
     * ``gpu_process_unknown`` (warning): NVML listed a PID on a measured GPU that cannot be
       resolved here (missing from this PID namespace): ours under a host PID, or a foreign job.
     * ``energy_crosscheck_disagreement`` (untrusted): the energy counter and the integral of

@@ -2,8 +2,9 @@
 
 Subtracting it separates what the workload costs from what the machine burns anyway. The
 cache avoids re-measuring an idle machine before every experiment of a campaign; it is keyed
-by host, source and devices (or the caller's key), so a shared home directory on a cluster
-never hands one node's baseline to another.
+by host, source and devices (or the caller's key: the harness adds the device state and, by
+default, this process and the resident model), so a shared home directory on a cluster never
+hands one node's baseline to another. A baseline taken on a busy machine is never cached.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from llenergymeasure.exceptions import ConfigError, ExperimentError
 from llenergymeasure.files import default_cache_dir, write_json_atomic
 from llenergymeasure.log import logger
 from llenergymeasure.measurement.energy.base import EnergySource
+from llenergymeasure.measurement.host_load import HostLoadSampler, machine_busy
 
 CACHE_FILE_NAME = "baseline.json"
 _CACHE_VERSION = 2  # 2: keyed on device set and state; measured with the model loaded
@@ -40,6 +42,10 @@ class BaselineReading:
     state: tuple[dict[str, Any], ...] = ()  # per device: P-state, clocks, temperature
     other_processes: tuple[dict[str, Any], ...] = ()  # other processes on a measured GPU
     cache_key: str | None = None
+    # counter quantisation over the idle period (the source's error_bound_pct); the spread
+    # of idle power samples is not included
+    error_bound_pct: float | None = None
+    host_load: dict[str, Any] | None = None  # CPU-side sources: other processes' CPU share
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -89,6 +95,8 @@ def _from_entry(entry: Any) -> BaselineReading | None:
             when=entry.get("when"),
             state=tuple(entry.get("state") or ()),
             cache_key=entry.get("cache_key"),
+            error_bound_pct=entry.get("error_bound_pct"),
+            host_load=entry.get("host_load"),
         )
     except (KeyError, TypeError, ValueError):
         return None
@@ -112,12 +120,19 @@ def measure_baseline(
     clock: Callable[[], float] = time.time,
     when: str | None = None,
     state: list[dict[str, Any]] | None = None,
+    read_state: Callable[[], list[dict[str, Any]] | None] | None = None,
+    host: HostLoadSampler | None = None,
+    on_measure: Callable[[], None] | None = None,
 ) -> BaselineReading:
     """Idle power of ``source``'s devices: a cached value younger than ``ttl_sec`` if there
     is one, else a fresh measurement over ``duration_sec`` of idling, which is then cached.
 
     ``cache_path`` defaults to ``default_cache_dir()/baseline.json``; ``ttl_sec <= 0`` always
-    measures. The caller keeps the machine idle during the window.
+    measures. The caller keeps the machine idle during the window. ``read_state`` is called
+    halfway through the idle period (the recorded device state is the one during it, else
+    ``state``); ``host`` samples other processes' CPU use through it, and a baseline taken
+    while the machine was busy (or a GPU contended) is never cached. ``on_measure`` is called
+    just before a fresh measurement (progress messages).
     """
     if duration_sec <= 0:
         raise ConfigError(f"baseline duration must be > 0 s, got {duration_sec}")
@@ -134,9 +149,16 @@ def measure_baseline(
             )
             return cached
 
+    if on_measure is not None:
+        on_measure()
+    if host is not None:
+        host.start()
     source.start()
-    sleep(duration_sec)
+    sleep(duration_sec / 2)
+    during = read_state() if read_state is not None else None
+    sleep(duration_sec / 2)
     reading = source.stop()
+    host_load = host.stop() if host is not None else None
     if reading.duration_s <= 0:
         raise ExperimentError(f"the {reading.source} baseline window had zero length")
     baseline = BaselineReading(
@@ -149,15 +171,17 @@ def measure_baseline(
         from_cache=False,
         is_estimate=reading.is_estimate,
         when=when,
-        state=tuple(state or ()),
-        other_processes=reading.other_processes,
+        state=tuple(during or state or ()),
+        other_processes=reading.other_processes + reading.unknown_processes,
         cache_key=key,
+        error_bound_pct=reading.error_bound_pct(),
+        host_load=host_load,
     )
     logger.info(
         "baseline {:.1f} W measured over {:.1f} s ({})", baseline.power_w, baseline.duration_s, key
     )
 
-    if baseline.other_processes:  # a contended idle window is no baseline to reuse
+    if baseline.other_processes or machine_busy(host_load):  # no idle baseline to reuse
         return baseline
     entries = _load(path)  # re-read: another process may have written meanwhile
     entries[key] = {
