@@ -299,6 +299,7 @@ def check_result(report: Report, backend: str, result: dict[str, Any], work: Pat
     report.check(
         f"{tag}: window long enough",
         (e["window_s"] or 0) >= (e["required_window_s"] or 0)
+        and (e["update_period_method"] or "").startswith("measured")  # not probe_timeout
         and e["error_bound_pct"] is not None
         and e["error_bound_pct"] <= (e["target_error_pct"] or 0),
         f"{e['window_s']:.2f} s in {e['passes']} pass(es), needed {e['required_window_s']:.2f} s; "
@@ -320,6 +321,12 @@ def check_result(report: Report, backend: str, result: dict[str, Any], work: Pat
         f"{tag}: no untrusted flag",
         not untrusted,
         "; ".join(untrusted) or f"warnings: {warnings or 'none'}",
+    )
+    report.check(
+        f"{tag}: no other or unresolved GPU process",
+        not e["other_processes"] and not e.get("unknown_processes"),
+        f"others {[p['pid'] for p in e['other_processes']]}, unresolved "
+        f"{[p['pid'] for p in e.get('unknown_processes') or []]} (sampled through the window)",
     )
     check = e["crosscheck"]
     report.check(
@@ -348,15 +355,17 @@ def check_result(report: Report, backend: str, result: dict[str, Any], work: Pat
 def check_baseline_state(report: Report, result: dict[str, Any]) -> None:
     e = result["energy"]
     baseline = e["baseline"] or {}
-    before = [s.get("pstate") for s in baseline.get("state") or []]
+    during = [s.get("pstate") for s in baseline.get("state") or []]  # read mid-idle period
     window = [s.get("pstate") for s in e["state_start"]]
     report.check(
         "baseline in the window's state",
         "after model load and warmup" in (baseline.get("when") or "")
-        and bool(before)
-        and None not in before
-        and before == window,
-        f"baseline {baseline.get('power_w')} W at P-states {before}, window starts at {window}; "
+        and bool(during)
+        and None not in during
+        and during == window
+        and baseline.get("error_bound_pct") is not None,
+        f"baseline {baseline.get('power_w')} W (error bound {baseline.get('error_bound_pct')}%) "
+        f"at P-states {during} during the idle period, window starts at {window}; "
         f"{baseline.get('when')}",
     )
 

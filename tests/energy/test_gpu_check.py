@@ -111,6 +111,7 @@ def test_its_result_checks_pass_on_an_honest_measurement(measured, capsys) -> No
         "llem run pytorch: window long enough",
         "llem run pytorch: adjusted energy",
         "llem run pytorch: no untrusted flag",
+        "llem run pytorch: no other or unresolved GPU process",
         "llem run pytorch: counter vs polled power",
         "llem run pytorch: time series vs counter",
         "baseline in the window's state",
@@ -123,6 +124,7 @@ def test_its_result_checks_fail_on_a_contended_measurement(measured, capsys) -> 
     report = gpu_check.Report()
     gpu_check.check_result(report, "pytorch", result, measured["work"])
     assert report.outcomes["llem run pytorch: no untrusted flag"] == "FAIL"
+    assert report.outcomes["llem run pytorch: no other or unresolved GPU process"] == "FAIL"
     assert report.outcomes["llem run pytorch: attribution"] == "PASS"
     assert str(FOREIGN_PID) in capsys.readouterr().out
 
