@@ -1,14 +1,19 @@
 """Reading a campaign directory for the report: manifest facts, adaptive-cycle columns and the
-configs the grid filtered out, from the campaign file the manifest names."""
+configs the grid filtered out, from what the manifest recorded (older manifests: the campaign
+file it names)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from campaign.helpers import TINY_BASE, prepare
 from campaign.test_adaptive import ScriptedExecutor
 from campaign.test_runner import runner
 from llenergymeasure.cli.report_cmd import load_source
+from llenergymeasure.orchestration.manifest import MANIFEST_FILE, load_manifest
 from llenergymeasure.report import data as D
 from llenergymeasure.report.table import config_table
 
@@ -50,10 +55,35 @@ def test_a_campaign_directory_brings_adaptive_columns_and_filtered_configs(
     assert source.notes == []
 
 
-def test_a_moved_campaign_file_is_a_note_not_an_error(tmp_path: Path) -> None:
+def test_the_manifest_alone_brings_them_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The campaign file gone and the report run from /: the manifest recorded the filtered
+    configs and the execution settings, so nothing is re-planned and nothing is missing."""
     file, out = tmp_path / "c.yaml", tmp_path / "out"
     file.write_text("campaign_name: moved\n" + TINY_BASE + GRID, encoding="utf-8")
     runner(prepare(file, out), ScriptedExecutor(), export_formats=("csv",)).run()
+    manifest = load_manifest(out)
+    assert manifest is not None and manifest.campaign_file == str(file.resolve())
+    file.unlink()
+    monkeypatch.chdir("/")
+    source = load_source(out)
+    assert source.notes == []
+    assert len(source.filtered) == 2
+    assert all(s.extra.get("converged") is False for s in source.summaries)
+
+
+def test_an_older_manifest_without_a_campaign_file_is_a_note_not_an_error(
+    tmp_path: Path,
+) -> None:
+    file, out = tmp_path / "c.yaml", tmp_path / "out"
+    file.write_text("campaign_name: moved\n" + TINY_BASE + GRID, encoding="utf-8")
+    runner(prepare(file, out), ScriptedExecutor(), export_formats=("csv",)).run()
+    path = out / MANIFEST_FILE
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("filtered", "execution", "ci_method"):
+        del data[key]  # as written before these fields were recorded
+    path.write_text(json.dumps(data), encoding="utf-8")
     file.unlink()
     source = load_source(out)
     assert source.filtered == [] and "could not be read" in source.notes[0]

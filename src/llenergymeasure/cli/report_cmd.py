@@ -39,7 +39,9 @@ def load_source(
     """A ``ReportSource`` for a campaign directory or a folder of ``llem run`` results.
 
     ``campaign`` (the loaded campaign config) and ``filtered`` come from ``llem campaign run``;
-    otherwise the campaign file named in the manifest is read again when it is still there.
+    otherwise from what the manifest recorded (execution settings, ci method, filtered
+    configs), whatever the working directory; a manifest older than those fields has its
+    campaign file read again when it is still there.
     """
     from llenergymeasure.orchestration.adaptive import summary_columns
     from llenergymeasure.orchestration.manifest import ManifestDamaged, load_manifest
@@ -52,16 +54,24 @@ def load_source(
         manifest = load_manifest(directory)
     except ManifestDamaged:
         manifest = None
-    if campaign is None and manifest is not None:
+    execution, run_method = None, None
+    if campaign is not None:
+        execution, run_method = campaign.execution, campaign.statistics.ci_method
+    elif manifest is not None and manifest.execution is not None:
+        from llenergymeasure.config.campaign_config import ExecutionConfig
+
+        execution = ExecutionConfig.model_validate(manifest.execution)
+        run_method, filtered = manifest.ci_method, list(manifest.filtered or [])
+    elif manifest is not None:
         campaign, filtered, note = _read_campaign(_campaign_file(directory, manifest))
+        if campaign is not None:
+            execution, run_method = campaign.execution, campaign.statistics.ci_method
         if note:
             notes.append(note)
-    method: Any = ci_method or (
-        campaign.statistics.ci_method if campaign is not None else "student_t"
-    )
+    method: Any = ci_method or run_method or "student_t"
     summaries = aggregate(records, seed=seed, ci_method=method)
-    if campaign is not None:
-        extra = summary_columns(records, campaign.execution, ci_method=method, seed=seed)
+    if execution is not None:
+        extra = summary_columns(records, execution, ci_method=method, seed=seed)
         for summary in summaries:
             summary.extra.update(extra.get(summary.config_hash, {}))
     skipped = [

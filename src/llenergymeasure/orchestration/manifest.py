@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Literal, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
@@ -133,6 +133,10 @@ class ManifestEvent(BaseModel):
     detail: str | None = None
 
 
+_NOT_IN_HEAD = {"entries", "events", "filtered", "execution"}
+"""Left out of each journal line's head: set when the snapshot is written, never changed."""
+
+
 class Manifest(BaseModel):
     """The whole campaign's state."""
 
@@ -148,7 +152,20 @@ class Manifest(BaseModel):
     structure: str
     seed: int
     executor: str
-    campaign_file: str | None = None
+    campaign_file: str | None = Field(
+        None, description="The campaign YAML's absolute path (older manifests: as typed)."
+    )
+    filtered: list[tuple[str, str]] | None = Field(
+        None,
+        description="(config, reason) of grid points filtered before anything ran, so report "
+        "and export never re-plan the grid; None in manifests written before it was recorded.",
+    )
+    execution: dict[str, Any] | None = Field(
+        None,
+        description="The campaign's execution settings (cycles, adaptive targets) as run, for "
+        "the adaptive columns; None in older manifests.",
+    )
+    ci_method: str | None = Field(None, description="statistics.ci_method as run.")
     entries: list[ManifestEntry] = Field(default_factory=list)
     events: list[ManifestEvent] = Field(default_factory=list)
     journal_seq: int = Field(0, description="The last manifest.journal line folded in.")
@@ -180,7 +197,7 @@ class Manifest(BaseModel):
                 directory,
                 {
                     "seq": self.journal_seq,
-                    "head": self.model_dump(mode="json", exclude={"entries", "events"}),
+                    "head": self.model_dump(mode="json", exclude=_NOT_IN_HEAD),
                     "entries": [e.model_dump(mode="json") for e in changed],
                     "events": [
                         e.model_dump(mode="json") for e in self.events[self._events_saved :]

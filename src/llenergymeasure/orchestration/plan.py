@@ -391,7 +391,13 @@ def prepare_campaign(
             campaign_file=campaign_file,
         ),
     }
-    file_text = str(campaign_file) if campaign_file is not None else None
+    file_text = str(campaign_file.expanduser().resolve()) if campaign_file is not None else None
+    recorded = {  # what report and export need, so they never re-plan the grid
+        "campaign_file": file_text,
+        "filtered": grid.filtered_examples(),
+        "execution": execution.model_dump(mode="json"),
+        "ci_method": campaign.statistics.ci_method,
+    }
     if resume and owned:
         from llenergymeasure.orchestration.manifest import lock_holder
 
@@ -409,7 +415,9 @@ def prepare_campaign(
                 f"the campaign manifest {why}: rebuilt from the result files on disk"
                 + (", the damaged file kept as manifest.json.damaged-<time>" if damaged else ""),
             )
-        manifest.campaign_file = file_text or manifest.campaign_file
+        recorded["campaign_file"] = file_text or manifest.campaign_file
+        for key, value in recorded.items():
+            setattr(manifest, key, value)
         plan = CampaignPlan(
             built=manifest,
             mode="resume",
@@ -430,7 +438,7 @@ def prepare_campaign(
         "structure": execution.structure,
         "seed": execution.seed,
         "executor": executor,
-        "campaign_file": file_text,
+        **recorded,
     }
     runs = NewRuns(experiments, execution, header)
     plan = CampaignPlan(new_runs=runs, mode="fresh" if fresh else "new", **common)
