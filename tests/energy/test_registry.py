@@ -4,11 +4,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from loguru import logger
 
 from fakes.fake_powercap import FakePowercap
 from fakes.fake_pynvml import NVML_ERROR_LIBRARY_NOT_FOUND, FakeGPU, install
 from llenergymeasure.exceptions import ConfigError, UnavailableError
+from llenergymeasure.log import logger  # the lazy stand-in: its first use disables the library
 from llenergymeasure.measurement.energy import (
     ENERGY_SOURCES,
     Availability,
