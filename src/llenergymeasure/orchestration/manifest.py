@@ -33,7 +33,7 @@ from typing import IO, Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from llenergymeasure.exceptions import ConfigError, LLEMError
-from llenergymeasure.files import is_temp_name, write_json_atomic
+from llenergymeasure.files import is_temp_name, write_bytes_atomic
 from llenergymeasure.orchestration import journal
 
 MANIFEST_FILE = "manifest.json"
@@ -207,7 +207,9 @@ class Manifest(BaseModel):
             self._journal_lines, self._events_saved = lines + 1, len(self.events)
             return journal.journal_path(directory)
         path = directory / MANIFEST_FILE
-        write_json_atomic(path, self.model_dump(mode="json"))
+        # compact, serialised in pydantic's core: the indented pure-Python encoder took 68 s
+        # of a 100,000-entry snapshot
+        write_bytes_atomic(path, self.model_dump_json().encode("utf-8"))
         journal.reset(directory)  # a crash before this: its lines are <= journal_seq, skipped
         self._journal_lines, self._events_saved = 0, len(self.events)
         return path
