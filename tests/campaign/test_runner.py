@@ -487,3 +487,19 @@ def test_a_second_run_in_the_same_directory_is_refused_while_one_holds_the_lock(
     assert lock_holder(out) is None
     with campaign_lock(out):
         assert lock_holder(out) == os.getpid()  # flock is per open file, even in one process
+
+
+def test_a_stopped_campaign_writes_its_tables_from_the_runs_that_ran(tmp_path: Path) -> None:
+    """Stopping must take seconds at any size: the pending runs are left out of the tables
+    (the finished campaign's tables, after --resume, hold every run)."""
+    import csv
+
+    file, out = campaign_yaml(tmp_path / "c.yaml"), tmp_path / "out"
+    outcome = runner(
+        prepare(file, out), FakeExecutor(interrupt={f"{B}_c1"}), export_formats=("csv",)
+    ).run()
+    assert outcome.status == "interrupted"
+    with (out / "experiments.csv").open(encoding="utf-8") as handle:
+        rows = {row["exp_id"] for row in csv.DictReader(handle)}
+    assert rows == {f"{A}_c1", f"{B}_c1"}
+    assert any("pending ones join them" in note for note in outcome.notes)

@@ -550,7 +550,13 @@ class CampaignRunner:
         execution, ci_method = self.plan.campaign.execution, self.plan.campaign.statistics.ci_method
         resamples = self.bootstrap_resamples or BOOTSTRAP_RESAMPLES
         try:
-            records = campaign_records(self.plan.output_dir, self.plan.manifest)
+            stopping = outcome.status == "interrupted"  # in seconds, whatever the size
+            records = campaign_records(self.plan.output_dir, self.plan.manifest, ran_only=stopping)
+            if stopping:
+                outcome.notes.append(
+                    f"the summary tables hold the {len(records)} run(s) that ran; the pending "
+                    "ones join them when --resume finishes"
+                )
             report = write_tables(
                 self.plan.output_dir,
                 records,
@@ -581,8 +587,9 @@ MISSING_RESULT = "result_missing"
 """Record status of an entry the manifest calls completed whose result file is gone or bad."""
 
 
-def campaign_records(directory: Path, manifest: Manifest) -> list[Any]:
-    """The manifest's entries as aggregation records, each with its result when it has one.
+def campaign_records(directory: Path, manifest: Manifest, *, ran_only: bool = False) -> list[Any]:
+    """The manifest's entries as aggregation records, each with its result when it has one;
+    with ``ran_only``, pending entries are left out.
 
     The result files are checked, not trusted: a completed entry whose ``result.json`` is
     missing, unreadable or another config's becomes a ``result_missing`` record with the cause
@@ -593,6 +600,8 @@ def campaign_records(directory: Path, manifest: Manifest) -> list[Any]:
 
     records = []
     for entry in manifest.entries:
+        if ran_only and entry.status == "pending":
+            continue
         result, error = None, entry.error
         status: str = entry.status
         if entry.status in ("completed", "skipped"):
