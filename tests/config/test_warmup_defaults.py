@@ -38,7 +38,9 @@ def test_every_batch_size_is_valid_on_defaults(backend: str, key: str, values: l
     assert len(result.valid_configs) == len(values)
 
 
-@pytest.mark.parametrize(("batch", "expected"), [(1, 32), (10, 32), (11, 33), (32, 96), (512, 1536)])
+@pytest.mark.parametrize(
+    ("batch", "expected"), [(1, 32), (10, 32), (11, 33), (32, 96), (512, 1536)]
+)
 def test_default_max_prompts_is_window_size_batches(batch: int, expected: int) -> None:
     config = ExperimentConfig(model="gpt2", pytorch={"batch_size": batch})
     assert config.warmup.max_prompts == expected == max(WARMUP_MIN_DEFAULT, 3 * batch)
