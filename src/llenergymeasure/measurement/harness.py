@@ -705,7 +705,7 @@ def quality_flags(
             "warmup_not_converged",
             "warning",
             f"warmup ended after {warmup.prompts} prompts without steady {warmup.converged_on} "
-            f"(CV {warmup.final_cv if warmup.final_cv is not None else 'n/a'})",
+            f"(CV {f'{warmup.final_cv:.1%}' if warmup.final_cv is not None else 'n/a'})",
         )
     return flags
 
