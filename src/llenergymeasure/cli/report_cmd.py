@@ -69,7 +69,7 @@ def load_source(
         if note:
             notes.append(note)
     method: Any = ci_method or run_method or "student_t"
-    summaries = aggregate(records, seed=seed, ci_method=method)
+    summaries = aggregate(records, seed=seed, ci_method=method, execution=execution)
     if execution is not None:
         extra = summary_columns(records, execution, ci_method=method, seed=seed)
         for summary in summaries:

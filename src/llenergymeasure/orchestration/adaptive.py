@@ -48,7 +48,12 @@ from llenergymeasure.results.aggregation import (
     table_basis,
     usable_results,
 )
-from llenergymeasure.results.statistics import CONFIDENCE, t_quantile
+from llenergymeasure.results.statistics import (
+    CONFIDENCE,
+    SECOND_STAGE_MIN,
+    design_interval,
+    t_quantile,
+)
 
 METRIC_LABELS = {
     "energy_per_token_j": "J/token",
@@ -93,11 +98,6 @@ def plan_note(execution: ExecutionConfig) -> str | None:
     )
 
 
-SECOND_STAGE_MIN = 2
-"""Cycles after the first stage that every config runs: the final interval's spread comes from
-them alone, and a spread needs two values."""
-
-
 def _t(df: int) -> float:
     return t_quantile(1 - (1 - CONFIDENCE) / 2, df)
 
@@ -113,17 +113,6 @@ def planned_cycles(first: Sequence[float], target_pct: float, limit: int) -> int
         if _t(total - n0 - 1) * s0 / math.sqrt(total) <= bound:
             return total
     return None
-
-
-def design_interval(values: Sequence[float], first: int) -> tuple[float, float] | None:
-    """mean(values) +/- t(0.975, m - 1) * s2 / sqrt(n), s2 the spread of the m values after the
-    first ``first``; None with fewer than 2 of those."""
-    later = values[first:]
-    if len(later) < SECOND_STAGE_MIN:
-        return None
-    mean = statistics.fmean(values)
-    half = _t(len(later) - 1) * statistics.stdev(later) / math.sqrt(len(values))
-    return mean - half, mean + half
 
 
 def decide(

@@ -564,6 +564,7 @@ class CampaignRunner:
                 seed=execution.seed,
                 resamples=resamples,
                 ci_method=ci_method,
+                execution=execution,
                 extra=summary_columns(
                     records,
                     execution,

@@ -6,6 +6,11 @@ results) builds them. Every number says how it was obtained:
 
 - the interval's method (``ci_method``: ``student_t`` by default, ``bootstrap_bca`` when asked
   for and there are >= BOOTSTRAP_MIN_CYCLES = 30 values) and n (``<metric>_n``); one usable cycle has no interval;
+- in an adaptive campaign (``execution`` given, ``target_ci_pct`` set) the target metric's
+  interval is the two-stage design's (``two_stage``, :func:`design_interval` over the usable
+  cycles in cycle order, the first ``min_cycles`` being the first stage), which keeps 95%
+  coverage after the data-chosen stop; with too few cycles after the first stage, or a lower
+  bound <= 0, the usual interval stays and a note says why;
 - cycles whose result carries an ``untrusted`` quality flag (other than
   ``adjusted_energy_nonpositive``: kept on the raw basis) are left out of every aggregate and
   counted (``excluded_cycles``, ``excluded_reasons``), never silently averaged in;
@@ -19,11 +24,19 @@ results) builds them. Every number says how it was obtained:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from llenergymeasure.config.campaign_config import ExecutionConfig
 from llenergymeasure.results.schema import ExperimentResult
-from llenergymeasure.results.statistics import CIMethod, CycleStats, cycle_stats
+from llenergymeasure.results.statistics import (
+    SECOND_STAGE_MIN,
+    TWO_STAGE,
+    CIMethod,
+    CycleStats,
+    cycle_stats,
+    design_interval,
+)
 
 MIN_CYCLES = 3
 """Fewer usable cycles than this and the row is flagged ``low_cycles`` (its CI is very wide)."""
@@ -279,6 +292,36 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
+def _two_stage(stats: CycleStats, values: Sequence[float], first: int) -> CycleStats:
+    """The adaptive target metric's stats with the design interval, or the usual one and why."""
+    interval = design_interval(values, first)
+    kept = stats.ci_method or "no interval"
+    if interval is None:
+        why = (
+            f"adaptive cycles: the two-stage design interval needs >= "
+            f"{first + SECOND_STAGE_MIN} usable cycles (the first {first} and "
+            f"{SECOND_STAGE_MIN} after them) and has {len(values)}: {kept} used instead"
+        )
+    elif interval[0] <= 0:
+        why = (
+            "adaptive cycles: the two-stage design interval reached zero or below for a "
+            f"positive metric: {kept} used instead (its coverage after an adaptive stop is "
+            "not guaranteed)"
+        )
+    else:
+        return replace(
+            stats,
+            ci_low=interval[0],
+            ci_high=interval[1],
+            ci_method=TWO_STAGE,
+            note=(
+                "adaptive cycles: the two-stage design interval (mean of all cycles +/- t * the "
+                f"spread of the cycles after the first {first}; ci_method {TWO_STAGE})"
+            ),
+        )
+    return replace(stats, note="; ".join(n for n in (stats.note, why) if n))
+
+
 def summarize_config(
     records: Sequence[RunRecord],
     *,
@@ -286,13 +329,18 @@ def summarize_config(
     resamples: int = BOOTSTRAP_RESAMPLES,
     ci_method: CIMethod = "student_t",
     basis: EnergyBasis | None = None,
+    execution: ExecutionConfig | None = None,
 ) -> ConfigSummary:
     """Statistics of one config's records (all with the same config hash).
 
     ``basis`` is the table's energy basis for J/token (``table_basis`` of every aggregated
-    result); by default this config's own.
+    result); by default this config's own. ``execution``: the campaign's execution settings;
+    when adaptive, the target metric's interval is the two-stage design interval.
     """
     first = records[0]
+    design = execution if execution is not None and execution.adaptive else None
+    if design is not None:  # the first stage is the first usable cycles by cycle number
+        records = sorted(records, key=lambda r: r.cycle)
     completed = [r.result for r in records if r.status == "completed" and r.result is not None]
     done = [r for r in completed if not withheld_by(r)]
     excluded: dict[str, int] = {}
@@ -316,6 +364,9 @@ def summarize_config(
             if values
             else None
         )
+        found = stats[metric]
+        if design is not None and metric == design.target_metric and found is not None:
+            stats[metric] = _two_stage(found, values, design.first_cycles)
     sources = _unique(r.energy.source for r in done)
     methods = _unique(r.energy.method for r in done)
     estimate = any(r.energy.is_estimate for r in done) if done else None
@@ -405,10 +456,13 @@ def aggregate(
     seed: int = 0,
     resamples: int = BOOTSTRAP_RESAMPLES,
     ci_method: CIMethod = "student_t",
+    execution: ExecutionConfig | None = None,
 ) -> list[ConfigSummary]:
     """One summary per config hash, in first-seen order; skipped records are left out.
 
     J/token uses one energy basis for the whole table (``table_basis`` of the usable results).
+    ``execution``: the campaign's execution settings (adaptive: the target metric's interval
+    is the two-stage design interval, see :func:`summarize_config`).
     """
     groups: dict[str, list[RunRecord]] = {}
     for record in records:
@@ -422,6 +476,7 @@ def aggregate(
             resamples=resamples,
             ci_method=ci_method,
             basis=basis,
+            execution=execution,
         )
         for group in groups.values()
     ]

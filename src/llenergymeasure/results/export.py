@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from llenergymeasure.config.campaign_config import ExecutionConfig
 from llenergymeasure.exceptions import LLEMError, UnavailableError
 from llenergymeasure.files import write_atomic, write_bytes_atomic, write_json_atomic
 from llenergymeasure.results.aggregation import (
@@ -129,11 +130,13 @@ def write_tables(
     resamples: int = BOOTSTRAP_RESAMPLES,
     ci_method: CIMethod = "student_t",
     extra: dict[str, dict[str, Any]] | None = None,
+    execution: ExecutionConfig | None = None,
 ) -> ExportReport:
     """Write ``summary.<fmt>`` and ``experiments.<fmt>`` into ``directory`` for each format.
 
     ``extra``: config hash -> further summary columns (see ``ConfigSummary.extra``). A missing
-    pyarrow skips Parquet with a note (it never fails the other formats).
+    pyarrow skips Parquet with a note (it never fails the other formats). ``execution``: the
+    campaign's execution settings (adaptive: the target metric's two-stage interval).
     """
     chosen = list(dict.fromkeys(formats))
     for fmt in chosen:
@@ -141,7 +144,9 @@ def write_tables(
             raise LLEMError(
                 f"unknown export format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}"
             )
-    summaries = aggregate(records, seed=seed, resamples=resamples, ci_method=ci_method)
+    summaries = aggregate(
+        records, seed=seed, resamples=resamples, ci_method=ci_method, execution=execution
+    )
     for summary in summaries:
         summary.extra.update((extra or {}).get(summary.config_hash, {}))
     flat = {id(r): flat_config(r.result.config) for r in records if r.result is not None}

@@ -143,7 +143,9 @@ def t_quantile(p: float, df: float) -> float:
 STUDENT_T = "student_t"
 BOOTSTRAP_BCA = "bootstrap_bca"
 COX_LOG = "cox_log"
-"""The ``ci_method`` names written into summary rows."""
+TWO_STAGE = "two_stage"
+"""The ``ci_method`` names written into summary rows (``two_stage``: the adaptive design's
+interval, :func:`design_interval`)."""
 
 BOOTSTRAP_MIN_N = BOOTSTRAP_MIN_CYCLES
 """The bootstrap (BCa) is offered from this many values; below it the interval is Student-t."""
@@ -222,6 +224,26 @@ def cox_interval(
     return math.exp(centre + var / 2 - half), math.exp(centre + var / 2 + half)
 
 
+SECOND_STAGE_MIN = 2
+"""Cycles after the first stage that every adaptive config runs: the design interval's spread
+comes from them alone, and a spread needs two values."""
+
+
+def design_interval(
+    values: Sequence[float], first: int, *, confidence: float = CONFIDENCE
+) -> tuple[float, float] | None:
+    """mean(values) +/- t(1 - alpha/2, m - 1) * s2 / sqrt(n), s2 the spread of the m values after
+    the first ``first`` (the two-stage design of adaptive cycles, values in cycle order); None
+    with fewer than 2 of those."""
+    later = values[first:]
+    if len(later) < SECOND_STAGE_MIN:
+        return None
+    mean = statistics.fmean(values)
+    t = t_quantile(1 - (1 - confidence) / 2, len(later) - 1)
+    half = t * statistics.stdev(later) / math.sqrt(len(values))
+    return mean - half, mean + half
+
+
 @dataclass(frozen=True)
 class CycleStats:
     """One metric of one config across cycles, saying how its interval was obtained."""
@@ -233,7 +255,8 @@ class CycleStats:
     ci_low: float | None
     ci_high: float | None
     ci_method: str | None = None
-    """``student_t``, ``bootstrap_bca`` or ``cox_log``; None when there is no interval (n = 1).
+    """``student_t``, ``bootstrap_bca``, ``cox_log`` or ``two_stage``; None when there is no
+    interval (n = 1).
     A ``cox_log`` interval is not symmetric about the mean: print it as [low, high]."""
     note: str | None = None
     """Why the interval is not what was asked for (a bootstrap below BOOTSTRAP_MIN_N)."""
