@@ -385,3 +385,23 @@ def test_the_dry_run_says_how_many_cycles_come_first_and_how_many_at_most(tmp_pa
     assert "6 run(s) to do (2 experiments x 3 cycles first, interleaved)" in text
     assert "up to 7 cycles" in text
     assert not out.exists()
+
+
+def test_results_export_reports_the_design_interval_as_the_run_wrote_it(tmp_path: Path) -> None:
+    """`llem results export` reads the manifest's execution settings, so a rebuilt table keeps
+    the two-stage interval of the target metric instead of the plain one over all cycles."""
+    from typer.testing import CliRunner
+
+    from llenergymeasure.cli.app import app
+
+    file, out = _adaptive_campaign(tmp_path)
+    assert runner(prepare(file, out), ScriptedExecutor(), export_formats=("csv",)).run()
+    written = {r["name"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    (out / "summary.csv").unlink()
+    result = CliRunner().invoke(app, ["results", "export", str(out), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rebuilt = {r["name"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    assert "two_stage" in rebuilt[STEADY]["ci_method"]
+    for name in (STEADY, NOISY):
+        for column in ("energy_per_token_j_ci95_low", "energy_per_token_j_ci95_high", "ci_method"):
+            assert rebuilt[name][column] == written[name][column]

@@ -102,11 +102,11 @@ def headlines(summaries: list[Any]) -> tuple[list[Headline], int]:
 def render_headline(directory: Path) -> None:
     """The campaign's headline table and the next command; nothing when no config has a
     J/token (the run's own lines already said why)."""
-    from llenergymeasure.cli.results_cmd import load_records
+    from llenergymeasure.cli.results_cmd import campaign_execution, load_records
     from llenergymeasure.results.aggregation import aggregate
 
     records, seed = load_records(directory)
-    summaries = aggregate(records, seed=seed)
+    summaries = aggregate(records, seed=seed, execution=campaign_execution(directory))
     rows, without = headlines(summaries)
     if not rows:
         return

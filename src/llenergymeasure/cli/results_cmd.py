@@ -49,6 +49,21 @@ def load_records(directory: Path) -> tuple[list[Any], int]:
     return records, seed
 
 
+def campaign_execution(directory: Path) -> Any:
+    """The execution settings a campaign's manifest recorded (adaptive cycles decide which
+    interval its tables report), or None for a folder of results or an older manifest."""
+    from llenergymeasure.config.campaign_config import ExecutionConfig
+    from llenergymeasure.orchestration.manifest import ManifestDamaged, load_manifest
+
+    try:
+        manifest = load_manifest(directory.expanduser())
+    except ManifestDamaged:
+        return None
+    if manifest is None or manifest.execution is None:
+        return None
+    return ExecutionConfig.model_validate(manifest.execution)
+
+
 def _check_ci_method(ci_method: str) -> Any:
     from llenergymeasure.exceptions import LLEMError
 
@@ -98,7 +113,14 @@ def export(
     method = _check_ci_method(ci_method)
     records, seed = load_records(directory)
     missing = [r for r in records if r.status == MISSING_RESULT]
-    report = write_tables(directory, records, formats=formats, seed=seed, ci_method=method)
+    report = write_tables(
+        directory,
+        records,
+        formats=formats,
+        seed=seed,
+        ci_method=method,
+        execution=campaign_execution(directory),
+    )
     for note in report.notes:
         out.print(f"[yellow]note:[/] {escape(note)}")
     low = low_cycles_note(report.summaries)
@@ -230,8 +252,8 @@ def compare(
                 f"{paths[1] if left_dir.is_dir() else paths[0]!r} is not a directory",
                 fix="to compare two configs of one campaign give three: DIR CONFIG_A CONFIG_B",
             )
-        left = aggregate(load_records(left_dir)[0])
-        right = aggregate(load_records(right_dir)[0])
+        left = aggregate(load_records(left_dir)[0], execution=campaign_execution(left_dir))
+        right = aggregate(load_records(right_dir)[0], execution=campaign_execution(right_dir))
         pairs, unpaired = pair_by_config(left, right)
         if not pairs:
             raise LLEMError(
@@ -245,7 +267,7 @@ def compare(
         data = {"mode": "two_campaigns", "unpaired": unpaired}
     else:
         directory = Path(paths[0])
-        summaries = aggregate(load_records(directory)[0])
+        summaries = aggregate(load_records(directory)[0], execution=campaign_execution(directory))
         if len(paths) == 3:
             a = find_config(summaries, paths[1], str(directory))
             b = find_config(summaries, paths[2], str(directory))
