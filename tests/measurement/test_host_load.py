@@ -130,3 +130,38 @@ def running(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] != "Z"
+
+
+def test_a_campaign_on_a_loaded_machine_is_flagged_busy_in_its_tables_and_headline(
+    tmp_path: Path,
+) -> None:
+    """The whole path a user sees: `llem campaign run` beside one busy-loop per core writes
+    machine_busy into experiments.csv and names it in the campaign's closing table."""
+    import csv
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from llenergymeasure.cli.app import app
+
+    base = burner_config().model_dump(mode="json", exclude_unset=True)
+    campaign = {
+        "campaign_name": "busy",
+        "base_config": base,
+        "grid": {"backends": ["pytorch"], "shared": {"fp_precision": ["float32"]}},
+        "execution": {"cycles": 1},
+    }
+    file = tmp_path / "busy.yaml"
+    file.write_text(yaml.safe_dump(campaign))
+    out = tmp_path / "out"
+    burners: list[int] = []
+    try:
+        burners = start_burners(os.cpu_count() or 1)
+        result = CliRunner().invoke(app, ["campaign", "run", str(file), "-o", str(out), "--yes"])
+    finally:
+        stop_burners(burners)
+    assert result.exit_code == 0, result.output
+    (row,) = csv.DictReader((out / "experiments.csv").open())
+    assert "machine_busy (warning)" in (row["quality_flags"] or "")
+    assert "machine_busy" in result.output
+    assert not [pid for pid in burners if running(pid)]
