@@ -9,11 +9,13 @@ from llenergymeasure.config.loader import load_campaign_config
 from llenergymeasure.orchestration.executors.base import ExecutionOutcome, ExperimentTask
 from llenergymeasure.orchestration.experiments import plan_campaign
 from llenergymeasure.orchestration.plan import CampaignPlan, prepare_campaign
+from llenergymeasure.results.aggregation import RunRecord
 from llenergymeasure.results.schema import (
     EnergyProvenance,
     ExperimentResult,
     Metrics,
     Percentiles,
+    QualityFlag,
     Timings,
 )
 
@@ -191,3 +193,20 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+def completed_record(
+    name: str, cycle: int, *, flags: list[QualityFlag] | None = None, **metrics: Any
+) -> RunRecord:
+    """A completed cycle of config ``name`` (hash ``name * 8``) with a hand-made result."""
+    result = make_result(f"{name}_c{cycle}", name, name * 8, **metrics)
+    result = result.model_copy(update={"flags": flags or []})
+    return RunRecord(
+        exp_id=result.experiment_id,
+        name=name,
+        config_hash=name * 8,
+        backend="pytorch",
+        cycle=cycle,
+        status="completed",
+        result=result,
+    )

@@ -29,7 +29,7 @@ from llenergymeasure.results.aggregation import RunRecord
 from llenergymeasure.results.schema import QualityFlag
 from llenergymeasure.results.statistics import t_quantile
 
-from .helpers import campaign_yaml, make_result, prepare
+from .helpers import campaign_yaml, completed_record, make_result, prepare
 from .test_runner import runner
 
 STEADY, NOISY = "pytorch_tiny-gpt2_out4", "pytorch_tiny-gpt2_out6"
@@ -71,17 +71,7 @@ class ScriptedExecutor:
 def record(
     name: str, cycle: int, ept: float, *, flags: list[QualityFlag] | None = None
 ) -> RunRecord:
-    result = make_result(f"{name}_c{cycle}", name, name * 8, energy_per_token_j=ept)
-    result = result.model_copy(update={"flags": flags or []})
-    return RunRecord(
-        exp_id=result.experiment_id,
-        name=name,
-        config_hash=name * 8,
-        backend="pytorch",
-        cycle=cycle,
-        status="completed",
-        result=result,
-    )
+    return completed_record(name, cycle, flags=flags, energy_per_token_j=ept)
 
 
 EXECUTION = ExecutionConfig(target_ci_pct=5.0, min_cycles=3, max_cycles=5)

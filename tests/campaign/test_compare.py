@@ -15,7 +15,7 @@ from llenergymeasure.results.aggregation import RunRecord, aggregate
 from llenergymeasure.results.compare import compare_configs, compare_to_best, pair_by_config
 from llenergymeasure.results.statistics import holm, t_sf, welch_difference
 
-from .helpers import make_result
+from .helpers import completed_record
 
 T_975_DF4 = 2.7764451052  # t(0.975, 4) from a printed table
 T_975_DF2 = 4.30265272975
@@ -32,24 +32,11 @@ def assert_clean(result: Result) -> None:
 
 
 def records(name: str, ept: list[float], tps: list[float] | None = None) -> list[RunRecord]:
-    out = []
-    for cycle, value in enumerate(ept, 1):
-        speed = tps[cycle - 1] if tps else 100.0
-        result = make_result(
-            f"{name}_c{cycle}", name, name * 8, energy_per_token_j=value, tokens_per_second=speed
-        )
-        out.append(
-            RunRecord(
-                exp_id=result.experiment_id,
-                name=name,
-                config_hash=name * 8,
-                backend="pytorch",
-                cycle=cycle,
-                status="completed",
-                result=result,
-            )
-        )
-    return out
+    speeds = tps or [100.0] * len(ept)
+    return [
+        completed_record(name, cycle, energy_per_token_j=value, tokens_per_second=speed)
+        for cycle, (value, speed) in enumerate(zip(ept, speeds, strict=True), 1)
+    ]
 
 
 def test_welch_interval_by_hand_with_equal_variances() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from campaign.helpers import make_result
+from campaign.helpers import completed_record
 from llenergymeasure.config.campaign_config import ExecutionConfig
 from llenergymeasure.results.aggregation import RunRecord, aggregate
 from llenergymeasure.results.export import write_tables
@@ -19,16 +19,7 @@ EPT = [0.50, 0.52, 0.49, 0.51, 0.55, 0.47]  # J/token by cycle 1..6
 
 
 def record(cycle: int, ept: float, *, name: str = "cfg") -> RunRecord:
-    result = make_result(f"{name}_c{cycle}", name, name * 8, energy_per_token_j=ept)
-    return RunRecord(
-        exp_id=result.experiment_id,
-        name=name,
-        config_hash=name * 8,
-        backend="pytorch",
-        cycle=cycle,
-        status="completed",
-        result=result,
-    )
+    return completed_record(name, cycle, energy_per_token_j=ept)
 
 
 def records(values: list[float]) -> list[RunRecord]:
