@@ -97,3 +97,14 @@ def test_unresolved_warmup_has_no_limit() -> None:
     with pytest.raises(ValueError, match="only resolved"):
         _ = WarmupConfig().prompt_limit
     assert ExperimentConfig(model="gpt2").warmup.prompt_limit == WARMUP_MIN_DEFAULT
+
+
+def test_a_batch_beyond_any_warmup_names_the_largest_batch_that_fits() -> None:
+    """The default warmup is capped at MAX_PROMPTS, so asking for more prompts cannot help:
+    the fix names the batch size that can converge instead."""
+    from llenergymeasure.config.models import MAX_PROMPTS
+
+    with pytest.raises(ValidationError) as info:
+        ExperimentConfig.model_validate({"model": "gpt2", "pytorch": {"batch_size": 10**20}})
+    assert f"at most {MAX_PROMPTS // 3:,}" in str(info.value)
+    assert "warmup.max_prompts to at least" not in str(info.value)

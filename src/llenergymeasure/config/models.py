@@ -310,6 +310,18 @@ class TrafficConfig(StrictModel):
     )
 
 
+def _converging_fix(needed: int, batch: int, window_size: int) -> str:
+    """How to make warmup able to converge: more prompts while they fit under MAX_PROMPTS,
+    else a batch size that fits (the default warmup is capped there too)."""
+    fixed = "set warmup.convergence_detection: false for a fixed-length warmup"
+    if needed <= MAX_PROMPTS:
+        return f"set warmup.max_prompts to at least {needed}, lower warmup.window_size, or {fixed}"
+    return (
+        f"a warmup is at most {MAX_PROMPTS:,} prompts, so lower the batch size ({batch:,}) to "
+        f"at most {MAX_PROMPTS // window_size:,}, lower warmup.window_size, or {fixed}"
+    )
+
+
 def warmup_batch_size(section: BackendSection | None) -> int | None:
     """Prompts per warmup batch, where the section fixes it (a ``batch_size`` field). An
     engine that schedules its own batches (vLLM) gets groups sized from ``max_prompts``, so
@@ -443,9 +455,7 @@ class ExperimentConfig(StrictModel):
                 "warmup can never converge",
                 f"warmup.max_prompts ({warmup.max_prompts}) is fewer than window_size "
                 f"({warmup.window_size}) x batch size ({batch}), so warmup ends before it "
-                f"can judge steady state; fix: set warmup.max_prompts to at least {needed}, "
-                "lower warmup.window_size, or set warmup.convergence_detection: false for a "
-                "fixed-length warmup",
+                f"can judge steady state; fix: {_converging_fix(needed, batch, warmup.window_size)}",
             )
         _check_traffic(values["traffic"])
         pytorch = values["pytorch"]
