@@ -88,3 +88,27 @@ def test_an_older_manifest_without_a_campaign_file_is_a_note_not_an_error(
     source = load_source(out)
     assert source.filtered == [] and "could not be read" in source.notes[0]
     assert all(s.extra == {} for s in source.summaries)
+
+
+def test_recorded_settings_that_no_longer_validate_are_damage_with_their_key(
+    tmp_path: Path,
+) -> None:
+    """A hand-edited (or newer) manifest whose execution settings do not validate: report and
+    export read the result files with a warning naming the key, never a traceback."""
+    from typer.testing import CliRunner
+
+    from llenergymeasure.cli.app import app
+
+    file, out = tmp_path / "c.yaml", tmp_path / "out"
+    file.write_text("campaign_name: edited\n" + TINY_BASE + GRID, encoding="utf-8")
+    runner(prepare(file, out), ScriptedExecutor(), export_formats=("csv",)).run()
+    path = out / MANIFEST_FILE
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["execution"]["cycles"] = "many"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    (out / "manifest.journal").unlink(missing_ok=True)
+    for command in (["results", "export", str(out)], ["report", str(out)]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 0, result.output
+        assert "Traceback" not in result.output and result.exception is None
+        assert "execution" in result.output and "cycles" in result.output

@@ -58,9 +58,7 @@ def load_source(
     if campaign is not None:
         execution, run_method = campaign.execution, campaign.statistics.ci_method
     elif manifest is not None and manifest.execution is not None:
-        from llenergymeasure.config.campaign_config import ExecutionConfig
-
-        execution = ExecutionConfig.model_validate(manifest.execution)
+        execution = manifest.execution_config()
         run_method, filtered = manifest.ci_method, list(manifest.filtered or [])
     elif manifest is not None:
         campaign, filtered, note = _read_campaign(_campaign_file(directory, manifest))

@@ -51,17 +51,15 @@ def load_records(directory: Path) -> tuple[list[Any], int]:
 
 def campaign_execution(directory: Path) -> Any:
     """The execution settings a campaign's manifest recorded (adaptive cycles decide which
-    interval its tables report), or None for a folder of results or an older manifest."""
-    from llenergymeasure.config.campaign_config import ExecutionConfig
+    interval its tables report), or None for a folder of results, an older manifest or a
+    damaged one (which load_records has already warned about)."""
     from llenergymeasure.orchestration.manifest import ManifestDamaged, load_manifest
 
     try:
         manifest = load_manifest(directory.expanduser())
     except ManifestDamaged:
         return None
-    if manifest is None or manifest.execution is None:
-        return None
-    return ExecutionConfig.model_validate(manifest.execution)
+    return None if manifest is None else manifest.execution_config()
 
 
 def _check_ci_method(ci_method: str) -> Any:

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from llenergymeasure.exceptions import ConfigError, LLEMError
 from llenergymeasure.files import is_temp_name, write_bytes_atomic
@@ -174,6 +174,24 @@ class Manifest(BaseModel):
     """Lines this process appended since its snapshot (None: it has written none yet)."""
     _events_saved: int = PrivateAttr(0)
 
+    @field_validator("execution")
+    @classmethod
+    def _execution_reads_back(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Settings that no longer validate make the manifest damaged here, once, with their
+        key, rather than a traceback in whichever command reads them."""
+        if value is not None:
+            try:
+                _execution_model().model_validate(value)
+            except ValidationError as err:
+                first = err.errors()[0]
+                where = ".".join(str(part) for part in first["loc"]) or "top level"
+                raise ValueError(f"{where}: {first['msg']}") from None
+        return value
+
+    def execution_config(self) -> Any:
+        """The recorded execution settings as an ExecutionConfig (None in older manifests)."""
+        return None if self.execution is None else _execution_model().model_validate(self.execution)
+
     def counts(self) -> dict[str, int]:
         """Entries per status, every status present (zeros included)."""
         seen: Counter[str] = Counter(entry.status for entry in self.entries)
@@ -213,6 +231,13 @@ class Manifest(BaseModel):
         journal.reset(directory)  # a crash before this: its lines are <= journal_seq, skipped
         self._journal_lines, self._events_saved = 0, len(self.events)
         return path
+
+
+def _execution_model() -> Any:
+    """ExecutionConfig, imported when a manifest with settings is read (not to plan)."""
+    from llenergymeasure.config.campaign_config import ExecutionConfig
+
+    return ExecutionConfig
 
 
 def manifest_path(directory: Path) -> Path:
