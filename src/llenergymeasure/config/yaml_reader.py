@@ -16,7 +16,8 @@ reader refuses, with the file, line and key path, and before any Python value is
 
 The checks run while the document is composed, one parser event at a time, so the work done
 on a hostile document is bounded by the limits, not by its size. Events come from libyaml's C
-parser where it is installed, which is also what makes reading a long explicit list fast.
+parser where it is installed. Plain block-style text (every long explicit list) is read first
+by :mod:`yaml_block`, which refuses nothing itself and hands anything unusual back here.
 Booleans follow YAML 1.2 (only true/false) and dates stay strings.
 """
 
@@ -42,6 +43,7 @@ from yaml.events import (
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
+from llenergymeasure.config import yaml_block
 from llenergymeasure.exceptions import ConfigError
 
 KeyPath = tuple[str | int, ...]
@@ -444,9 +446,33 @@ class LineMap(Mapping[KeyPath, int]):
         return key in self._text
 
 
+def _scalar_reader() -> yaml_block.ScalarFn:
+    """This reader's scalar rules (resolution, checks, conversion) for :mod:`yaml_block`."""
+    loader = _BoundedLoader("")
+    mark = yaml.Mark("", 0, 0, 0, "", 0)
+
+    def scalar(text: str, quoted: bool) -> Any:
+        style = '"' if quoted else None
+        event = ScalarEvent(None, None, (not quoted, quoted), text, mark, mark, style)
+        try:
+            return loader._scalar(event)[1]
+        except _Refused:
+            raise yaml_block.Unreadable from None  # the full reader gives the message
+
+    return scalar
+
+
 def read_lazily(text: str, *, source: str) -> tuple[Any, LineMap]:
     """``parse_yaml`` with the line map worked out only when first looked up; a document it
-    refuses is read again with key paths, so the message names the key."""
+    refuses is read again with key paths, so the message names the key.
+
+    Plain block-style text (most config files, and every long explicit list) is read by
+    :mod:`yaml_block` first, ~4x faster; anything outside that subset by the full reader."""
+    try:
+        data = yaml_block.read_block(text, _scalar_reader(), max_depth=MAX_DEPTH)
+        return data, LineMap(text, source)
+    except yaml_block.Unreadable:
+        pass
     try:
         data, _ = parse_yaml(text, source=source, record_lines=False)
     except ConfigError:
