@@ -123,6 +123,28 @@ def test_experiment_combination_is_exit_code_2(write_yaml: WriteYaml) -> None:
     assert "fix:" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("model: gpt2\nbackend: vllm\nmax_output_tokens: 8\npytorch:\n  batch_size: 4\n", 4),
+        ("model: gpt2\nbackend: tensorrt\nfp_precision: float32\n", 3),
+        ("model: gpt2\nmax_output_tokens: 8\nmin_output_tokens: 9\n", 3),
+        ("model: gpt2\npytorch:\n  load_in_8bit: true\n  load_in_4bit: true\n", 4),
+        ("model: gpt2\nwarmup:\n  min_prompts: 50\n  max_prompts: 40\n", 3),
+        ("model: gpt2\ndecoder:\n  do_sample: true\n  temperature: 0\n", 3),
+        ("model: gpt2\ntraffic:\n  mode: poisson\n", 3),
+    ],
+)
+def test_experiment_combination_names_the_line_it_points_at(
+    write_yaml: WriteYaml, text: str, line: int
+) -> None:
+    """A cross-field error written in the file names its file:line, like any other error."""
+    path = write_yaml(text)
+    with pytest.raises(InvalidCombinationError) as info:
+        load_experiment_config(path)
+    assert f"{path}:{line}:" in str(info.value)
+
+
 def test_experiment_overrides_are_dotted_and_applied(write_yaml: WriteYaml) -> None:
     path = write_yaml("model: gpt2\npytorch:\n  batch_size: 2\n")
     config = load_experiment_config(path, {"pytorch.batch_size": 8, "decoder.preset": "factual"})

@@ -64,10 +64,12 @@ def meta(
     return extra
 
 
-def combination_error(rule: str, detail: str) -> PydanticCustomError:
+def combination_error(rule: str, detail: str, at: tuple[str, ...] = ()) -> PydanticCustomError:
     """An invalid *combination* of otherwise valid values.
 
     ``rule`` is the short label used to group filtered grid points ("tensorrt + float32");
-    ``detail`` names the field paths and the fix.
+    ``detail`` names the field paths and the fix; ``at`` is the key path (below the validated
+    model) the message points at, so the loader can name its file line.
     """
-    return PydanticCustomError("invalid_combination", "{detail}", {"rule": rule, "detail": detail})
+    context = {"rule": rule, "detail": detail, "subpath": list(at)}
+    return PydanticCustomError("invalid_combination", "{detail}", context)

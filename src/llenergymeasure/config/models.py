@@ -136,12 +136,14 @@ class DecoderConfig(StrictModel):
                 "do_sample + temperature 0",
                 "decoder.do_sample is true but decoder.temperature is 0; "
                 "fix: set a temperature > 0, or do_sample: false for greedy decoding",
+                ("do_sample",),
             )
         if not values["do_sample"] and values["temperature"] > 0 and chose_temperature:
             raise combination_error(
                 "temperature without sampling",
                 f"decoder.temperature={values['temperature']} has no effect with "
                 "decoder.do_sample: false; fix: set do_sample: true or drop temperature",
+                ("temperature",),
             )
         return self
 
@@ -344,24 +346,28 @@ def _check_traffic(traffic: TrafficConfig) -> None:
         raise combination_error(
             "traffic without target_qps",
             f"traffic.mode={traffic.mode} needs traffic.target_qps; fix: set target_qps, e.g. 2.0",
+            ("traffic", "mode"),
         )
     if bursty and (traffic.burst_size is None or traffic.burst_interval_s is None):
         raise combination_error(
             "bursty traffic without its bursts",
             "traffic.mode=bursty needs traffic.burst_size and traffic.burst_interval_s; "
             "fix: set both, e.g. burst_size: 8, burst_interval_s: 2.0",
+            ("traffic", "mode"),
         )
     if bursty and traffic.target_qps is not None:
         raise combination_error(
             "bursty traffic + target_qps",
             "traffic.mode=bursty takes its rate from burst_size / burst_interval_s, not "
             "traffic.target_qps; fix: remove target_qps",
+            ("traffic", "target_qps"),
         )
     if not bursty and (traffic.burst_size is not None or traffic.burst_interval_s is not None):
         raise combination_error(
             "bursts without bursty traffic",
             f"traffic.burst_size and traffic.burst_interval_s only apply to mode bursty, not "
             f"{traffic.mode}; fix: set traffic.mode: bursty or remove them",
+            ("traffic", "burst_size"),
         )
 
 
@@ -419,6 +425,7 @@ class ExperimentConfig(StrictModel):
                     f"{other} section + backend {backend}",
                     f"a '{other}:' section is set but backend is '{backend}'; "
                     f"fix: remove the '{other}:' section or set backend: {other}",
+                    (other,),
                 )
         section_cls = BACKEND_SECTIONS[backend]
         if values[backend] is None:
@@ -428,6 +435,7 @@ class ExperimentConfig(StrictModel):
                 f"{backend} + {precision}",
                 f"backend {backend} does not support fp_precision={precision}; "
                 f"fix: use one of {', '.join(section_cls.supported_precisions)}",
+                ("fp_precision",),
             )
         min_out, max_out = values["min_output_tokens"], values["max_output_tokens"]
         if min_out > max_out:
@@ -435,6 +443,7 @@ class ExperimentConfig(StrictModel):
                 "min_output_tokens > max_output_tokens",
                 f"min_output_tokens ({min_out}) exceeds max_output_tokens ({max_out}); "
                 "fix: lower min_output_tokens or raise max_output_tokens",
+                ("min_output_tokens",),
             )
         warmup = values["warmup"]
         batch = 1 if values["streaming"] else warmup_batch_size(values[backend])
@@ -448,6 +457,7 @@ class ExperimentConfig(StrictModel):
                 "warmup min_prompts > max_prompts",
                 f"warmup.min_prompts ({warmup.min_prompts}) exceeds warmup.max_prompts "
                 f"({warmup.max_prompts}); fix: raise max_prompts or lower min_prompts",
+                ("warmup", "min_prompts"),
             )
         converging = warmup.enabled and warmup.convergence_detection
         if converging and batch is not None and warmup.max_prompts < needed:
@@ -456,6 +466,7 @@ class ExperimentConfig(StrictModel):
                 f"warmup.max_prompts ({warmup.max_prompts}) is fewer than window_size "
                 f"({warmup.window_size}) x batch size ({batch}), so warmup ends before it "
                 f"can judge steady state; fix: {_converging_fix(needed, batch, warmup.window_size)}",
+                ("warmup", "max_prompts"),
             )
         _check_traffic(values["traffic"])
         pytorch = values["pytorch"]
@@ -465,12 +476,14 @@ class ExperimentConfig(StrictModel):
                     "load_in_4bit + load_in_8bit",
                     "pytorch.load_in_4bit and pytorch.load_in_8bit are both true; "
                     "fix: choose one quantisation",
+                    ("pytorch", "load_in_4bit"),
                 )
             if pytorch.attn_implementation == "flash_attention_2" and precision == "float32":
                 raise combination_error(
                     "flash_attention_2 + float32",
                     "pytorch.attn_implementation=flash_attention_2 needs fp_precision float16 or "
                     f"bfloat16 (and {AMPERE}); fix: change fp_precision or use attn_implementation: sdpa",
+                    ("pytorch", "attn_implementation"),
                 )
         return self
 
