@@ -378,7 +378,7 @@ def prepare_campaign(
         "output_dir": output_dir,
         "experiments": experiments,
         "executor": executor,
-        "reuse_models": not campaign.cold_start.force_cold_start and executor == "inprocess",
+        "reuse_models": not campaign.cold_start.force_cold_start and executor != "subprocess",
         "notes": notes,
         "basis": manifest_fingerprint(output_dir),
         "replan": functools.partial(

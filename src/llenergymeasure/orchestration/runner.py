@@ -152,7 +152,10 @@ class CampaignRunner:
         execution = self.plan.campaign.execution
         if self.plan.executor == "ray":
             return create_executor(
-                "ray", config=execution.ray, timeout_s=execution.experiment_timeout_seconds
+                "ray",
+                config=execution.ray,
+                timeout_s=execution.experiment_timeout_seconds,
+                reuse_models=self.plan.reuse_models,
             )
         if self.plan.executor == "subprocess":
             return create_executor("subprocess", timeout_s=execution.experiment_timeout_seconds)

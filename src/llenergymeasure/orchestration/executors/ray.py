@@ -1,13 +1,19 @@
-"""Run a campaign's experiments as Ray tasks: several at once, across every GPU of a cluster.
+"""Run a campaign's experiments on a Ray cluster: several at once, across every GPU of a cluster.
 
-Each (experiment, cycle) is one task on a fresh worker process (``max_calls=1``: nothing is left
-over from the previous experiment), asking Ray for the experiment's GPUs so no two share one.
+Workers stay warm: one Ray actor per (model-load key, GPU count) keeps its imports and its
+loaded model between the experiments it serves, isolated from one another exactly as the
+in-process executor isolates them (``executors/ray_worker.py``). Each actor reserves the
+experiment's GPUs for its lifetime, so no two experiments share one. An actor is replaced, never
+reused, after a call that failed or timed out (it is killed); an idle one is retired when its
+resources are needed by an experiment of another key. Under ``cold_start.force_cold_start``
+each (experiment, cycle) is instead one task on a fresh worker process (``max_calls=1``).
+
 The worker measures into a private temporary directory and returns the result; the driver (the
 process running the campaign) alone writes it into the campaign directory, exactly as the local
 executors would. So workers need no shared filesystem, and a worker that outlives a killed
 driver can never write into the campaign.
 
-Ray never retries a task (``max_retries=0``): a lost worker or node is reported as
+Ray never retries (``max_retries=0``, ``max_restarts=0``): a lost worker or node is reported as
 ``interrupted`` and the experiment reruns on ``--resume``; the runner decides, not Ray.
 Node-wide energy sources (RAPL, CodeCarbon, the estimate) are kept alone on their machine by
 ``measurement/host_lock.py``, which every experiment takes, whatever its executor.
@@ -19,7 +25,7 @@ import ipaddress
 import os
 import socket
 import time
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from llenergymeasure.config.campaign_config import RayConfig
@@ -31,6 +37,7 @@ from llenergymeasure.orchestration.executors.base import (
     ExperimentTask,
     describe_error,
 )
+from llenergymeasure.orchestration.executors.ray_worker import ExperimentActor, run_on_worker
 
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 """Ray binds every server to the node's routable address (all interfaces) even when told
@@ -42,6 +49,7 @@ LOST = (
     "WorkerCrashedError",
     "NodeDiedError",
     "ActorDiedError",
+    "RayActorError",
     "ObjectLostError",
     "OwnerDiedError",
     "LocalRayletDiedError",
@@ -99,63 +107,67 @@ def gpus_for(config: dict[str, Any], setting: int | str, cluster_gpus: float) ->
     return 1
 
 
-def run_on_worker(config: dict[str, Any], exp_id: str) -> dict[str, Any]:
-    """The Ray task: measure one experiment here, return its result (and time series) and
-    where it ran. Nothing is written outside a temporary directory."""
-    import tempfile
+@dataclass(eq=False)
+class _Worker:
+    """A warm worker (a Ray actor) and what it holds."""
 
-    import ray
+    handle: Any
+    key: tuple[Any, ...]
+    """(model-load key, GPUs): the experiments it may serve."""
+    gpus: int
+    cpus: float
+    busy: bool = False
+    last_used: float = 0.0
 
-    from llenergymeasure.config.models import ExperimentConfig
-    from llenergymeasure.measurement.harness import run_experiment
 
-    with tempfile.TemporaryDirectory(prefix="llem-ray-") as scratch:
-        result = run_experiment(
-            ExperimentConfig.model_validate(config), Path(scratch), experiment_id=exp_id
-        )
-        series_file = Path(scratch) / exp_id / (result.timeseries_file or "")
-        series = series_file.read_text(encoding="utf-8") if result.timeseries_file else None
-    context = ray.get_runtime_context()
-    placement = {
-        "executor": "ray",
-        "host": socket.gethostname(),
-        "node_id": context.get_node_id(),
-        "node_ip": ray.util.get_node_ip_address(),
-        "worker_pid": os.getpid(),
-        "ray_gpu_ids": [str(g) for g in ray.get_gpu_ids()],
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "device_uuids": [d["uuid"] for d in result.model.get("devices", []) if d.get("uuid")],
-    }
-    result = result.model_copy(
-        update={"environment": {**result.environment, "placement": placement}}
-    )
-    return {"result": result.model_dump(mode="json"), "timeseries_csv": series}
+@dataclass(frozen=True)
+class _InFlight:
+    task: ExperimentTask
+    submitted: float
+    worker: _Worker | None
+    """The warm worker running it; None for a cold-start task."""
 
 
 class RayExecutor:
-    """Up to ``slots`` experiments in flight on a Ray cluster (see the module docstring)."""
+    """Up to ``slots`` experiments in flight on a Ray cluster (see the module docstring);
+    ``reuse_models=False`` (``cold_start.force_cold_start``) runs each on a fresh process."""
 
     name = "ray"
 
-    def __init__(self, *, config: RayConfig | None = None, timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: RayConfig | None = None,
+        timeout_s: float | None = None,
+        reuse_models: bool = True,
+    ) -> None:
         self.config = config or RayConfig()
         self.timeout_s = timeout_s
+        self.reuse_models = reuse_models
         self._ray = self._connect()
         resources = self._ray.cluster_resources()
         self.cluster_gpus = float(resources.get("GPU", 0.0))
-        cpus = float(resources.get("CPU", 1.0))
+        self.cluster_cpus = float(resources.get("CPU", 1.0))
         wide = (
-            self.cluster_gpus if self.cluster_gpus > 0 else cpus / self.config.cpus_per_experiment
+            self.cluster_gpus
+            if self.cluster_gpus > 0
+            else self.cluster_cpus / self.config.cpus_per_experiment
         )
         self.slots = self.config.max_parallel or max(1, int(wide))
         self._task = self._ray.remote(max_calls=1, max_retries=0)(run_on_worker)
-        self._in_flight: dict[Any, tuple[ExperimentTask, float]] = {}
+        self._actor = self._ray.remote(max_restarts=0, max_task_retries=0)(ExperimentActor)
+        self._workers: list[_Worker] = []
+        self._load_keys: dict[str, tuple[Any, ...]] = {}
+        self._in_flight: dict[Any, _InFlight] = {}
         logger.info(
-            "ray: {} ({:g} CPU, {:g} GPU), up to {} experiment(s) at once",
+            "ray: {} ({:g} CPU, {:g} GPU), up to {} experiment(s) at once, {}",
             self.config.address,
-            cpus,
+            self.cluster_cpus,
             self.cluster_gpus,
             self.slots,
+            "warm workers (one per model and GPU count)"
+            if reuse_models
+            else "a fresh worker per experiment (force_cold_start)",
         )
 
     def _connect(self) -> Any:
@@ -195,10 +207,63 @@ class RayExecutor:
 
     def submit(self, task: ExperimentTask) -> None:
         gpus = gpus_for(task.config, self.config.gpus_per_experiment, self.cluster_gpus)
-        ref = self._task.options(
-            num_gpus=gpus, num_cpus=self.config.cpus_per_experiment, name=task.exp_id
-        ).remote(task.config, task.exp_id)
-        self._in_flight[ref] = (task, time.monotonic())
+        cpus = self.config.cpus_per_experiment
+        if not self.reuse_models:
+            ref = self._task.options(num_gpus=gpus, num_cpus=cpus, name=task.exp_id).remote(
+                task.config, task.exp_id
+            )
+            self._in_flight[ref] = _InFlight(task, time.monotonic(), None)
+            return
+        worker = self._worker_for(task, gpus, cpus)
+        worker.busy = True
+        ref = worker.handle.measure.remote(task.config, task.exp_id)
+        self._in_flight[ref] = _InFlight(task, time.monotonic(), worker)
+
+    def _load_key(self, task: ExperimentTask) -> tuple[Any, ...]:
+        """The task's model-load key (computed once per config)."""
+        key = self._load_keys.get(task.config_hash)
+        if key is None:
+            from llenergymeasure.config.introspection import model_load_key
+            from llenergymeasure.config.models import ExperimentConfig
+
+            key = model_load_key(ExperimentConfig.model_validate(task.config))
+            self._load_keys[task.config_hash] = key
+        return key
+
+    def _worker_for(self, task: ExperimentTask, gpus: int, cpus: float) -> _Worker:
+        """An idle warm worker of the task's key (the one used last), else a new one, retiring
+        idle workers of other keys (least recently used first) to make room for it."""
+        key = (self._load_key(task), gpus)
+        idle = sorted((w for w in self._workers if not w.busy), key=lambda w: w.last_used)
+        for worker in reversed(idle):
+            if worker.key == key:
+                return worker
+        while idle and not self._room_for(gpus, cpus):
+            self._retire(idle.pop(0))
+        handle = self._actor.options(num_gpus=gpus, num_cpus=cpus).remote()
+        worker = _Worker(handle, key, gpus, cpus)
+        self._workers.append(worker)
+        return worker
+
+    def _room_for(self, gpus: int, cpus: float) -> bool:
+        """Whether one more worker fits beside the live ones (each holds its reservation while
+        it lives, idle or not)."""
+        held_gpus = sum(w.gpus for w in self._workers)
+        held_cpus = sum(w.cpus for w in self._workers)
+        return (
+            len(self._workers) < self.slots
+            and held_gpus + gpus <= self.cluster_gpus + 1e-9
+            and held_cpus + cpus <= self.cluster_cpus + 1e-9
+        )
+
+    def _retire(self, worker: _Worker) -> None:
+        """Kill a worker (its model and reservation go with it); it is never used again."""
+        if worker in self._workers:
+            self._workers.remove(worker)
+        try:
+            self._ray.kill(worker.handle, no_restart=True)
+        except Exception as error:  # already gone: nothing to release
+            logger.debug("killing a ray worker failed: {}", error)
 
     def wait(self, timeout_s: float) -> list[tuple[ExperimentTask, ExecutionOutcome]]:
         if not self._in_flight:
@@ -206,29 +271,46 @@ class RayExecutor:
         ready, _ = self._ray.wait(list(self._in_flight), num_returns=1, timeout=timeout_s)
         ended = []
         for ref in ready:
-            task, _ = self._in_flight.pop(ref)
-            ended.append((task, self._collect(ref, task)))
+            flight = self._in_flight.pop(ref)
+            ended.append((flight.task, self._collect(ref, flight)))
         if self.timeout_s is not None:
             now = time.monotonic()
-            for ref, (task, submitted) in list(self._in_flight.items()):
-                if now - submitted > self.timeout_s:
-                    self._ray.cancel(ref, force=True)
+            for ref, flight in list(self._in_flight.items()):
+                if now - flight.submitted > self.timeout_s:
+                    self._stop(ref, flight)
                     del self._in_flight[ref]
                     error = (
                         f"timed out after {self.timeout_s:g} s "
-                        "(execution.experiment_timeout_seconds); its Ray task was killed"
+                        "(execution.experiment_timeout_seconds); its Ray worker was killed"
                     )
-                    ended.append((task, ExecutionOutcome("failed", error=error, timed_out=True)))
+                    ended.append(
+                        (flight.task, ExecutionOutcome("failed", error=error, timed_out=True))
+                    )
         return ended
 
-    def _collect(self, ref: Any, task: ExperimentTask) -> ExecutionOutcome:
-        """The outcome of a finished task: its result written by this process, or why not."""
+    def _stop(self, ref: Any, flight: _InFlight) -> None:
+        """Kill what runs ``ref``: its warm worker, or its cold task's process."""
+        if flight.worker is not None:
+            self._retire(flight.worker)
+            return
+        try:
+            self._ray.cancel(ref, force=True)
+        except Exception as error:  # stopping must go on
+            logger.debug("cancelling a ray task failed: {}", error)
+
+    def _collect(self, ref: Any, flight: _InFlight) -> ExecutionOutcome:
+        """The outcome of a finished call: its result written by this process, or why not."""
         from llenergymeasure.results.schema import ExperimentResult
 
+        task, worker = flight.task, flight.worker
         try:
             payload = self._ray.get(ref)
         except Exception as error:
+            if worker is not None:
+                self._retire(worker)  # never reuse a worker whose call failed
             return self._failure(error)
+        if worker is not None:
+            worker.busy, worker.last_used = False, time.monotonic()
         result = ExperimentResult.model_validate(payload["result"])
         try:
             path = result.save(
@@ -256,13 +338,12 @@ class RayExecutor:
         return ExecutionOutcome("failed", error=describe_error(error))
 
     def close(self) -> None:
-        """Cancel whatever is in flight (its worker killed), then leave the cluster (a local
-        one started here stops with it)."""
-        for ref in list(self._in_flight):
-            try:
-                self._ray.cancel(ref, force=True)
-            except Exception as error:  # closing must go on
-                logger.debug("cancelling a ray task failed: {}", error)
+        """Stop whatever is in flight (its worker killed) and every warm worker, then leave the
+        cluster (a local one started here stops with it)."""
+        for ref, flight in list(self._in_flight.items()):
+            self._stop(ref, flight)
         self._in_flight.clear()
+        for worker in list(self._workers):
+            self._retire(worker)
         if self._ray.is_initialized():
             self._ray.shutdown()
