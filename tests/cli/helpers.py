@@ -49,3 +49,10 @@ def run_main(
     return Run(
         code if isinstance(code, int) else (0 if code is None else 1), captured.out, captured.err
     )
+
+
+def example_line(name: str, text: str) -> int:
+    """The 1-based line of the first line of ``examples/name`` holding ``text`` (tests that point
+    at an example's line follow the example as it changes)."""
+    lines = (EXAMPLES / name).read_text(encoding="utf-8").splitlines()
+    return next(number for number, line in enumerate(lines, 1) if text in line)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import EXAMPLES, assert_clean, invoke
+from .helpers import EXAMPLES, assert_clean, example_line, invoke
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "hostile"
 COMBINATION = "model: gpt2\nbackend: tensorrt\nfp_precision: float32\n"
@@ -73,7 +73,8 @@ def test_a_refusal_names_what_where_and_how_to_fix(tmp_path: Path) -> None:
     result = invoke("run", EXAMPLES / "experiment.yaml", "--backend", "vllm", "--json")
     error = strict(result.stdout)["error"]
     assert error["type"] == "ConfigError"
-    assert error["where"].endswith("experiment.yaml:20")  # the pytorch.batch_size line
+    line = example_line("experiment.yaml", "batch_size:")
+    assert error["where"].endswith(f"experiment.yaml:{line}")  # the pytorch.batch_size line
     assert "vllm.max_num_seqs" in error["fix"]
 
 

@@ -12,7 +12,7 @@ from llenergymeasure.cli.overrides import apply_flags
 from llenergymeasure.config.loader import read_yaml, validate_experiment
 from llenergymeasure.exceptions import ConfigError
 
-from .helpers import EXAMPLES, invoke
+from .helpers import EXAMPLES, example_line, invoke
 
 WriteYaml = Callable[..., Path]
 
@@ -60,4 +60,5 @@ def test_a_flag_the_backend_has_no_key_for_names_the_key_to_use() -> None:
 def test_run_with_backend_over_the_example_exits_2_with_file_and_line() -> None:
     result = invoke("run", EXAMPLES / "experiment.yaml", "--backend", "vllm")
     assert result.exit_code == 2
-    assert "experiment.yaml:20: pytorch.batch_size" in result.stderr
+    line = example_line("experiment.yaml", "batch_size:")
+    assert f"experiment.yaml:{line}: pytorch.batch_size" in result.stderr

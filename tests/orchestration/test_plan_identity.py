@@ -3,6 +3,7 @@
 Resume keys results on ``config_hash`` and result directories on the experiment id, so a
 grammar change that renamed or rehashed an existing point would orphan measured results.
 The expected plans were recorded from the code before grid v2 (data/planned_before_grid_v2.json).
+The campaign files are frozen copies (data/campaign_v1_*.yaml): the examples may change.
 """
 
 from __future__ import annotations
