@@ -124,7 +124,7 @@ def check_device_mapping(report: Report, torch: Any) -> Any:
     """Every CUDA device found in NVML by the UUID torch reports; returns cuda:0's ref."""
     import pynvml
 
-    from llenergymeasure.measurement.devices import cuda_device_ref
+    from llenergymeasure.devices.base import cuda_device_ref
 
     refs = [cuda_device_ref(torch, i) for i in range(torch.cuda.device_count())]
     mapped, problems = [], []
@@ -182,7 +182,8 @@ def check_update_period(report: Report, ref: Any) -> None:
 def check_counter_vs_instant_power(report: Report, torch: Any, ref: Any) -> None:
     """A bf16 matmul loop inside one NVML window: the counter sees the load, and the
     integral of instant power agrees with it within the cross-check's allowance."""
-    from llenergymeasure.measurement.energy.nvml import NVMLEnergySource, crosscheck_allowance_pct
+    from llenergymeasure.measurement.energy.crosscheck import crosscheck_allowance_pct
+    from llenergymeasure.measurement.energy.nvml import NVMLEnergySource
 
     source = NVMLEnergySource(devices=(ref,), sample_interval_ms=20)
     idle_w = source.power_now_w()

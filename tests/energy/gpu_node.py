@@ -13,8 +13,8 @@ import pytest
 
 from fakes.fake_pynvml import FakeGPU, FakeNVML, install
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.devices.base import DeviceRef
 from llenergymeasure.measurement import harness
-from llenergymeasure.measurement.devices import DeviceRef
 from llenergymeasure.measurement.inference.registry import create_backend
 
 MODEL_GPU = 5

@@ -15,6 +15,7 @@ from fakes.fake_pynvml import (
     FakeGPU,
     install,
 )
+from llenergymeasure.devices import nvidia
 from llenergymeasure.exceptions import ConfigError, ExperimentError, UnavailableError
 from llenergymeasure.measurement.energy import nvml
 from llenergymeasure.measurement.energy.nvml import NVMLEnergySource
@@ -232,7 +233,7 @@ def test_no_gpu_is_unavailable(monkeypatch) -> None:
     assert not availability.available
     assert "no NVIDIA GPU" in availability.reason
     with pytest.raises(UnavailableError, match="no NVIDIA GPU"):
-        nvml.gpu_temperatures_c()
+        nvidia.gpu_temperatures_c()
 
 
 def test_missing_nvidia_ml_py_names_the_extra(monkeypatch) -> None:
@@ -324,10 +325,10 @@ def test_helpers_honour_cuda_visible_devices(monkeypatch) -> None:
     fake = install(monkeypatch, two_gpus())
     fake.gpus[0].temperature_c = 55.0
     fake.gpus[1].temperature_c = 66.0
-    assert nvml.gpu_temperatures_c() == {0: 55.0, 1: 66.0}
-    assert nvml.power_limits_w() == {0: 700.0, 1: 350.0}
+    assert nvidia.gpu_temperatures_c() == {0: 55.0, 1: 66.0}
+    assert nvidia.power_limits_w() == {0: 700.0, 1: 350.0}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
-    assert nvml.gpu_temperatures_c() == {1: 66.0}
+    assert nvidia.gpu_temperatures_c() == {1: 66.0}
     assert not fake.initialised
 
 

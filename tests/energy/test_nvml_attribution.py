@@ -10,8 +10,8 @@ import time
 import pytest
 
 from fakes.fake_pynvml import FOREIGN_PID, FakeGPU, FakeProcess, install
+from llenergymeasure.devices.base import DeviceRef, nvml_uuid
 from llenergymeasure.exceptions import UnavailableError
-from llenergymeasure.measurement.devices import DeviceRef, nvml_uuid
 from llenergymeasure.measurement.energy import nvml
 from llenergymeasure.measurement.energy.base import EnergyOptions
 from llenergymeasure.measurement.energy.nvml import NVMLEnergySource

@@ -167,7 +167,7 @@ def _torch_runtime() -> dict[str, Any] | None:
 
 
 def _gpus() -> dict[str, Any]:
-    from llenergymeasure.measurement.energy import nvml
+    from llenergymeasure.devices import nvidia_inventory
 
     absent: dict[str, Any] = {
         "gpus": [],
@@ -176,7 +176,7 @@ def _gpus() -> dict[str, Any]:
         "gpu_notes": [],
     }
     try:
-        inventory = nvml.nvml_inventory()
+        inventory = nvidia_inventory.inventory()
     except LLEMError as err:
         return {**absent, "gpu_unavailable_reason": err.what}
     except Exception as err:  # never let a vendor surprise break the snapshot

@@ -41,6 +41,7 @@ from llenergymeasure.measurement.energy import (
     select_energy_source,
 )
 from llenergymeasure.measurement.energy.base import PeriodicSampler
+from llenergymeasure.measurement.energy.crosscheck import crosscheck
 from llenergymeasure.measurement.environment import collect_environment
 from llenergymeasure.measurement.host_load import (
     BUSY_OTHER_SHARE_PCT,
@@ -525,26 +526,6 @@ def _metrics(
     )
 
 
-def _crosscheck(reading: EnergyReading) -> dict[str, Any] | None:
-    """Counter J vs polled-power J, for counter readings that also polled power."""
-    if reading.method != "counter" or reading.polled_energy_j is None:
-        return None
-    if reading.polled_samples < 3 or reading.energy_j <= 0:
-        return None
-    from llenergymeasure.measurement.energy.nvml import crosscheck_allowance_pct
-
-    disagreement = 100.0 * abs(reading.polled_energy_j - reading.energy_j) / reading.energy_j
-    allowance = crosscheck_allowance_pct(reading)
-    return {
-        "counter_j": reading.energy_j,
-        "polled_j": reading.polled_energy_j,
-        "disagreement_pct": disagreement,
-        "allowance_pct": allowance,
-        "polled_samples": reading.polled_samples,
-        "power_method": reading.power_method,
-    }
-
-
 def _provenance(
     window: _Window, baseline: BaselineReading | None, source: EnergySource
 ) -> EnergyProvenance:
@@ -581,7 +562,7 @@ def _provenance(
         required_window_s=window.required_s,
         passes=window.passes,
         power_method=reading.power_method,
-        crosscheck=_crosscheck(reading),
+        crosscheck=crosscheck(reading),
         other_processes=[dict(p) for p in reading.other_processes],
         unknown_processes=[dict(p) for p in reading.unknown_processes],
         host_load=window.host_load,

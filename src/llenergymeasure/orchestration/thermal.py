@@ -37,7 +37,7 @@ class ThermalGuard:
     def _read(self) -> dict[int, float] | None:
         probe = self._probe
         if probe is None:
-            from llenergymeasure.measurement.energy.nvml import gpu_temperatures_c
+            from llenergymeasure.devices.nvidia import gpu_temperatures_c
 
             probe = self._probe = gpu_temperatures_c
         try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from llenergymeasure.measurement.devices import DeviceRef
+from llenergymeasure.devices.base import DeviceRef
 
 EnergyMethod = Literal["counter", "polling", "rapl", "zeus", "codecarbon", "estimate"]
 

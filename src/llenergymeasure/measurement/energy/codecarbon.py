@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from llenergymeasure.devices.base import gpu_devices
 from llenergymeasure.exceptions import ExperimentError, UnavailableError
-from llenergymeasure.measurement.devices import gpu_devices
 from llenergymeasure.measurement.energy.base import (
     Availability,
     EnergyMethod,
@@ -25,10 +25,10 @@ J_PER_KWH = 3.6e6
 
 def nvml_indices(uuids: list[str]) -> list[int] | None:
     """NVML indices of these GPU UUIDs (CodeCarbon numbers GPUs as NVML does), or None."""
-    from llenergymeasure.measurement.energy import nvml
+    from llenergymeasure.devices import nvidia
 
     try:
-        return nvml.indices_of(uuids)
+        return nvidia.indices_of(uuids)
     except Exception:  # no NVML here: the caller falls back to CUDA indices
         return None
 

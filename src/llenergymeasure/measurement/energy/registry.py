@@ -13,9 +13,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from llenergymeasure.devices.base import DeviceRef
 from llenergymeasure.exceptions import ConfigError, UnavailableError
 from llenergymeasure.log import logger
-from llenergymeasure.measurement.devices import DeviceRef
 from llenergymeasure.measurement.energy.base import Availability, EnergyOptions, EnergySource
 
 _PACKAGE = "llenergymeasure.measurement.energy"
@@ -54,9 +54,9 @@ def probe_energy_sources(*, rapl_root: Path | None = None) -> dict[str, Availabi
 
 def clear_probe_caches() -> None:
     """Forget cached probe results and warnings (tests, or after the driver state changed)."""
-    from llenergymeasure.measurement.energy import nvml
+    from llenergymeasure.measurement.energy.nvml import clear_probe_cache
 
-    nvml.clear_probe_cache()
+    clear_probe_cache()
     _warn_estimate_once.cache_clear()
 
 

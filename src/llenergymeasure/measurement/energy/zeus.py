@@ -10,8 +10,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from llenergymeasure.devices.base import gpu_devices
 from llenergymeasure.exceptions import ExperimentError, UnavailableError
-from llenergymeasure.measurement.devices import gpu_devices
 from llenergymeasure.measurement.energy.base import (
     Availability,
     EnergyMethod,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.measurement.devices import DeviceRef
+from llenergymeasure.devices.base import DeviceRef
 
 PeakMemoryMethod = Literal["cuda_max_allocated", "process_peak_rss", "unavailable"]
 

@@ -28,8 +28,8 @@ from typing import Any
 
 from llenergymeasure.config.backend_configs import PyTorchConfig
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.devices.base import CPU, DeviceRef, cuda_device_ref
 from llenergymeasure.exceptions import ExperimentError, ModelLoadError, UnavailableError
-from llenergymeasure.measurement.devices import CPU, DeviceRef, cuda_device_ref
 from llenergymeasure.measurement.inference._gpu import package_installed
 from llenergymeasure.measurement.inference._memory import (
     MEMORY_NOTES,

@@ -26,8 +26,8 @@ from typing import Any
 
 from llenergymeasure.config.backend_configs import TensorRTConfig
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.devices.base import DeviceRef, cuda_device_ref
 from llenergymeasure.exceptions import ExperimentError, ModelLoadError, UnavailableError
-from llenergymeasure.measurement.devices import DeviceRef, cuda_device_ref
 from llenergymeasure.measurement.inference import _gpu
 from llenergymeasure.measurement.inference._engine_cache import (
     cached_engine,

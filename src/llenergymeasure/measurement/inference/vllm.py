@@ -38,9 +38,9 @@ from llenergymeasure.config.backend_configs import VLLMConfig
 from llenergymeasure.config.engine_args import check_engine_kwargs
 from llenergymeasure.config.introspection import gpu_only_values
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.devices.base import CPU, DeviceRef, cuda_device_ref
 from llenergymeasure.exceptions import ExperimentError, ModelLoadError, UnavailableError
 from llenergymeasure.log import logger
-from llenergymeasure.measurement.devices import CPU, DeviceRef, cuda_device_ref
 from llenergymeasure.measurement.inference._memory import (
     MEMORY_NOTES,
     memory_method,

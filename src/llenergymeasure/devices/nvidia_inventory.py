@@ -1,17 +1,20 @@
-"""A GPU's settings that change what an energy figure means, read for the environment record.
+"""The GPUs as the environment record describes them: identity, memory, energy counter, and
+the settings that change what an energy figure means.
 
 Persistence mode (without it the driver unloads between processes, so each run pays a
 re-initialisation), ECC (costs memory bandwidth), MIG (a MIG GPU's counter covers every
 instance), clocks (application and maximum clocks bound the speed and power a run can reach)
 and the power limit.
 
-Each query is read on its own and never raises: a GPU, driver or binding that lacks it gives
+Each settings query is read on its own and never raises: a GPU, driver or binding that lacks it gives
 None, and ``unavailable`` says why, so one unsupported query never costs the others.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from llenergymeasure.devices.nvidia import NvidiaGPU, nvml_session, text, visible_gpus
 
 _WHY_BY_CODE = {
     3: "not supported by this GPU or driver (NVML_ERROR_NOT_SUPPORTED)",
@@ -119,3 +122,50 @@ def gpu_settings(module: Any, handle: Any) -> dict[str, Any]:
     r.unavailable["locked_clocks"] = LOCKED_CLOCKS_NOTE
     settings["unavailable"] = r.unavailable
     return settings
+
+
+def inventory() -> dict[str, Any]:
+    """JSON-ready description of every physical GPU (for the environment snapshot): identity,
+    memory, energy counter and the settings of ``gpu_settings`` (persistence, ECC, MIG,
+    clocks, power limits).
+
+    Raises UnavailableError when NVML cannot be used; queries a GPU lacks become None.
+    """
+    with nvml_session() as nvml:
+        visible, notes = visible_gpus(nvml)
+        visible_index = {g.index for g in visible}
+        cuda_version = nvml.optional("nvmlSystemGetCudaDriverVersion", doing="reading")
+        gpus = []
+        for i in range(int(nvml.call("nvmlDeviceGetCount", doing="counting GPUs"))):
+            handle = nvml.call("nvmlDeviceGetHandleByIndex", i, doing="opening a GPU")
+            memory = nvml.optional("nvmlDeviceGetMemoryInfo", handle, doing="reading memory")
+            capability = nvml.optional(
+                "nvmlDeviceGetCudaComputeCapability", handle, doing="reading the capability"
+            )
+            uuid = nvml.optional("nvmlDeviceGetUUID", handle, doing="reading a GPU UUID")
+            gpus.append(
+                {
+                    "index": i,
+                    "name": text(nvml.call("nvmlDeviceGetName", handle, doing="reading")),
+                    "uuid": None if uuid is None else text(uuid),
+                    "visible": i in visible_index,
+                    "memory_total_bytes": None if memory is None else int(memory.total),
+                    "compute_capability": (
+                        None if capability is None else f"{capability[0]}.{capability[1]}"
+                    ),
+                    "energy_counter": NvidiaGPU(i, f"index {i}", handle, nvml).energy_mj()
+                    is not None,
+                    **gpu_settings(nvml.module, handle),
+                }
+            )
+        driver = nvml.optional("nvmlSystemGetDriverVersion", doing="reading the driver version")
+        return {
+            "driver_version": None if driver is None else text(driver),
+            "cuda_driver_version": (
+                None
+                if cuda_version is None
+                else f"{int(cuda_version) // 1000}.{int(cuda_version) % 1000 // 10}"
+            ),
+            "gpus": gpus,
+            "notes": notes,
+        }
