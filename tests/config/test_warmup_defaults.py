@@ -46,6 +46,24 @@ def test_default_max_prompts_is_window_size_batches(batch: int, expected: int) -
     assert config.warmup.max_prompts == expected == max(WARMUP_MIN_DEFAULT, 3 * batch)
 
 
+@pytest.mark.parametrize(
+    ("max_num_seqs", "num_prompts", "expected"),
+    [(256, 32, 192), (4, 32, 32), (8, 32, 48), (256, 1000, 1536), (64, 1000, 384)],
+)
+def test_vllm_default_warms_up_in_groups_as_large_as_the_window_runs(
+    max_num_seqs: int, num_prompts: int, expected: int
+) -> None:
+    """Groups of max_prompts / (2 x window) = min(max_num_seqs, num_prompts) requests."""
+    config = ExperimentConfig(
+        model="gpt2",
+        backend="vllm",
+        vllm={"max_num_seqs": max_num_seqs},
+        dataset={"num_prompts": num_prompts},
+    )
+    assert config.warmup.max_prompts == expected
+    assert expected == max(WARMUP_MIN_DEFAULT, 6 * min(max_num_seqs, num_prompts))
+
+
 def test_default_covers_min_prompts_and_streaming() -> None:
     assert ExperimentConfig(model="gpt2", warmup={"min_prompts": 50}).warmup.max_prompts == 50
     streamed = ExperimentConfig(model="gpt2", streaming=True, pytorch={"batch_size": 64})

@@ -332,6 +332,12 @@ def warmup_batch_size(section: BackendSection | None) -> int | None:
     return size if isinstance(size, int) else None
 
 
+def engine_concurrency(section: BackendSection, num_prompts: int) -> int:
+    """Requests an engine that forms its own batches runs at once in the measured window:
+    its batching limit (vLLM's ``max_num_seqs``), or fewer when the window sends fewer."""
+    return min(int(getattr(section, section.batching_field)), num_prompts)
+
+
 @lru_cache(maxsize=1024)
 def _with_max_prompts(warmup: WarmupConfig, max_prompts: int) -> WarmupConfig:
     """``warmup`` with its default ``max_prompts`` filled in; equal inputs share one copy
@@ -449,8 +455,14 @@ class ExperimentConfig(StrictModel):
         batch = 1 if values["streaming"] else warmup_batch_size(values[backend])
         needed = warmup.window_size * (batch or 1)
         if warmup.max_prompts is None:  # the default scales with the batch, so it converges
+            # an engine batching for itself warms up in groups of max_prompts / (2 x window):
+            # by default groups as large as the concurrency the measured window reaches
+            length = needed
+            if batch is None:
+                concurrency = engine_concurrency(values[backend], values["dataset"].num_prompts)
+                length = 2 * warmup.window_size * concurrency
             warmup = values["warmup"] = _with_max_prompts(
-                warmup, max(WARMUP_MIN_DEFAULT, warmup.min_prompts, min(needed, MAX_PROMPTS))
+                warmup, max(WARMUP_MIN_DEFAULT, warmup.min_prompts, min(length, MAX_PROMPTS))
             )
         if warmup.min_prompts > warmup.max_prompts:
             raise combination_error(

@@ -15,10 +15,10 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from llenergymeasure.config.models import BACKEND_SECTIONS
+
 BATCHING_KEYS: dict[str, str] = {
-    "pytorch": "pytorch.batch_size",
-    "vllm": "vllm.max_num_seqs",
-    "tensorrt": "tensorrt.max_batch_size",
+    backend: f"{backend}.{section.batching_field}" for backend, section in BACKEND_SECTIONS.items()
 }
 """Per backend, the setting that fixes how many requests run at once."""
 ALREADY_COLUMNS = {"backend", "model.name", "fp_precision", "name"}
