@@ -1,6 +1,6 @@
 """What a campaign grid varies, per backend: its levels, their axes, and what an exclude matches.
 
-Pure derivations from ``CampaignGridConfig`` shared by the load-time checks (a linked key that
+Pure derivations from a campaign grid (``CampaignGridConfig``) shared by the load-time checks (a linked key that
 clashes with a shared one, an exclude entry that can match nothing) and the expander, so the
 two can never disagree about which axis sets a key or which points an entry drops.
 
@@ -12,12 +12,10 @@ axes, as written.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
 
 from llenergymeasure.config.models import BACKEND_SECTIONS
-
-if TYPE_CHECKING:
-    from llenergymeasure.config.grid_config import CampaignGridConfig
 
 Where = tuple[str | int, ...]
 """A key path in the campaign file, relative to ``grid`` (the loader turns it into a line)."""
@@ -26,6 +24,36 @@ ConfigPath = tuple[str, ...]
 
 ABSENT: Any = type("Absent", (), {"__repr__": lambda self: "<absent>"})()
 """The value of a key a linked point does not set."""
+
+
+class _AxesShape(Protocol):
+    """The axes a grid and each of its groups hold."""
+
+    @property
+    def shared(self) -> Mapping[str, Any]: ...
+    @property
+    def linked(self) -> Sequence[Sequence[dict[str, Any]]]: ...
+    @property
+    def backend_overrides(self) -> Mapping[Any, Mapping[str, Any]]: ...
+    @property
+    def exclude(self) -> Sequence[dict[str, Any]]: ...
+
+
+class GroupShape(_AxesShape, Protocol):
+    """What :func:`levels` reads of a grid group (``grid_config.GridGroup``)."""
+
+    @property
+    def name(self) -> str: ...
+
+
+class GridShape(_AxesShape, Protocol):
+    """What :func:`levels` reads of a grid (``grid_config.CampaignGridConfig``, which imports
+    this module: a protocol keeps the dependency one way)."""
+
+    @property
+    def backends(self) -> Sequence[str]: ...
+    @property
+    def groups(self) -> Sequence[GroupShape] | None: ...
 
 
 # GridLevel and AxisSpec are NamedTuples (immutable, compared by value): on Python 3.11 a
@@ -95,7 +123,7 @@ def linked_keys(axis: tuple[dict[str, Any], ...]) -> list[str]:
     return list(dict.fromkeys(key for point in axis for key in point))
 
 
-def levels(grid: CampaignGridConfig) -> list[GridLevel]:
+def levels(grid: GridShape) -> list[GridLevel]:
     """The grid as one level, or one level per group (group axes replacing the grid's)."""
     top = GridLevel(
         group=None,
