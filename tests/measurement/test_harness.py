@@ -14,6 +14,7 @@ from llenergymeasure.exceptions import ExperimentError, LLEMError
 from llenergymeasure.measurement import harness
 from llenergymeasure.measurement.energy.base import EnergyReading
 from llenergymeasure.measurement.inference.base import ModelInfo, RequestRecord
+from llenergymeasure.measurement.workload import arrival_offsets_s
 from llenergymeasure.results.schema import load_result
 
 
@@ -245,7 +246,7 @@ def test_cold_start_loads_every_time(rig: dict[str, Any]) -> None:
 
 def test_constant_traffic_spaces_arrivals_and_counts_queueing(rig: dict[str, Any]) -> None:
     cfg = config(traffic={"mode": "constant", "target_qps": 40.0}, warmup={"enabled": False})
-    assert harness.arrival_offsets_s(cfg, 4) == pytest.approx([0.0, 0.025, 0.05, 0.075])
+    assert arrival_offsets_s(cfg, 4) == pytest.approx([0.0, 0.025, 0.05, 0.075])
     result = harness.run_experiment(cfg, rig["out"], experiment_id="e")
     # 8 requests at 40/s: the last arrives at 0.175 s, so the window lasts at least that long
     assert result.metrics.measured_window_s >= 0.175
@@ -253,7 +254,7 @@ def test_constant_traffic_spaces_arrivals_and_counts_queueing(rig: dict[str, Any
 
 def test_poisson_arrivals_are_seeded() -> None:
     cfg = config(traffic={"mode": "poisson", "target_qps": 5.0})
-    first, again = harness.arrival_offsets_s(cfg, 50), harness.arrival_offsets_s(cfg, 50)
+    first, again = arrival_offsets_s(cfg, 50), arrival_offsets_s(cfg, 50)
     assert first == again and first is not None
     assert first == sorted(first) and first[0] == 0.0
     mean_gap = first[-1] / 49

@@ -14,6 +14,7 @@ from test_harness import ConstantPowerSource, ScriptedBackend  # this folder is 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.measurement import harness
 from llenergymeasure.measurement.inference.base import RequestRecord, SelfSchedulingBackend
+from llenergymeasure.measurement.workload import arrival_offsets_s
 
 
 class ScriptedEngine(ScriptedBackend):
@@ -90,7 +91,7 @@ def test_traffic_hands_the_engine_each_arrival_time(engine: ScriptedEngine, tmp_
 
 def test_bursty_arrivals_come_in_bursts() -> None:
     cfg = config(traffic={"mode": "bursty", "burst_size": 3, "burst_interval_s": 0.5})
-    assert harness.arrival_offsets_s(cfg, 7) == [0.0, 0.0, 0.0, 0.5, 0.5, 0.5, 1.0]
+    assert arrival_offsets_s(cfg, 7) == [0.0, 0.0, 0.0, 0.5, 0.5, 0.5, 1.0]
 
 
 def test_bursty_traffic_batches_a_pytorch_backend_at_each_burst(
