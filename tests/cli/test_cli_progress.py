@@ -58,6 +58,6 @@ def test_the_dry_run_order_keeps_every_name_whole_without_a_terminal(tmp_path: P
 
 
 def test_a_campaign_without_a_terminal_gets_plain_lines() -> None:
-    from llenergymeasure.cli.campaign import _observer
+    from llenergymeasure.cli.progress import campaign_observer
 
-    assert isinstance(_observer(), PlainProgress)  # pytest's stderr is not a terminal
+    assert isinstance(campaign_observer(), PlainProgress)  # pytest's stderr is not a terminal

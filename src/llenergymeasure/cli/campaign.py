@@ -1,20 +1,20 @@
-"""``llem campaign``: validate a campaign grid (and, later, run it)."""
+"""``llem campaign``: validate a campaign grid, show its plan, run it (``status`` in its own room)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from llenergymeasure.cli.campaign_status import status
+from llenergymeasure.cli.progress import campaign_observer
 from llenergymeasure.cli.render import (
     err,
     escape,
     new_table,
     out,
-    print_json,
     print_json_stream,
     print_lines,
 )
@@ -303,94 +303,6 @@ def _check_plan_size(plan: Any, *, allow_large: bool) -> None:
     )
 
 
-class _LiveProgress:
-    """Rich progress on stderr: experiment i/N, cycle, backend, name, phase, ETA."""
-
-    def __init__(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=20),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[eta]}"),
-            console=err,
-        )
-        self.task: Any = None
-        self.current = ""
-
-    def on_start(self, plan: Any, total: int) -> None:
-        self.progress.start()
-        self.task = self.progress.add_task("starting", total=total, eta="")
-
-    def _describe(self, text: str, eta_s: float | None = None) -> None:
-        fields: dict[str, Any] = {"description": text}
-        if eta_s is not None:
-            fields["eta"] = f"ETA {_eta(eta_s)}"
-        self.progress.update(self.task, **fields)
-
-    def on_wait(self, reason: str, seconds: float) -> None:
-        if self.task is not None:
-            self._describe(f"waiting {seconds:g} s ({escape(reason)})")
-
-    def on_experiment_start(self, index: int, total: int, entry: Any, eta_s: float | None) -> None:
-        extra = " (adaptive)" if entry.why else ""
-        self.current = (
-            f"[{index}/{total}] cycle {entry.cycle}{extra} {entry.backend} "
-            f"[bold]{escape(entry.name)}[/]"
-        )
-        self._describe(self.current, eta_s)
-
-    def on_progress(self, entry: Any, message: str) -> None:
-        self._describe(f"{self.current} [dim]{escape(message)}[/]")
-
-    def on_adaptive_round(self, added: Any, decisions: Any) -> None:
-        for decision in decisions:
-            if decision.verdict == "more":
-                mark, text = "[cyan]more[/]", f"another cycle: {decision.text}"
-            else:
-                mark = "[green]done[/]" if decision.converged else "[yellow]stop[/]"
-                text = decision.text
-            self.progress.console.print(f"{mark} {escape(decision.name)}: {escape(text)}")
-        if added:
-            self.progress.update(self.task, total=(self.progress.tasks[0].total or 0) + len(added))
-
-    def on_experiment_end(self, index: int, total: int, entry: Any, eta_s: float | None) -> None:
-        from llenergymeasure.orchestration.executors.base import error_headline
-
-        if entry.status == "completed":
-            self.progress.console.print(f"[green]ok[/]   {escape(entry.exp_id)}")
-        else:
-            self.progress.console.print(
-                f"[red]FAIL[/] {escape(entry.exp_id)}: {escape(error_headline(entry.error))}"
-            )
-        self.progress.update(self.task, advance=1)
-        if eta_s is not None:
-            self.progress.update(self.task, eta=f"ETA {_eta(eta_s)}")
-
-    def on_finish(self, outcome: Any) -> None:
-        self.progress.stop()
-
-
-def _observer() -> Any:
-    """Rich live progress on a terminal; elsewhere one plain line per finished run (a live
-    line would be left behind in a log, and a pipe cuts nothing it is given whole)."""
-    if err.is_terminal:
-        return _LiveProgress()
-    from llenergymeasure.cli.progress import PlainProgress
-
-    return PlainProgress()
-
-
 def _render_headline(directory: Path) -> None:
     """The best configs and the Pareto set; a failure to read them never fails the run."""
     from llenergymeasure.cli.headline import render_headline
@@ -400,12 +312,6 @@ def _render_headline(directory: Path) -> None:
         render_headline(directory)
     except (LLEMError, OSError) as error:
         err.print(f"[yellow]note:[/] no headline numbers: {escape(str(error))}")
-
-
-def _eta(seconds: float) -> str:
-    seconds = int(max(0.0, seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
 def _render_outcome(outcome: Any, *, quiet: bool) -> None:
@@ -513,7 +419,7 @@ def run(
         raise typer.Exit(1)
     if quiet:
         logger.remove()  # the campaign log is the only output besides the final line
-    runner = CampaignRunner(plan, observer=None if quiet else _observer())
+    runner = CampaignRunner(plan, observer=None if quiet else campaign_observer())
     try:
         outcome = runner.run()
     except KeyboardInterrupt:  # a second Ctrl-C while cleaning up: the manifest is saved
@@ -529,166 +435,4 @@ def run(
         raise typer.Exit(outcome.exit_code)
 
 
-# --- status --------------------------------------------------------------------------------------
-
-
-def _status_counts(manifest: Any, missing: list[Any], unrecorded: list[Any]) -> dict[str, int]:
-    """Runs per status with the result files as the truth: a completed entry without a usable
-    result is ``result_missing``; an entry the journal lost whose result is on disk, completed."""
-    counts = manifest.counts()
-    for entry in unrecorded:
-        counts[entry.status] -= 1
-    counts["completed"] += len(unrecorded) - len(missing)
-    counts["result_missing"] = len(missing)
-    return counts
-
-
-def _journal_damage(directory: Path, unrecorded: list[Any]) -> str | None:
-    """What the journal lost, or None when nothing says it lost anything."""
-    from llenergymeasure.orchestration import journal
-
-    if not unrecorded:
-        return None
-    torn = journal.torn_bytes(journal.read_bytes(directory))
-    cut = f"its last {torn} byte(s) are no complete line; " if torn else ""
-    return (
-        f"the manifest journal ({journal.journal_path(directory)}) lost lines: {cut}"
-        f"{len(unrecorded)} run(s) it does not record as completed have a valid result on disk "
-        f"and are counted completed from their result files; `llem campaign run FILE -o "
-        f"{directory} --resume` adopts them and never measures them again"
-    )
-
-
-def _status_json(
-    directory: Path,
-    manifest: Any,
-    holder: int | None,
-    missing: list[Any],
-    unrecorded: list[Any],
-) -> dict[str, Any]:
-    counts = _status_counts(manifest, missing, unrecorded)
-    return {
-        "campaign_name": manifest.campaign_name,
-        "directory": str(directory),
-        "status": manifest.status,
-        "process_running": holder is not None,
-        "created_at": manifest.created_at,
-        "updated_at": manifest.updated_at,
-        "design_hash": manifest.design_hash,
-        "cycles": manifest.cycles,
-        "counts": counts,
-        "failures": [
-            {"exp_id": e.exp_id, "status": e.status, "error": e.error} for e in manifest.failures()
-        ],
-        "missing_results": [{"exp_id": r.exp_id, "error": r.error} for r in missing],
-        "journal_damage": _journal_damage(directory, unrecorded),
-        "recovered_from_results": [e.exp_id for e in unrecorded],
-        "events": [event.model_dump() for event in manifest.events],
-    }
-
-
-def _damaged_status(directory: Path, error: Any, *, as_json: bool) -> None:
-    """A manifest that cannot be read: say so, and what the result files still hold."""
-    from llenergymeasure.orchestration.manifest import results_on_disk
-
-    found = results_on_disk(directory)
-    configs = len({digest for digest, _cycle in found})
-    if as_json:
-        print_json(
-            {
-                "directory": str(directory),
-                "manifest_error": error.render(),
-                "results_found": len(found),
-                "configs_found": configs,
-            }
-        )
-    else:
-        err.print(f"[bold red]error:[/] {escape(error.render())}")
-        out.print(
-            f"{len(found)} valid result file(s) of {configs} config(s) are in "
-            f"{escape(str(directory))}; `llem results export DIR` reads them, and "
-            "`llem campaign run FILE -o DIR --resume` rebuilds the manifest from them"
-        )
-    raise typer.Exit(1)
-
-
-@app.command("status")
-def status(
-    directory: Path = typer.Argument(..., help="Campaign directory (holding manifest.json)."),
-    as_json: bool = typer.Option(False, "--json", help="Machine-readable status on stdout."),
-    errors: bool = typer.Option(False, "--errors", help="Show failures' full error text."),
-) -> None:
-    """Progress of a campaign: runs per status, failures with their errors, last update; every
-    completed run's result file is checked.
-
-    Example: llem campaign status results/sweep
-    """
-    from llenergymeasure.exceptions import ConfigError
-    from llenergymeasure.orchestration.executors.base import error_headline
-    from llenergymeasure.orchestration.manifest import (
-        ManifestDamaged,
-        load_manifest,
-        lock_holder,
-        unrecorded_results,
-    )
-    from llenergymeasure.orchestration.runner import MISSING_RESULT, campaign_records
-
-    directory = directory.expanduser()
-    try:
-        manifest = load_manifest(directory)
-    except ManifestDamaged as error:
-        _damaged_status(directory, error, as_json=as_json)
-        return
-    if manifest is None:
-        raise ConfigError(
-            f"no campaign manifest in {directory}",
-            fix="give the directory a campaign ran in (llem campaign run FILE -o DIR)",
-        )
-    holder = lock_holder(directory)
-    missing = [r for r in campaign_records(directory, manifest) if r.status == MISSING_RESULT]
-    unrecorded = unrecorded_results(directory, manifest)
-    if as_json:
-        print_json(_status_json(directory, manifest, holder, missing, unrecorded))
-        return
-    counts = _status_counts(manifest, missing, unrecorded)
-    active = sum(n for s, n in counts.items() if s != "skipped")
-    out.print(
-        f"[bold]{escape(manifest.campaign_name)}[/] in {escape(str(directory))}: "
-        f"{manifest.status}, {counts['completed']}/{active} completed"
-    )
-    running = (
-        f"a campaign process is running (pid {holder})"
-        if holder is not None
-        else "no campaign process is running"
-    )
-    out.print(f"created {manifest.created_at}, last update {manifest.updated_at}; {running}")
-    if manifest.status == "running" and holder is None:
-        out.print("[yellow]note:[/] the process that ran it stopped; continue with --resume")
-    table = new_table(title="Runs per status")
-    table.add_column("status")
-    table.add_column("runs", justify="right")
-    for name, count in counts.items():
-        if count:
-            table.add_row(name, str(count))
-    out.print(table)
-    damage = _journal_damage(directory, unrecorded)
-    if damage:
-        out.print(f"[bold yellow]warning:[/] {escape(damage)}")
-        names = ", ".join(e.exp_id for e in unrecorded[:10])
-        more = f" and {len(unrecorded) - 10} more" if len(unrecorded) > 10 else ""
-        out.print(f"  recovered from result files: {escape(names)}{more}")
-    if missing:
-        out.print(f"[bold red]{len(missing)} run(s) recorded as completed have no usable result[/]")
-        for record in missing:
-            out.print(f"  [red]{escape(record.exp_id)}[/]: {escape(record.error or '')}")
-    failures = manifest.failures()
-    if failures:
-        out.print(f"[bold red]{len(failures)} failed or interrupted[/]")
-        for entry in failures:
-            text = entry.error if errors else error_headline(entry.error)
-            out.print(f"  [red]{escape(entry.exp_id)}[/] ({entry.status}): {escape(text or '')}")
-    skipped = [e for e in manifest.entries if e.status == "skipped"]
-    if skipped:
-        reasons = Counter(e.reason or "skipped" for e in skipped)
-        for reason, count in reasons.most_common():
-            out.print(f"  [dim]skipped x {count}: {escape(reason)}[/]")
+app.command("status")(status)
