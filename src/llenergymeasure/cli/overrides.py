@@ -26,37 +26,32 @@ FLAG_KEYS = {
 }
 """Each ``llem run`` flag and the dotted key it sets."""
 
-SAME_MEANING: tuple[dict[str, str], ...] = (
-    {"vllm": "tensor_parallel_size", "tensorrt": "tp_size"},
-    {"vllm": "pipeline_parallel_size", "tensorrt": "pp_size"},
-    {"vllm": "quantization", "tensorrt": "quantization"},
-)
-"""Keys of different backend sections that set the same thing (moved by ``--backend``)."""
 
-NEAREST: dict[str, dict[str, str]] = {
-    "batch_size": {
-        "vllm": "vllm.max_num_seqs (the most sequences vLLM batches at once)",
-        "tensorrt": "tensorrt.max_batch_size (the largest batch the engine is built for)",
-    },
-}
-"""A backend key with no equal elsewhere, and the nearest key of each other backend."""
+def _same_meaning(section: str, key: str, target: str) -> str | None:
+    """``target``'s key that sets what ``section.key`` sets (moved by ``--backend``), if any."""
+    from llenergymeasure.config.backends import BACKENDS
+
+    for role, name in BACKENDS[section].roles.items():
+        if name == key and role != "batching":  # batching differs in meaning: see _instead
+            return BACKENDS[target].roles.get(role)
+    return None
+
+
+def _instead(section: str, key: str, target: str) -> str:
+    """What to set instead of ``section.key`` on ``target``: its nearest key, if it has one."""
+    from llenergymeasure.config.backends import BACKENDS
+
+    source, spec = BACKENDS[section], BACKENDS.get(target)
+    if spec is not None and source.roles.get("batching") == key and "batching" in spec.roles:
+        field = spec.section.model_fields[spec.roles["batching"]]
+        meaning = (field.description or "").rstrip(".").lower()
+        return f"set {spec.batching_key} ({meaning}) in the file"
+    return f"see `llem config params -b {target}`"
 
 
 def _line(file: Path | None, lines: Mapping[tuple[Any, ...], int], path: tuple[str, ...]) -> str:
     line = lines.get(path) if file is not None else None
     return f"{file}:{line}" if line else (str(file) if file else "command line")
-
-
-def _equivalent(section: str, key: str, target: str) -> str | None:
-    for group in SAME_MEANING:
-        if group.get(section) == key:
-            return group.get(target)
-    return None
-
-
-def _instead(key: str, target: str) -> str:
-    nearest = NEAREST.get(key, {}).get(target)
-    return f"set {nearest} in the file" if nearest else f"see `llem config params -b {target}`"
 
 
 def switch_backend(
@@ -86,13 +81,13 @@ def switch_backend(
             field = source_fields.get(key)
             if field is not None and value == field.get_default(call_default_factory=True):
                 continue  # at its default: nothing is lost by dropping it
-            new_key = _equivalent(section, key, target)
+            new_key = _same_meaning(section, key, target)
             if new_key is None or new_key not in fields:
                 raise ConfigError(
                     f"{section}.{key} is set to {value!r}, but --backend {target} has no "
                     f"'{section}:' section and no key that means the same",
                     where=_line(file, lines, (section, key)),
-                    fix=f"remove {section}.{key} or {_instead(key, target)}; "
+                    fix=f"remove {section}.{key} or {_instead(section, key, target)}; "
                     f"or drop --backend to run {section}",
                 )
             moved[new_key] = value
@@ -131,7 +126,7 @@ def apply_flags(
             raise ConfigError(
                 f"{flag} sets {key}, which backend {chosen} does not have",
                 where="command line",
-                fix=f"{_instead(name, chosen)}, or use --backend {section}",
+                fix=f"{_instead(section, name, chosen)}, or use --backend {section}",
             )
         set_path(result, key.split("."), value)
     return result, notes

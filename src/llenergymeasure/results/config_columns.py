@@ -15,11 +15,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from llenergymeasure.config.models import BACKEND_SECTIONS
+from llenergymeasure.config.backends import BACKENDS
 
-BATCHING_KEYS: dict[str, str] = {
-    backend: f"{backend}.{section.batching_field}" for backend, section in BACKEND_SECTIONS.items()
-}
+BATCHING_KEYS: dict[str, str] = {name: spec.batching_key for name, spec in BACKENDS.items()}
 """Per backend, the setting that fixes how many requests run at once."""
 ALREADY_COLUMNS = {"backend", "model.name", "fp_precision", "name"}
 """Config keys the tables hold under their own names (``name`` differs for every config)."""

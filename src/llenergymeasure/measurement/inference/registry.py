@@ -1,4 +1,4 @@
-"""Backend name -> ``"module:Class"``, imported only when a backend is chosen.
+"""Backend name -> its measurement class (``BackendSpec.engine``), imported only when chosen.
 
 ``import llenergymeasure.measurement.inference`` stays cheap: no backend module (and so no torch,
 transformers or vllm) is imported until ``create_backend`` is called, and even then the backend
@@ -11,21 +11,15 @@ import difflib
 import importlib
 from typing import cast
 
+from llenergymeasure.config.backends import BACKENDS
 from llenergymeasure.exceptions import ConfigError
 from llenergymeasure.measurement.inference.base import InferenceBackend
-
-BACKENDS: dict[str, str] = {
-    "pytorch": "llenergymeasure.measurement.inference.pytorch:PyTorchBackend",
-    "vllm": "llenergymeasure.measurement.inference.vllm:VLLMBackend",
-    "tensorrt": "llenergymeasure.measurement.inference.tensorrt:TensorRTBackend",
-}
-"""Backend name -> where its class lives. The keys match ``config.models.Backend``."""
 
 
 def create_backend(name: str) -> InferenceBackend:
     """A fresh, unloaded backend; unknown names -> ``ConfigError`` with a suggestion."""
     try:
-        target = BACKENDS[name]
+        target = BACKENDS[name].engine
     except KeyError:
         close = difflib.get_close_matches(name, list(BACKENDS), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
