@@ -10,7 +10,7 @@ import time
 import pytest
 
 from fakes.fake_pynvml import FOREIGN_PID, FakeGPU, FakeProcess, install
-from llenergymeasure.devices.base import DeviceRef, nvml_uuid
+from llenergymeasure.devices.base import DeviceRef
 from llenergymeasure.exceptions import UnavailableError
 from llenergymeasure.measurement.energy import nvml
 from llenergymeasure.measurement.energy.base import EnergyOptions
@@ -45,14 +45,6 @@ def test_only_the_models_gpu_is_counted_whatever_cuda_visible_devices_says(
     assert record["name"] == fake.gpus[5].name
     assert reading.mean_power_w == pytest.approx(300.0, rel=0.05)  # not 300 + 7 idle GPUs
     assert fake.calls.get("nvmlDeviceGetHandleByUUID", 0) >= 1
-
-
-def test_torch_uuid_becomes_nvmls_form() -> None:
-    assert nvml_uuid("58e9c5c1-4dc3-0c2b-1d28-0a5e1c1c5b3e") == (
-        "GPU-58e9c5c1-4dc3-0c2b-1d28-0a5e1c1c5b3e"
-    )
-    assert nvml_uuid("GPU-abc") == "GPU-abc"
-    assert nvml_uuid("") is None
 
 
 def test_an_unknown_uuid_is_unavailable_not_another_gpu(monkeypatch) -> None:

@@ -24,8 +24,11 @@ from .gpu_node import MODEL_GPU, config, drive, install_node
 
 
 @pytest.fixture(autouse=True)
-def _offline(offline_model_cache: Path) -> None:
-    """The built-in model from the session cache; the Hub offline."""
+def _model_cache(
+    _isolated_energy_env: None, offline_model_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The built-in model from the session cache (after the energy tests' own cache dir)."""
+    monkeypatch.setenv("LLEM_CACHE_DIR", str(offline_model_cache))
 
 
 @pytest.fixture

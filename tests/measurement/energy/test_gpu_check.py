@@ -18,7 +18,7 @@ from llenergymeasure.measurement import harness
 
 from .gpu_node import MODEL_GPU, config, drive, install_node, model_ref
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "gpu_check.py"
 
 
 def load_script() -> ModuleType:
@@ -81,6 +81,7 @@ def test_the_wheels_it_names_are_what_the_project_imports() -> None:
 @pytest.fixture
 def measured(monkeypatch, tmp_path, offline_model_cache) -> dict[str, Any]:
     """A real harness result on the fake node, as `llem run --json` prints it."""
+    monkeypatch.setenv("LLEM_CACHE_DIR", str(offline_model_cache))  # the built-in model's cache
     node = install_node(monkeypatch)
     drive(monkeypatch, node, busy_w=[300.0], idle_w=70.0)
 

@@ -321,17 +321,6 @@ def test_invalid_interval_is_a_config_error() -> None:
         NVMLEnergySource(sample_interval_ms=0)
 
 
-def test_helpers_honour_cuda_visible_devices(monkeypatch) -> None:
-    fake = install(monkeypatch, two_gpus())
-    fake.gpus[0].temperature_c = 55.0
-    fake.gpus[1].temperature_c = 66.0
-    assert nvidia.gpu_temperatures_c() == {0: 55.0, 1: 66.0}
-    assert nvidia.power_limits_w() == {0: 700.0, 1: 350.0}
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
-    assert nvidia.gpu_temperatures_c() == {1: 66.0}
-    assert not fake.initialised
-
-
 def test_reading_is_json_ready(monkeypatch) -> None:
     install(monkeypatch, [FakeGPU(has_energy_counter=False)])
     source = NVMLEnergySource(sample_interval_ms=10, timeseries=True)
