@@ -3,6 +3,8 @@ idle baseline, and which one the per-token figures use), latencies, memory and F
 
 from __future__ import annotations
 
+from typing import Any
+
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.measurement.energy import BaselineReading
 from llenergymeasure.measurement.inference.base import InferenceBackend, ModelInfo, RequestRecord
@@ -89,29 +91,8 @@ def window_metrics(
     energy = reading.energy_j if reading is not None else None
     energy_window_s = reading.duration_s if reading is not None else seconds
     adjusted, null_reason = adjusted_energy(energy, energy_window_s, baseline)
-    if null_reason is not None:  # never fall back to raw silently: the figures are null
-        basis, basis_energy = "adjusted", None
-    elif adjusted is not None:
-        basis, basis_energy = "adjusted", adjusted
-    elif energy is not None:
-        basis, basis_energy = "raw", energy
-    else:
-        basis, basis_energy = None, None
-    ttfts = [r.ttft_s for r in records if r.ttft_s is not None]
-    ttfts_arrival = [
-        r.first_token_s - (arrived if arrived is not None else r.start_s)
-        for r, arrived in zip(records, window.arrivals_s, strict=True)
-        if r.first_token_s is not None
-    ]
-    tpots = [
-        (r.end_s - r.first_token_s) / (r.output_tokens - 1)
-        for r in records
-        if r.first_token_s is not None and r.output_tokens > 1
-    ]
-    itls = [gap for r in records for gap in r.inter_token_s]
+    basis, basis_energy = _energy_basis(energy, adjusted, null_reason)
     method = getattr(backend, "peak_memory_method", "unavailable")
-    latency = summarize(window.latencies_s)
-    assert latency is not None, "a measured window always holds at least one request"
     section = config.pytorch
     flops, flops_method = flops_estimate(
         records, info, use_cache=section.use_cache if section is not None else True
@@ -137,9 +118,6 @@ def window_metrics(
         mean_power_w=energy / energy_window_s
         if energy is not None and energy_window_s > 0
         else None,
-        latency_s=latency,
-        ttft_s=summarize(ttfts),
-        itl_s=summarize(itls),
         peak_memory_bytes=backend.peak_memory_bytes(),
         peak_memory_method=method() if callable(method) else str(method),
         flops=flops,
@@ -151,6 +129,43 @@ def window_metrics(
         if energy is not None and output_tokens
         else None,
         energy_adjusted_null_reason=null_reason,
-        ttft_from_arrival_s=summarize(ttfts_arrival),
-        tpot_s=summarize(tpots),
+        **_latencies(window),
     )
+
+
+def _energy_basis(
+    energy: float | None, adjusted: float | None, null_reason: str | None
+) -> tuple[str | None, float | None]:
+    """Which energy the per-token figures use ("adjusted" or "raw"), and its value."""
+    if null_reason is not None:  # never fall back to raw silently: the figures are null
+        return "adjusted", None
+    if adjusted is not None:
+        return "adjusted", adjusted
+    if energy is not None:
+        return "raw", energy
+    return None, None
+
+
+def _latencies(window: MeasuredWindow) -> dict[str, Any]:
+    """Request latency, TTFT (from the call and from arrival), TPOT and inter-token gaps."""
+    records = window.records
+    latency = summarize(window.latencies_s)
+    assert latency is not None, "a measured window always holds at least one request"
+    ttfts = [r.ttft_s for r in records if r.ttft_s is not None]
+    ttfts_arrival = [
+        r.first_token_s - (arrived if arrived is not None else r.start_s)
+        for r, arrived in zip(records, window.arrivals_s, strict=True)
+        if r.first_token_s is not None
+    ]
+    tpots = [
+        (r.end_s - r.first_token_s) / (r.output_tokens - 1)
+        for r in records
+        if r.first_token_s is not None and r.output_tokens > 1
+    ]
+    return {
+        "latency_s": latency,
+        "ttft_s": summarize(ttfts),
+        "itl_s": summarize([gap for r in records for gap in r.inter_token_s]),
+        "ttft_from_arrival_s": summarize(ttfts_arrival),
+        "tpot_s": summarize(tpots),
+    }

@@ -4,7 +4,7 @@ long enough for the source's error bound; the device synchronised at both ends."
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from llenergymeasure.config.models import ExperimentConfig
@@ -57,15 +57,51 @@ def window_requirement(
     return max(floor, (100.0 / target) * period), target
 
 
+@dataclass
+class _Requests:
+    """The window's requests so far, each with its arrival time and latency."""
+
+    records: list[RequestRecord] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)
+    arrivals_s: list[float | None] = field(default_factory=list)
+
+    def add(self, record: RequestRecord, arrived: float | None) -> None:
+        self.arrivals_s.append(arrived)
+        self.latencies_s.append(record.end_s - (arrived or record.start_s))
+        self.records.append(record)
+
+
+def _run_pass(
+    backend: InferenceBackend,
+    config: ExperimentConfig,
+    prompts: list[str],
+    batches: list[list[int]],
+    requests: _Requests,
+) -> None:
+    """One whole pass over the prompts; with traffic, each request once it has arrived."""
+    pass_opened = time.perf_counter()
+    arrivals = arrival_offsets_s(config, len(prompts))
+    if isinstance(backend, SelfSchedulingBackend):  # the whole pass: the engine batches
+        arrived_at = [pass_opened + a for a in arrivals] if arrivals is not None else None
+        for index, record in enumerate(backend.generate_pass(prompts, arrived_at)):
+            requests.add(record, arrived_at[index] if arrived_at is not None else None)
+    for batch in batches:
+        if arrivals is not None:  # dispatch once the batch's last request has arrived
+            wait = pass_opened + max(arrivals[i] for i in batch) - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+        batch_records = backend.generate([prompts[i] for i in batch])
+        for index, record in zip(batch, batch_records, strict=True):
+            requests.add(record, pass_opened + arrivals[index] if arrivals is not None else None)
+
+
 def measure_window(
     backend: InferenceBackend, source: EnergySource, config: ExperimentConfig, prompts: list[str]
 ) -> MeasuredWindow:
     """Whole passes over the prompts, inside one energy window, until it is long enough."""
     own_batches = isinstance(backend, SelfSchedulingBackend)
     batches = [] if own_batches else request_batches(config, [len(p) for p in prompts])
-    records: list[RequestRecord] = []
-    latencies: list[float] = []
-    arrivals_s: list[float | None] = []
+    requests = _Requests()
     backend.reset_peak_memory()
     backend.synchronize()
     # CPU-side energy covers the whole host CPU: watch what else ran on it
@@ -78,27 +114,7 @@ def measure_window(
     passes = 0
     try:
         while True:
-            pass_opened = time.perf_counter()
-            arrivals = arrival_offsets_s(config, len(prompts))
-            if isinstance(backend, SelfSchedulingBackend):  # the whole pass: the engine batches
-                arrived_at = [pass_opened + a for a in arrivals] if arrivals is not None else None
-                pass_records = backend.generate_pass(prompts, arrived_at)
-                for index, record in enumerate(pass_records):
-                    arrived = arrived_at[index] if arrived_at is not None else None
-                    arrivals_s.append(arrived)
-                    latencies.append(record.end_s - (arrived or record.start_s))
-                records.extend(pass_records)
-            for batch in batches:
-                if arrivals is not None:  # dispatch once the batch's last request has arrived
-                    wait = pass_opened + max(arrivals[i] for i in batch) - time.perf_counter()
-                    if wait > 0:
-                        time.sleep(wait)
-                batch_records = backend.generate([prompts[i] for i in batch])
-                for index, record in zip(batch, batch_records, strict=True):
-                    arrived = pass_opened + arrivals[index] if arrivals is not None else None
-                    arrivals_s.append(arrived)
-                    latencies.append(record.end_s - (arrived or record.start_s))
-                records.extend(batch_records)
+            _run_pass(backend, config, prompts, batches, requests)
             passes += 1
             if time.perf_counter() - opened >= required_s:
                 break
@@ -114,12 +130,12 @@ def measure_window(
             logger.warning("energy reading failed: {}", energy_error)
         host_load = host.stop() if host is not None else None
     return MeasuredWindow(
-        records,
-        latencies,
+        requests.records,
+        requests.latencies_s,
         closed - opened,
         reading,
         energy_error,
-        arrivals_s,
+        requests.arrivals_s,
         passes,
         required_s,
         target,
