@@ -353,6 +353,32 @@ def _result(
     )
 
 
+def _timings(
+    started_at: str, started: float, run: _Prepared, measured: _Measured, host: host_lock.HostLock
+) -> Timings:
+    """Where the run's time went, each phase timed apart from the measured window."""
+    warmup, window = measured.warmup, measured.window
+    return Timings(
+        started_at=started_at,
+        finished_at=_now(),
+        total_s=time.perf_counter() - started,
+        baseline_s=measured.baseline_s,
+        import_s=run.import_s,
+        model_load_s=0.0 if run.reused else run.info.load_time_s,
+        model_reused=run.reused,
+        warmup_s=warmup.seconds,
+        warmup_prompts=warmup.prompts,
+        warmup_converged=warmup.converged,
+        warmup_final_cv=warmup.final_cv,
+        measured_window_s=window.seconds,
+        warmup_power_cv=warmup.power_cv,
+        warmup_converged_on=warmup.converged_on,
+        measured_passes=window.passes,
+        host_wait_s=host.waited_s,
+        host_lock=host.scope,
+    )
+
+
 def run_experiment(
     config: ExperimentConfig,
     output_dir: Path,
@@ -376,27 +402,9 @@ def run_experiment(
         if models is None:
             pool.release()
         host.release()
-    warmup, window = measured.warmup, measured.window
-    timings = Timings(
-        started_at=started_at,
-        finished_at=_now(),
-        total_s=time.perf_counter() - started,
-        baseline_s=measured.baseline_s,
-        import_s=run.import_s,
-        model_load_s=0.0 if run.reused else run.info.load_time_s,
-        model_reused=run.reused,
-        warmup_s=warmup.seconds,
-        warmup_prompts=warmup.prompts,
-        warmup_converged=warmup.converged,
-        warmup_final_cv=warmup.final_cv,
-        measured_window_s=window.seconds,
-        warmup_power_cv=warmup.power_cv,
-        warmup_converged_on=warmup.converged_on,
-        measured_passes=window.passes,
-        host_wait_s=host.waited_s,
-        host_lock=host.scope,
-    )
+    timings = _timings(started_at, started, run, measured, host)
     result = _result(config, experiment_id, digest, run, measured, timings)
+    window = measured.window
     series = (
         _timeseries_csv(window.reading)
         if result.timeseries_file and window.reading is not None

@@ -105,7 +105,7 @@ class _Sampler:
     ) -> None:
         self._gpus = gpus
         self._t0 = t0
-        self._instant = instant
+        self.instant = instant
         self._series_interval_s = series_interval_s
         self._thread = PeriodicSampler(self.sample, interval_s, t0, "llem-nvml-sampler")
         self.times_s: list[float] = []
@@ -116,7 +116,7 @@ class _Sampler:
         self.contention = ProcessAttribution()
 
     def _power_w(self, gpu: GPU) -> float:
-        return gpu.power_w() if self._instant[gpu.index] else gpu.averaged_power_w()
+        return gpu.power_w() if self.instant[gpu.index] else gpu.averaged_power_w()
 
     def sample(self) -> None:
         t_s = time.perf_counter() - self._t0
@@ -326,64 +326,57 @@ class NVMLEnergySource:
         finally:
             window.nvml.shutdown_quietly()
 
+    def _counter_energy(self, w: _Window) -> tuple[float, dict[str, float], str | None]:
+        """The window's length, each GPU's counter delta in J, and a resolution warning."""
+        end_mj = {d.label: d.energy_mj() for d in w.devices}
+        duration_s = time.perf_counter() - w.t0
+        w.sampler.sample()
+        per_device_j: dict[str, float] = {}
+        for label, start in w.start_mj.items():
+            end = end_mj[label]
+            if end is None:
+                raise ExperimentError(
+                    f"the NVML energy counter of {label} stopped answering during the window"
+                )
+            if end < start:
+                raise ExperimentError(
+                    f"the NVML energy counter of {label} went backwards during the window",
+                    fix="the driver was reloaded or the GPU reset; repeat the measurement",
+                )
+            per_device_j[label] = (end - start) / 1000.0
+        period = self.update_period_s
+        warning = (
+            f"window of {duration_s:.3f} s is shorter than the NVML energy counter's "
+            f"update period ({period * 1000:.0f} ms); the energy may be under- or "
+            "over-counted"
+            if period is not None and duration_s < period
+            else None
+        )
+        return duration_s, per_device_j, warning
+
+    def _polled_energy(self, w: _Window) -> tuple[float, dict[str, float], str | None]:
+        """The window's length, each GPU's integral of polled power, and a warning when too
+        few samples make the integral meaningless."""
+        w.sampler.sample()
+        times = w.sampler.times_s
+        duration_s = times[-1] - times[0]
+        per_device_j = {d.label: w.sampler.energy_j(d.label) for d in w.devices}
+        warning = (
+            f"only {len(times)} power samples in a {duration_s:.3f} s window at "
+            f"{self.sample_interval_ms:g} ms; at least {MIN_POLL_SAMPLES} are needed for a "
+            "meaningful integral (lengthen the window or shorten sample_interval_ms)"
+            if len(times) < MIN_POLL_SAMPLES
+            else None
+        )
+        return duration_s, per_device_j, warning
+
     def _finish(self, w: _Window) -> EnergyReading:
         w.sampler.halt()
-        if w.method == "counter":
-            end_mj = {d.label: d.energy_mj() for d in w.devices}
-            duration_s = time.perf_counter() - w.t0
-            w.sampler.sample()
-            per_device_j: dict[str, float] = {}
-            for label, start in w.start_mj.items():
-                end = end_mj[label]
-                if end is None:
-                    raise ExperimentError(
-                        f"the NVML energy counter of {label} stopped answering during the window"
-                    )
-                if end < start:
-                    raise ExperimentError(
-                        f"the NVML energy counter of {label} went backwards during the window",
-                        fix="the driver was reloaded or the GPU reset; repeat the measurement",
-                    )
-                per_device_j[label] = (end - start) / 1000.0
-            period = self.update_period_s
-            warning = (
-                f"window of {duration_s:.3f} s is shorter than the NVML energy counter's "
-                f"update period ({period * 1000:.0f} ms); the energy may be under- or "
-                "over-counted"
-                if period is not None and duration_s < period
-                else None
-            )
-        else:
-            w.sampler.sample()
-            times = w.sampler.times_s
-            duration_s = times[-1] - times[0]
-            per_device_j = {d.label: w.sampler.energy_j(d.label) for d in w.devices}
-            warning = (
-                f"only {len(times)} power samples in a {duration_s:.3f} s window at "
-                f"{self.sample_interval_ms:g} ms; at least {MIN_POLL_SAMPLES} are needed for a "
-                "meaningful integral (lengthen the window or shorten sample_interval_ms)"
-                if len(times) < MIN_POLL_SAMPLES
-                else None
-            )
+        read = self._counter_energy if w.method == "counter" else self._polled_energy
+        duration_s, per_device_j, warning = read(w)
         unknown = w.sampler.contention.unknown()
         state_end = [d.state() for d in w.devices]
         reasons = throttle_reason_names(w.sampler.reason_mask)
-        notes = list(w.notes)
-        if unknown:
-            notes.append(
-                f"NVML listed PID(s) {', '.join(str(p['pid']) for p in unknown)} on a measured "
-                "GPU that do not exist in this PID namespace, and none of ours: this process "
-                "under its host PID (a container whose driver does not translate PIDs) or "
-                "another container's job; reported as unknown"
-            )
-        if reasons:
-            notes.append(f"clock limit reasons seen during the window: {', '.join(reasons)}")
-        if any(d.mig_enabled for d in w.devices):
-            notes.append(
-                "MIG mode is on: the whole physical GPU was measured (every instance and "
-                "tenant), as energy.allow_mig_whole_gpu allows"
-            )
-        instant = w.sampler._instant
         return EnergyReading(
             source=self.name,
             method=w.method,
@@ -395,12 +388,12 @@ class NVMLEnergySource:
             is_estimate=False,
             resolution_warning=warning,
             samples=w.sampler.power_samples() if self.timeseries else (),
-            notes=tuple(notes),
+            notes=tuple(_window_notes(w, unknown, reasons)),
             throttle_reasons=reasons,
             device_records=tuple(d.record() for d in w.devices),
             update_period_s=self.update_period_s,
             update_period_method=self.update_period_method,
-            power_method=_power_method(instant),
+            power_method=_power_method(w.sampler.instant),
             polled_energy_j=sum(w.sampler.energy_j(d.label) for d in w.devices),
             polled_samples=len(w.sampler.times_s),
             other_processes=w.sampler.contention.others(),
@@ -409,3 +402,26 @@ class NVMLEnergySource:
             state_start=tuple(w.state_start),
             state_end=tuple(state_end),
         )
+
+
+def _window_notes(
+    w: _Window, unknown: tuple[dict[str, Any], ...], reasons: tuple[str, ...]
+) -> list[str]:
+    """What a reader of the reading must know: the devices' selection, unresolved PIDs, clock
+    limits, MIG."""
+    notes = list(w.notes)
+    if unknown:
+        notes.append(
+            f"NVML listed PID(s) {', '.join(str(p['pid']) for p in unknown)} on a measured "
+            "GPU that do not exist in this PID namespace, and none of ours: this process "
+            "under its host PID (a container whose driver does not translate PIDs) or "
+            "another container's job; reported as unknown"
+        )
+    if reasons:
+        notes.append(f"clock limit reasons seen during the window: {', '.join(reasons)}")
+    if any(d.mig_enabled for d in w.devices):
+        notes.append(
+            "MIG mode is on: the whole physical GPU was measured (every instance and "
+            "tenant), as energy.allow_mig_whole_gpu allows"
+        )
+    return notes
