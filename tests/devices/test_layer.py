@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import llenergymeasure.devices
@@ -43,3 +45,14 @@ def test_vendor_library_only_in_its_vendor_module() -> None:
     }
     assert not misplaced
     assert "pynvml" in imported_modules(DEVICES / "nvidia.py")
+
+
+def test_importing_devices_imports_no_vendor_library() -> None:
+    modules = [p.stem for p in DEVICES.glob("*.py") if p.stem != "__init__"]
+    names = ", ".join(f"llenergymeasure.devices.{stem}" for stem in modules)
+    code = (
+        f"import sys, {names}\n"
+        "print([m for m in ('pynvml', 'torch', 'psutil') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -20,7 +20,7 @@ from llenergymeasure.devices.base import DeviceRef
 from llenergymeasure.exceptions import ExperimentError, LLEMError, UnavailableError
 
 _INSTALL_FIX = "pip install 'llenergymeasure[nvidia]' (installs nvidia-ml-py)"
-OTHER_SOURCES = "or choose energy source 'rapl' or 'estimate'"
+_OTHER_SOURCES = "or choose energy source 'rapl' or 'estimate'"
 
 # NVML clock event ("throttle") reason bits; stable across driver versions.
 _REASON_BITS: tuple[tuple[int, str], ...] = (
@@ -47,11 +47,11 @@ _UNSUPPORTED_CODES = frozenset({_NOT_SUPPORTED, _FUNCTION_NOT_FOUND})
 _UNAVAILABLE_EXPLANATIONS: dict[int, tuple[str, str]] = {
     _LIBRARY_NOT_FOUND: (
         "the NVIDIA driver library (libnvidia-ml.so.1) was not found",
-        f"install the NVIDIA driver (in a container: run with --gpus all), {OTHER_SOURCES}",
+        f"install the NVIDIA driver (in a container: run with --gpus all), {_OTHER_SOURCES}",
     ),
     _DRIVER_NOT_LOADED: (
         "the NVIDIA kernel driver is not loaded",
-        f"load the driver so that `nvidia-smi` works, {OTHER_SOURCES}",
+        f"load the driver so that `nvidia-smi` works, {_OTHER_SOURCES}",
     ),
     _NO_PERMISSION: (
         "NVML refused access (NVML_ERROR_NO_PERMISSION)",
@@ -64,11 +64,11 @@ _UNAVAILABLE_EXPLANATIONS: dict[int, tuple[str, str]] = {
     ),
     _NOT_SUPPORTED: (
         "this GPU or driver does not support the NVML query",
-        OTHER_SOURCES.removeprefix("or "),
+        _OTHER_SOURCES.removeprefix("or "),
     ),
     _FUNCTION_NOT_FOUND: (
         "the installed NVIDIA driver is too old for the NVML query",
-        f"upgrade the NVIDIA driver, {OTHER_SOURCES}",
+        f"upgrade the NVIDIA driver, {_OTHER_SOURCES}",
     ),
 }
 
@@ -467,7 +467,7 @@ def require_gpus(gpus: list[NvidiaGPU]) -> None:
         )
     raise UnavailableError(
         "NVML energy is not available here: NVML found no NVIDIA GPU",
-        fix=f"run on a machine with an NVIDIA GPU, {OTHER_SOURCES}",
+        fix=f"run on a machine with an NVIDIA GPU, {_OTHER_SOURCES}",
     )
 
 
