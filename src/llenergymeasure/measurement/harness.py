@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure import __version__
+from llenergymeasure.config.backends import BACKENDS
 from llenergymeasure.config.identity import config_hash
 from llenergymeasure.config.introspection import model_load_key
 from llenergymeasure.config.models import ExperimentConfig
@@ -160,19 +161,13 @@ def _timeseries_csv(reading: EnergyReading) -> str:
     return buffer.getvalue()
 
 
-ENGINE_MODULES: dict[str, tuple[str, ...]] = {
-    "pytorch": ("torch", "transformers"),
-    "vllm": ("torch", "vllm"),
-    "tensorrt": ("tensorrt_llm",),
-}
-"""The libraries each backend imports: timed on their own, not hidden in the model load."""
-
-
 def import_engine(backend: str) -> float:
-    """Seconds to import ``backend``'s libraries (~0 when this process already has them). One
-    that fails to import is left to the backend, whose load says why."""
+    """Seconds to import ``backend``'s libraries (its spec's ``engine_modules``; ~0 when this
+    process already has them), timed on their own, not hidden in the model load. One that
+    fails to import is left to the backend, whose load says why."""
     started = time.perf_counter()
-    for module in ENGINE_MODULES.get(backend, ()):
+    spec = BACKENDS.get(backend)
+    for module in spec.engine_modules if spec is not None else ():
         try:
             importlib.import_module(module)
         except Exception:  # the backend's load() turns this into one clear message
