@@ -39,3 +39,11 @@ def test_gpu_count_is_tensor_times_pipeline_parallel(
     name: str, section: dict[str, int] | None, gpus: int
 ) -> None:
     assert BACKENDS[name].gpu_count(section) == gpus
+
+
+def test_one_spec_per_energy_source_option() -> None:
+    from llenergymeasure.config.energy_sources import ENERGY_SOURCE_SPECS
+    from llenergymeasure.config.models import NODE_WIDE_SOURCES, EnergySourceName
+
+    assert ["auto", *ENERGY_SOURCE_SPECS] == list(get_args(EnergySourceName))
+    assert {"rapl", "codecarbon", "estimate"} == NODE_WIDE_SOURCES

@@ -22,13 +22,16 @@ from llenergymeasure.config.backend_configs import (
     VLLMConfig,
 )
 from llenergymeasure.config.backends import BACKENDS
+from llenergymeasure.config.energy_sources import ENERGY_SOURCE_SPECS
 from llenergymeasure.config.text import PlainText
 
 Backend = Literal["pytorch", "vllm", "tensorrt"]
 Precision = Literal["float32", "float16", "bfloat16"]
 DecoderPreset = Literal["deterministic", "standard", "creative", "factual"]
 EnergySourceName = Literal["auto", "nvml", "rapl", "zeus", "codecarbon", "estimate"]
-NODE_WIDE_SOURCES: frozenset[str] = frozenset({"rapl", "codecarbon", "estimate"})
+NODE_WIDE_SOURCES: frozenset[str] = frozenset(
+    name for name, spec in ENERGY_SOURCE_SPECS.items() if spec.node_wide
+)
 """Energy sources that read the whole machine rather than the experiment's own devices."""
 
 MAX_TOKENS = 2**24

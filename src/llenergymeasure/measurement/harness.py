@@ -34,6 +34,7 @@ from llenergymeasure.log import logger
 from llenergymeasure.measurement import host_lock
 from llenergymeasure.measurement.energy import (
     BaselineReading,
+    EnergyOptions,
     EnergyReading,
     EnergySource,
     measure_baseline,
@@ -227,15 +228,8 @@ def _prepare(config: ExperimentConfig, pool: ModelPool, say: Progress) -> _Prepa
     environment = collect_environment()  # after the import: torch can say if CUDA works
     say(f"loading {config.model.name} ({config.backend}, {config.fp_precision})")
     backend, info, reused = pool.acquire(config)
-    source = select_energy_source(
-        config.energy.source,
-        sample_interval_ms=config.energy.sample_interval_ms,
-        timeseries=config.timeseries.enabled,
-        timeseries_interval_ms=config.timeseries.sample_interval_ms,
-        tdp_w=config.energy.tdp_w,
-        devices=info.devices or None,
-        allow_mig_whole_gpu=config.energy.allow_mig_whole_gpu,
-    )
+    options = EnergyOptions.for_experiment(config, info.devices or None)
+    source = select_energy_source(config.energy.source, options)
     prompts, warmup_prompts = _prompts(config, backend)
     return _Prepared(import_s, environment, backend, info, reused, source, prompts, warmup_prompts)
 

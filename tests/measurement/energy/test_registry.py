@@ -12,6 +12,7 @@ from llenergymeasure.log import logger  # the lazy stand-in: its first use disab
 from llenergymeasure.measurement.energy import (
     ENERGY_SOURCES,
     Availability,
+    EnergyOptions,
     EnergySource,
     probe_energy_sources,
     select_energy_source,
@@ -45,13 +46,13 @@ def log_lines():
 
 def test_auto_prefers_nvml_when_a_gpu_is_usable(monkeypatch, rapl_root, log_lines) -> None:
     install(monkeypatch, [FakeGPU()])
-    source = select_energy_source("auto", rapl_root=rapl_root)
+    source = select_energy_source("auto", EnergyOptions(rapl_root=rapl_root))
     assert isinstance(source, NVMLEnergySource)
     assert any("auto -> nvml" in line for line in log_lines)
 
 
 def test_auto_falls_to_rapl_without_nvml(no_nvml, rapl_root, log_lines) -> None:
-    source = select_energy_source(rapl_root=rapl_root)
+    source = select_energy_source(options=EnergyOptions(rapl_root=rapl_root))
     assert isinstance(source, RAPLEnergySource)
     assert source.root == rapl_root
     assert any("nvml: NVML energy is not available here" in line for line in log_lines)
@@ -59,7 +60,7 @@ def test_auto_falls_to_rapl_without_nvml(no_nvml, rapl_root, log_lines) -> None:
 
 def test_auto_falls_to_estimate_with_neither(monkeypatch, tmp_path, log_lines) -> None:
     install(monkeypatch, init_error=NVML_ERROR_LIBRARY_NOT_FOUND)
-    source = select_energy_source(rapl_root=tmp_path / "absent", tdp_w=120.0)
+    source = select_energy_source(options=EnergyOptions(rapl_root=tmp_path / "absent", tdp_w=120.0))
     assert isinstance(source, EstimateEnergySource)
     assert source.tdp_w == 120.0
     assert any(line.startswith("WARNING") and "ESTIMATE" in line for line in log_lines)
@@ -67,14 +68,14 @@ def test_auto_falls_to_estimate_with_neither(monkeypatch, tmp_path, log_lines) -
 
 def test_explicit_unavailable_source_raises_instead_of_falling_back(no_nvml, rapl_root) -> None:
     with pytest.raises(UnavailableError) as info:
-        select_energy_source("nvml", rapl_root=rapl_root)
+        select_energy_source("nvml", EnergyOptions(rapl_root=rapl_root))
     assert "energy source 'nvml' is not available here" in info.value.what
     assert "llenergymeasure[nvidia]" in (info.value.fix or "")
 
 
 def test_explicit_rapl_on_a_machine_without_it(tmp_path) -> None:
     with pytest.raises(UnavailableError, match="not Linux, no RAPL driver, or in a VM"):
-        select_energy_source("rapl", rapl_root=tmp_path / "absent")
+        select_energy_source("rapl", EnergyOptions(rapl_root=tmp_path / "absent"))
 
 
 @pytest.mark.parametrize(("typo", "suggestion"), [("nvlm", "nvml"), ("RAPL", "rapl")])
@@ -86,7 +87,7 @@ def test_unknown_name_suggests_the_nearest(typo, suggestion) -> None:
 
 def test_options_reach_the_source(monkeypatch) -> None:
     install(monkeypatch, [FakeGPU()])
-    source = select_energy_source("nvml", sample_interval_ms=20, timeseries=True)
+    source = select_energy_source("nvml", EnergyOptions(sample_interval_ms=20, timeseries=True))
     assert isinstance(source, NVMLEnergySource)
     assert (source.sample_interval_ms, source.timeseries) == (20, True)
     assert isinstance(source, EnergySource)

@@ -14,9 +14,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from llenergymeasure.devices.base import DeviceRef
+
+if TYPE_CHECKING:
+    from llenergymeasure.config.models import ExperimentConfig
 
 EnergyMethod = Literal["counter", "polling", "rapl", "zeus", "codecarbon", "estimate"]
 
@@ -136,6 +139,21 @@ class EnergyOptions:
     timeseries_interval_ms: float | None = None  # None: the time series uses sample_interval_ms
     devices: tuple[DeviceRef, ...] | None = None  # what the model runs on; None: not known
     allow_mig_whole_gpu: bool = False
+
+    @classmethod
+    def for_experiment(
+        cls, config: ExperimentConfig, devices: tuple[DeviceRef, ...] | None
+    ) -> EnergyOptions:
+        """The options an experiment's ``energy`` and ``timeseries`` sections ask for."""
+        energy, series = config.energy, config.timeseries
+        return cls(
+            sample_interval_ms=energy.sample_interval_ms,
+            timeseries=series.enabled,
+            tdp_w=energy.tdp_w,
+            timeseries_interval_ms=series.sample_interval_ms,
+            devices=devices,
+            allow_mig_whole_gpu=energy.allow_mig_whole_gpu,
+        )
 
 
 @runtime_checkable

@@ -13,20 +13,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.devices.base import DeviceRef
+from llenergymeasure.config.energy_sources import ENERGY_SOURCE_SPECS
 from llenergymeasure.exceptions import ConfigError, UnavailableError
 from llenergymeasure.log import logger
 from llenergymeasure.measurement.energy.base import Availability, EnergyOptions, EnergySource
 
-_PACKAGE = "llenergymeasure.measurement.energy"
-ENERGY_SOURCES: dict[str, str] = {
-    "nvml": f"{_PACKAGE}.nvml:NVMLEnergySource",
-    "rapl": f"{_PACKAGE}.rapl:RAPLEnergySource",
-    "zeus": f"{_PACKAGE}.zeus:ZeusEnergySource",
-    "codecarbon": f"{_PACKAGE}.codecarbon:CodeCarbonEnergySource",
-    "estimate": f"{_PACKAGE}.estimate:EstimateEnergySource",
-}
-AUTO_ORDER = ("nvml", "rapl", "estimate")
+ENERGY_SOURCES: dict[str, str] = {name: spec.source for name, spec in ENERGY_SOURCE_SPECS.items()}
+"""Source name -> ``module:Class`` (from ``config.energy_sources``)."""
+AUTO_ORDER = tuple(name for name, spec in ENERGY_SOURCE_SPECS.items() if spec.auto)
 SOURCE_NAMES = ("auto", *ENERGY_SOURCES)
 
 
@@ -61,31 +55,15 @@ def clear_probe_caches() -> None:
 
 
 def select_energy_source(
-    source: str = "auto",
-    *,
-    sample_interval_ms: float = 100.0,
-    timeseries: bool = False,
-    tdp_w: float | None = None,
-    rapl_root: Path | None = None,
-    timeseries_interval_ms: float | None = None,
-    devices: tuple[DeviceRef, ...] | None = None,
-    allow_mig_whole_gpu: bool = False,
+    source: str = "auto", options: EnergyOptions | None = None
 ) -> EnergySource:
     """The energy source to use: the named one (raising UnavailableError with the reason and
     fix when it cannot work here), or for ``auto`` the best available one, logged with why.
 
-    ``devices`` are what the model runs on: GPU sources measure exactly those, and ``auto``
-    skips NVML when the model uses no NVIDIA GPU."""
+    ``options.devices`` are what the model runs on: GPU sources measure exactly those, and
+    ``auto`` skips NVML when the model uses no NVIDIA GPU."""
     _check_name(source)
-    options = EnergyOptions(
-        sample_interval_ms=sample_interval_ms,
-        timeseries=timeseries,
-        tdp_w=tdp_w,
-        rapl_root=rapl_root,
-        timeseries_interval_ms=timeseries_interval_ms,
-        devices=devices,
-        allow_mig_whole_gpu=allow_mig_whole_gpu,
-    )
+    options = options or EnergyOptions()
     if source != "auto":
         cls = _load_class(source)
         availability = cls.availability(options)
