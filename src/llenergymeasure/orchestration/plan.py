@@ -323,56 +323,17 @@ def prepare_campaign(
             "--resume and --fresh exclude each other",
             fix="--resume continues the campaign in the directory; --fresh moves it aside and starts over",
         )
-    if cycles is not None:  # --cycles N: N cycles for every config (adaptive: the first N)
-        update: dict[str, Any] = {"cycles": cycles}
-        if campaign.execution.min_cycles is not None:
-            update["min_cycles"] = cycles
-        execution = campaign.execution.model_copy(update=update)
-        campaign = campaign.model_copy(update={"execution": execution})
-    execution = campaign.execution
+    campaign = _with_cycles(campaign, cycles)
     experiments = planned_experiments(grid)
     if not experiments:
         raise LLEMError(
             "the campaign has no valid experiment to run",
             fix="`llem campaign validate FILE` shows why each one was filtered",
         )
-    executor, notes = choose_executor(execution)
-    alone = node_wide_note(experiments, executor)
-    notes.extend([alone] if alone else [])
-    if execution.structure == "grouped" and campaign.schedule.interval_seconds:
-        notes.append(
-            "structure grouped: schedule.interval_seconds paces the start of each experiment's block"
-        )
-    if execution.structure == "balanced":
-        balance = balance_note(len(experiments), execution.first_cycles)
-        notes.extend([balance] if balance else [])
-    adaptive = plan_note(execution)
-    notes.extend([adaptive] if adaptive else [])
-    damaged: str | None = None
-    try:
-        existing = load_manifest(output_dir)
-    except ManifestDamaged as err:
-        if not (resume or fresh):
-            raise
-        existing, damaged = None, err.what
-    if existing is not None and not (resume or fresh):
-        counts = existing.counts()
-        total = len([e for e in existing.entries if e.status != "skipped"])
-        raise ConfigError(
-            f"{output_dir} already holds campaign '{existing.campaign_name}' "
-            f"({counts['completed']}/{total} completed, last update {existing.updated_at})",
-            where=str(manifest_path(output_dir)),
-            fix="--resume to continue it, --fresh to move it aside (nothing is deleted) and "
-            "start over, or -o to use another directory",
-        )
-    owned, foreign = directory_contents(output_dir, existing)
-    if not owned and foreign:
-        shown = ", ".join(p.name for p in foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise ConfigError(
-            f"{output_dir} is not empty and is not a campaign directory (it holds {shown})",
-            fix="a campaign writes many files into its directory: give -o a new or empty "
-            f"directory, e.g. -o {output_dir / safe_name(campaign.campaign_name)}",
-        )
+    executor, notes = choose_executor(campaign.execution)
+    notes.extend(_planning_notes(campaign, experiments, executor))
+    existing, damaged = _existing_manifest(output_dir, resume=resume or fresh)
+    owned, foreign = _directory_contents(output_dir, existing, campaign)
     common: dict[str, Any] = {
         "campaign": campaign,
         "output_dir": output_dir,
@@ -395,40 +356,138 @@ def prepare_campaign(
     recorded = {  # what report and export need, so they never re-plan the grid
         "campaign_file": file_text,
         "filtered": grid.filtered_examples(),
-        "execution": execution.model_dump(mode="json"),
+        "execution": campaign.execution.model_dump(mode="json"),
         "ci_method": campaign.statistics.ci_method,
     }
     if resume and owned:
-        from llenergymeasure.orchestration.manifest import lock_holder
+        return _resumed_plan(existing, damaged, recorded, common)
+    return _new_plan(recorded, common, owned, foreign, resume=resume, fresh=fresh)
 
-        holder = lock_holder(output_dir)
-        if holder is not None and holder != os.getpid():
-            notes.append(
-                f"a campaign process (pid {holder}) is still running in {output_dir}: "
-                "running entries below may be live"
-            )
-        manifest, change, more = reconcile(existing, experiments, campaign, output_dir, executor)
-        if existing is None:
-            why = f"could not be read ({damaged})" if damaged else "is missing"
-            more.insert(
-                0,
-                f"the campaign manifest {why}: rebuilt from the result files on disk"
-                + (", the damaged file kept as manifest.json.damaged-<time>" if damaged else ""),
-            )
-        recorded["campaign_file"] = file_text or manifest.campaign_file
-        for key, value in recorded.items():
-            setattr(manifest, key, value)
-        plan = CampaignPlan(
-            built=manifest,
-            mode="resume",
-            change=change,
-            damaged_manifest=damaged is not None,
-            **common,
+
+def _with_cycles(campaign: CampaignConfig, cycles: int | None) -> CampaignConfig:
+    """``--cycles N``: N cycles for every config (adaptive: the first N)."""
+    if cycles is None:
+        return campaign
+    update: dict[str, Any] = {"cycles": cycles}
+    if campaign.execution.min_cycles is not None:
+        update["min_cycles"] = cycles
+    execution = campaign.execution.model_copy(update=update)
+    return campaign.model_copy(update={"execution": execution})
+
+
+def _planning_notes(
+    campaign: CampaignConfig, experiments: PlannedExperiments, executor: str
+) -> list[str]:
+    """What the plan's header says about how the campaign will run."""
+    execution = campaign.execution
+    notes = [node_wide_note(experiments, executor)]
+    if execution.structure == "grouped" and campaign.schedule.interval_seconds:
+        notes.append(
+            "structure grouped: schedule.interval_seconds paces the start of each experiment's block"
         )
-        plan.notes.extend(more)
-        plan.timings_s = _earlier_timings(output_dir, manifest.entries)
-        return plan
+    if execution.structure == "balanced":
+        notes.append(balance_note(len(experiments), execution.first_cycles))
+    notes.append(plan_note(execution))
+    return [note for note in notes if note]
 
+
+def _existing_manifest(output_dir: Path, *, resume: bool) -> tuple[Manifest | None, str | None]:
+    """The directory's manifest (None: none, or damaged and being resumed or replaced) and
+    what damaged it. Without ``resume`` (--resume or --fresh) an existing one is refused."""
+    try:
+        existing = load_manifest(output_dir)
+    except ManifestDamaged as err:
+        if not resume:
+            raise
+        return None, err.what
+    if existing is not None and not resume:
+        counts = existing.counts()
+        total = len([e for e in existing.entries if e.status != "skipped"])
+        raise ConfigError(
+            f"{output_dir} already holds campaign '{existing.campaign_name}' "
+            f"({counts['completed']}/{total} completed, last update {existing.updated_at})",
+            where=str(manifest_path(output_dir)),
+            fix="--resume to continue it, --fresh to move it aside (nothing is deleted) and "
+            "start over, or -o to use another directory",
+        )
+    return existing, None
+
+
+def _directory_contents(
+    output_dir: Path, existing: Manifest | None, campaign: CampaignConfig
+) -> tuple[list[Path], list[Path]]:
+    """(what the campaign owns, what it does not) in the directory; refused when it holds only
+    things that are not a campaign's."""
+    owned, foreign = directory_contents(output_dir, existing)
+    if not owned and foreign:
+        raise ConfigError(
+            f"{output_dir} is not empty and is not a campaign directory (it holds "
+            f"{_listed(foreign)})",
+            fix="a campaign writes many files into its directory: give -o a new or empty "
+            f"directory, e.g. -o {output_dir / safe_name(campaign.campaign_name)}",
+        )
+    return owned, foreign
+
+
+def _listed(paths: Sequence[Path]) -> str:
+    return ", ".join(p.name for p in paths[:5]) + (", ..." if len(paths) > 5 else "")
+
+
+def _resumed_plan(
+    existing: Manifest | None,
+    damaged: str | None,
+    recorded: dict[str, Any],
+    common: dict[str, Any],
+) -> CampaignPlan:
+    """Continue the campaign in the directory: its manifest reconciled with this plan."""
+    from llenergymeasure.orchestration.manifest import lock_holder
+
+    output_dir: Path = common["output_dir"]
+    holder = lock_holder(output_dir)
+    if holder is not None and holder != os.getpid():
+        common["notes"].append(
+            f"a campaign process (pid {holder}) is still running in {output_dir}: "
+            "running entries below may be live"
+        )
+    manifest, change, more = reconcile(
+        existing, common["experiments"], common["campaign"], output_dir, common["executor"]
+    )
+    if existing is None:
+        why = f"could not be read ({damaged})" if damaged else "is missing"
+        more.insert(
+            0,
+            f"the campaign manifest {why}: rebuilt from the result files on disk"
+            + (", the damaged file kept as manifest.json.damaged-<time>" if damaged else ""),
+        )
+    recorded["campaign_file"] = recorded["campaign_file"] or manifest.campaign_file
+    for key, value in recorded.items():
+        setattr(manifest, key, value)
+    plan = CampaignPlan(
+        built=manifest,
+        mode="resume",
+        change=change,
+        damaged_manifest=damaged is not None,
+        **common,
+    )
+    plan.notes.extend(more)
+    plan.timings_s = _earlier_timings(output_dir, manifest.entries)
+    return plan
+
+
+def _new_plan(
+    recorded: dict[str, Any],
+    common: dict[str, Any],
+    owned: list[Path],
+    foreign: list[Path],
+    *,
+    resume: bool,
+    fresh: bool,
+) -> CampaignPlan:
+    """A new campaign (or ``--fresh``: the old one moved aside first); its manifest is built
+    only when first read."""
+    campaign: CampaignConfig = common["campaign"]
+    output_dir: Path = common["output_dir"]
+    execution = campaign.execution
     now = now_iso()
     header = {
         "campaign_name": campaign.campaign_name,
@@ -437,31 +496,29 @@ def prepare_campaign(
         "cycles": execution.first_cycles,
         "structure": execution.structure,
         "seed": execution.seed,
-        "executor": executor,
+        "executor": common["executor"],
         **recorded,
     }
-    runs = NewRuns(experiments, execution, header)
+    runs = NewRuns(common["experiments"], execution, header)
     plan = CampaignPlan(new_runs=runs, mode="fresh" if fresh else "new", **common)
     if fresh:
         plan.move_aside = owned
         if foreign:
             plan.notes.append(
-                "--fresh leaves what is not the campaign's in place: "
-                + ", ".join(p.name for p in foreign[:5])
-                + (", ..." if len(foreign) > 5 else "")
+                f"--fresh leaves what is not the campaign's in place: {_listed(foreign)}"
             )
-    else:
-        if resume:
-            plan.notes.append(f"nothing to resume in {output_dir}: starting a new campaign")
-        # results on disk are listed once; the plan's ids are checked against them in memory
-        found = {p.name for p in owned if (p / "result.json").exists()}
-        clash = next((e for e in runs.entries() if e.exp_id in found), None) if found else None
-        if clash is not None:
-            raise ConfigError(
-                f"{output_dir} already holds results without a campaign manifest "
-                f"(e.g. {result_file(output_dir, clash)})",
-                fix="--resume adopts the results that belong to this campaign (the manifest is "
-                "rebuilt from them), --fresh moves them aside (nothing is deleted), or -o to use "
-                "another directory",
-            )
+        return plan
+    if resume:
+        plan.notes.append(f"nothing to resume in {output_dir}: starting a new campaign")
+    # results on disk are listed once; the plan's ids are checked against them in memory
+    found = {p.name for p in owned if (p / "result.json").exists()}
+    clash = next((e for e in runs.entries() if e.exp_id in found), None) if found else None
+    if clash is not None:
+        raise ConfigError(
+            f"{output_dir} already holds results without a campaign manifest "
+            f"(e.g. {result_file(output_dir, clash)})",
+            fix="--resume adopts the results that belong to this campaign (the manifest is "
+            "rebuilt from them), --fresh moves them aside (nothing is deleted), or -o to use "
+            "another directory",
+        )
     return plan
