@@ -27,11 +27,9 @@ app = typer.Typer(
 
 
 def _plan(file: Path, on_issue: Any = None) -> tuple[Any, Any]:
-    from llenergymeasure.config.loader import load_campaign_config
-    from llenergymeasure.orchestration.experiments import plan_campaign
+    from llenergymeasure.orchestration.experiments import load_and_plan
 
-    campaign = load_campaign_config(file)
-    return campaign, plan_campaign(campaign, file, on_issue=on_issue)
+    return load_and_plan(file, on_issue=on_issue)
 
 
 def runs_summary(execution: Any, experiments: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from llenergymeasure.config.campaign_config import CampaignConfig
 from llenergymeasure.config.dicts import deep_merge, expand_model_shorthand
-from llenergymeasure.config.loader import check_experiment_file, read_yaml
+from llenergymeasure.config.loader import check_experiment_file, load_campaign_config, read_yaml
 from llenergymeasure.exceptions import ConfigError
 from llenergymeasure.orchestration.grid import GridPoints, count_campaign_grid, iter_campaign_grid
 from llenergymeasure.orchestration.grid_validation import IssueSink, ValidatedGrid, validate_points
@@ -92,3 +92,12 @@ def plan_campaign(
     return validate_points(
         iter_campaign_experiments(campaign, campaign_file), on_issue, expected=points
     )
+
+
+def load_and_plan(
+    campaign_file: Path, *, on_issue: IssueSink | None = None
+) -> tuple[CampaignConfig, ValidatedGrid]:
+    """A campaign file, loaded and planned: the first step of every command that runs or
+    shows one (``llem campaign validate``/``run``, :func:`runner.run_campaign`)."""
+    campaign = load_campaign_config(campaign_file)
+    return campaign, plan_campaign(campaign, campaign_file, on_issue=on_issue)
