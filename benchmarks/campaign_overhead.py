@@ -57,9 +57,9 @@ cold_start:
 
 def run_once(root: Path, *, cycles: int, cold: bool, executor: str = "inprocess") -> dict[str, Any]:
     from llenergymeasure.config.loader import load_campaign_config
-    from llenergymeasure.orchestration.experiments import plan_campaign
-    from llenergymeasure.orchestration.plan import prepare_campaign
-    from llenergymeasure.orchestration.runner import CampaignRunner
+    from llenergymeasure.orchestration.campaign.experiments import plan_campaign
+    from llenergymeasure.orchestration.campaign.plan import prepare_campaign
+    from llenergymeasure.orchestration.campaign.runner import CampaignRunner
     from llenergymeasure.results.schema import load_result
 
     tag = executor if executor != "inprocess" else "cold" if cold else "reuse"

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from llenergymeasure.config.campaign_config import CampaignGridConfig
 from llenergymeasure.config.loader import load_campaign_config
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.orchestration.experiments import plan_campaign
+from llenergymeasure.orchestration.campaign.experiments import plan_campaign
 from llenergymeasure.orchestration.grid import (
     count_campaign_grid,
     expand_campaign_grid,

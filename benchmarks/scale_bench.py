@@ -31,7 +31,11 @@ from tests.cli.scale_grid import peak_command, write_grid  # noqa: E402
 
 def manifest_update_cost(n: int, root: Path, updates: int = 200) -> tuple[float, float, float]:
     """(journal append s/update, amortised snapshot s/update, whole rewrite s/update)."""
-    from llenergymeasure.orchestration.manifest import COMPACT_AFTER, Manifest, ManifestEntry
+    from llenergymeasure.orchestration.campaign.manifest import (
+        COMPACT_AFTER,
+        Manifest,
+        ManifestEntry,
+    )
 
     directory = root / f"m{n}"
     directory.mkdir()

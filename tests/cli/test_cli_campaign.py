@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llenergymeasure.config.loader import load_campaign_config
-from llenergymeasure.orchestration.experiments import iter_campaign_experiments
+from llenergymeasure.orchestration.campaign.experiments import iter_campaign_experiments
 from llenergymeasure.orchestration.grid import validate_campaign_grid
 
 from .helpers import EXAMPLES, assert_clean, invoke, run_main
@@ -397,7 +397,7 @@ def test_run_refuses_a_plan_above_max_experiments_without_allow_large(
     assert "--allow-large" in result.output
     assert not (out_dir / "manifest.json").exists()
 
-    from llenergymeasure.orchestration import runner
+    from llenergymeasure.orchestration.campaign import runner
 
     def interrupted(self: object) -> None:
         raise KeyboardInterrupt

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from llenergymeasure.config.loader import load_campaign_config
 from llenergymeasure.config.yaml_reader import MAX_ALIAS_VALUES, MAX_DOCUMENT_BYTES
-from llenergymeasure.orchestration.experiments import plan_campaign
+from llenergymeasure.orchestration.campaign.experiments import plan_campaign
 
 from .thesis_file import ENTRIES, write_thesis_file
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.config.loader import load_campaign_config
-from llenergymeasure.orchestration.experiments import plan_campaign
+from llenergymeasure.orchestration.campaign.experiments import plan_campaign
 from llenergymeasure.orchestration.grid import GridExpansionResult
 from llenergymeasure.orchestration.grid_tally import KINDS, GridValidationIssue, IssueKind
 

@@ -9,7 +9,7 @@ import pytest
 
 from llenergymeasure.config.loader import load_campaign_config
 from llenergymeasure.exceptions import ConfigError
-from llenergymeasure.orchestration.experiments import iter_campaign_experiments
+from llenergymeasure.orchestration.campaign.experiments import iter_campaign_experiments
 from llenergymeasure.orchestration.grid import count_campaign_grid
 
 from .plans import plan_lists

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from campaign.helpers import campaign_yaml
 from llenergymeasure.cli.app import app
 from llenergymeasure.report.build import figure_dir, write_report
 from llenergymeasure.results.schema import QualityFlag
+from orchestration.campaign.helpers import campaign_yaml
 
 from . import synthetic as S
 from .browser import artifacts_dir, render

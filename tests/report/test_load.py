@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from campaign.helpers import TINY_BASE, prepare
-from campaign.test_adaptive import ScriptedExecutor
-from campaign.test_runner import runner
 from llenergymeasure.cli.report_cmd import load_source
-from llenergymeasure.orchestration.manifest import MANIFEST_FILE, load_manifest
+from llenergymeasure.orchestration.campaign.manifest import MANIFEST_FILE, load_manifest
 from llenergymeasure.report import data as D
 from llenergymeasure.report.table import config_table
+from orchestration.campaign.helpers import TINY_BASE, prepare
+from orchestration.campaign.test_adaptive import ScriptedExecutor
+from orchestration.campaign.test_runner import runner
 
 GRID = """\
 grid:

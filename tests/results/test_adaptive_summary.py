@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from campaign.helpers import completed_record
 from llenergymeasure.config.campaign_config import ExecutionConfig
 from llenergymeasure.results.aggregation import RunRecord, aggregate
 from llenergymeasure.results.export import write_tables
 from llenergymeasure.results.statistics import design_interval, t_interval
+from orchestration.campaign.helpers import completed_record
 
 EXECUTION = ExecutionConfig(target_ci_pct=5.0, min_cycles=3, max_cycles=6)
 EPT = [0.50, 0.52, 0.49, 0.51, 0.55, 0.47]  # J/token by cycle 1..6

@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from campaign.helpers import make_result
 from llenergymeasure.config.identity import config_hash
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.results.aggregation import RunRecord
 from llenergymeasure.results.config_columns import config_columns, flat_config
 from llenergymeasure.results.export import write_tables
+from orchestration.campaign.helpers import make_result
 
 BATCHES = [1, 8, 64]
 PRECISIONS = ["float32", "bfloat16"]

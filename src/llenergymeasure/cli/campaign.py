@@ -27,7 +27,7 @@ app = typer.Typer(
 
 
 def _plan(file: Path, on_issue: Any = None) -> tuple[Any, Any]:
-    from llenergymeasure.orchestration.experiments import load_and_plan
+    from llenergymeasure.orchestration.campaign.experiments import load_and_plan
 
     return load_and_plan(file, on_issue=on_issue)
 
@@ -81,8 +81,8 @@ def large_campaign_warning(campaign: Any, grid: Any) -> str | None:
     """For a campaign of more than ``LARGE_CAMPAIGN`` experiments: how long it would take."""
     if grid.valid <= LARGE_CAMPAIGN:
         return None
-    from llenergymeasure.orchestration.plan import NewRuns, duration_text
-    from llenergymeasure.orchestration.planned import planned_experiments
+    from llenergymeasure.orchestration.campaign.plan import NewRuns, duration_text
+    from llenergymeasure.orchestration.campaign.planned import planned_experiments
 
     execution = campaign.execution
     estimate = NewRuns(planned_experiments(grid), execution).estimate()
@@ -257,7 +257,7 @@ def _render_order(plan: Any) -> None:
 
 
 def _render_header(plan: Any, *, dry_run: bool) -> None:
-    from llenergymeasure.orchestration.manifest import PREVIOUS_PREFIX
+    from llenergymeasure.orchestration.campaign.manifest import PREVIOUS_PREFIX
 
     execution = plan.campaign.execution
     experiments, runs = len(plan.experiments), plan.runs
@@ -384,8 +384,8 @@ def run(
 
     from llenergymeasure.files import check_output_dir
     from llenergymeasure.log import logger
-    from llenergymeasure.orchestration.plan import prepare_campaign
-    from llenergymeasure.orchestration.runner import CampaignRunner
+    from llenergymeasure.orchestration.campaign.plan import prepare_campaign
+    from llenergymeasure.orchestration.campaign.runner import CampaignRunner
 
     campaign, grid = _plan(file)
     directory = (output if output is not None else Path(campaign.io.results_dir)).expanduser()

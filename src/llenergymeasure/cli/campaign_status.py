@@ -25,7 +25,7 @@ def _status_counts(manifest: Any, missing: list[Any], unrecorded: list[Any]) -> 
 
 def _journal_damage(directory: Path, unrecorded: list[Any]) -> str | None:
     """What the journal lost, or None when nothing says it lost anything."""
-    from llenergymeasure.orchestration import journal
+    from llenergymeasure.orchestration.campaign import journal
 
     if not unrecorded:
         return None
@@ -69,7 +69,7 @@ def _status_json(
 
 def _damaged_status(directory: Path, error: Any, *, as_json: bool) -> None:
     """A manifest that cannot be read: say so, and what the result files still hold."""
-    from llenergymeasure.orchestration.manifest import results_on_disk
+    from llenergymeasure.orchestration.campaign.manifest import results_on_disk
 
     found = results_on_disk(directory)
     configs = len({digest for digest, _cycle in found})
@@ -103,14 +103,14 @@ def status(
     Example: llem campaign status results/sweep
     """
     from llenergymeasure.exceptions import ConfigError
-    from llenergymeasure.orchestration.executors.base import error_headline
-    from llenergymeasure.orchestration.manifest import (
+    from llenergymeasure.orchestration.campaign.manifest import (
         ManifestDamaged,
         load_manifest,
         lock_holder,
         unrecorded_results,
     )
-    from llenergymeasure.orchestration.runner import MISSING_RESULT, campaign_records
+    from llenergymeasure.orchestration.campaign.runner import MISSING_RESULT, campaign_records
+    from llenergymeasure.orchestration.executors.base import error_headline
 
     directory = directory.expanduser()
     try:

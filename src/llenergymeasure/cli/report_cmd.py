@@ -43,8 +43,8 @@ def load_source(
     configs), whatever the working directory; a manifest older than those fields has its
     campaign file read again when it is still there.
     """
-    from llenergymeasure.orchestration.adaptive import summary_columns
-    from llenergymeasure.orchestration.manifest import ManifestDamaged, load_manifest
+    from llenergymeasure.orchestration.campaign.adaptive import summary_columns
+    from llenergymeasure.orchestration.campaign.manifest import ManifestDamaged, load_manifest
     from llenergymeasure.report.source import ReportSource
     from llenergymeasure.results.aggregation import aggregate
 
@@ -103,7 +103,7 @@ def _read_campaign(path: Path | None) -> tuple[Any, list[tuple[str, str]], str |
     """(campaign config, filtered configs, a note when the file cannot be used)."""
     from llenergymeasure.config.loader import load_campaign_config
     from llenergymeasure.exceptions import LLEMError
-    from llenergymeasure.orchestration.experiments import plan_campaign
+    from llenergymeasure.orchestration.campaign.experiments import plan_campaign
 
     if path is None:
         return None, [], "no campaign file recorded: filtered configs and adaptive columns unknown"

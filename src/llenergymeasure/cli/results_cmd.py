@@ -23,8 +23,8 @@ def load_records(directory: Path) -> tuple[list[Any], int]:
     """The records of a campaign directory (its manifest) or of a folder of results, and the
     seed for any resampling; a user error when there are none."""
     from llenergymeasure.exceptions import LLEMError
-    from llenergymeasure.orchestration.manifest import ManifestDamaged, load_manifest
-    from llenergymeasure.orchestration.runner import campaign_records
+    from llenergymeasure.orchestration.campaign.manifest import ManifestDamaged, load_manifest
+    from llenergymeasure.orchestration.campaign.runner import campaign_records
     from llenergymeasure.results.export import records_from_folder
 
     directory = directory.expanduser()
@@ -53,7 +53,7 @@ def campaign_execution(directory: Path) -> Any:
     """The execution settings a campaign's manifest recorded (adaptive cycles decide which
     interval its tables report), or None for a folder of results, an older manifest or a
     damaged one (which load_records has already warned about)."""
-    from llenergymeasure.orchestration.manifest import ManifestDamaged, load_manifest
+    from llenergymeasure.orchestration.campaign.manifest import ManifestDamaged, load_manifest
 
     try:
         manifest = load_manifest(directory.expanduser())
@@ -90,7 +90,7 @@ def export(
     manifest, every DIR/*/result.json counts (one cycle per run of the same config).
     """
     from llenergymeasure.exceptions import LLEMError, UnavailableError
-    from llenergymeasure.orchestration.runner import MISSING_RESULT
+    from llenergymeasure.orchestration.campaign.runner import MISSING_RESULT
     from llenergymeasure.results.aggregation import low_cycles_note
     from llenergymeasure.results.export import (
         FORMATS,

@@ -70,7 +70,7 @@ MAX_CYCLES = 10_000
 """Upper bound of cycles: the plan holds one entry per experiment and cycle."""
 
 Structure = Literal["interleaved", "shuffled", "grouped", "balanced"]
-"""The run orders ``execution.structure`` offers (orchestration/order.py builds them)."""
+"""The run orders ``execution.structure`` offers (orchestration/campaign/order.py builds them)."""
 
 AdaptiveMetric = Literal["energy_per_token_j", "tokens_per_second", "latency_p50_s"]
 """What adaptive cycles watch: J/token (default), tokens/s or median latency."""
@@ -125,7 +125,7 @@ class ExecutionConfig(StrictModel):
     Adaptive cycles: with ``target_ci_pct`` set, every config first runs ``min_cycles`` (default
     ``cycles``); their spread fixes how many cycles in all it needs for a 95% CI of
     ``target_metric`` within ``target_ci_pct`` percent of its mean, at least two more and at most
-    ``max_cycles`` (a two-stage design: ``orchestration/adaptive.py``).
+    ``max_cycles`` (a two-stage design: ``orchestration/campaign/adaptive.py``).
     """
 
     cycles: int = Field(

@@ -3,7 +3,7 @@
 ``expand_campaign_grid`` / ``iter_campaign_grid`` turn a grid (shared axes for every backend,
 linked axes, per-backend axes, exclude entries, groups) into experiment config dicts, in a
 deterministic order: backends, models, shared axes, linked axes, backend axes, as written, the
-last axis varying fastest, group by group (``grid_plan`` works out each backend's axes, names
+last axis varying fastest, group by group (``grid_expansion`` works out each backend's axes, names
 and exclusions; ``grid_points`` builds the dicts). ``validate_campaign_grid`` validates every
 point (``grid_validation`` does the work, in bounded memory) and returns the full lists:
 valid configs with their hashes, filtered ones with reasons, duplicates, hardware warnings.
@@ -20,7 +20,7 @@ from llenergymeasure.config._base import factory
 from llenergymeasure.config.campaign_config import CampaignGridConfig
 from llenergymeasure.config.identity import config_hash
 from llenergymeasure.log import logger
-from llenergymeasure.orchestration.grid_plan import plan_grid
+from llenergymeasure.orchestration.grid_expansion import plan_grid
 from llenergymeasure.orchestration.grid_points import GridPoints, PlanExpander
 from llenergymeasure.orchestration.grid_tally import (
     KINDS,

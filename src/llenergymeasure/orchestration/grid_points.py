@@ -1,6 +1,6 @@
 """Grid points as experiment config dicts, built lazily from each plan's axis choices.
 
-A ``PlanExpander`` builds the dict of any point of one of ``grid_plan``'s plans, with its
+A ``PlanExpander`` builds the dict of any point of one of ``grid_expansion``'s plans, with its
 readable name; ``GridPoints`` streams them in order (excluded points skipped), with any
 explicit experiments after them, and hands its parts to the validator, which can take the
 choices themselves.
@@ -16,8 +16,8 @@ from operator import attrgetter
 from typing import Any
 
 from llenergymeasure.config.dicts import clone, set_path
-from llenergymeasure.orchestration.grid_plan import BackendPlan, PlanAxis, short_for
-from llenergymeasure.orchestration.override_points import OverridePoints
+from llenergymeasure.orchestration.grid_expansion import BackendPlan, PlanAxis, short_for
+from llenergymeasure.orchestration.grid_explicit import OverridePoints
 
 _PRECISION_SHORT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 UNSAFE = re.compile(r"[^A-Za-z0-9.+-]+")

@@ -30,7 +30,9 @@ from llenergymeasure.config.introspection import (
     submodel,
 )
 from llenergymeasure.config.models import BACKEND_SECTIONS, ExperimentConfig
-from llenergymeasure.orchestration.grid_plan import PlanAxis
+from llenergymeasure.orchestration.grid_expansion import PlanAxis
+from llenergymeasure.orchestration.grid_explicit import Entry, OverridePoints, set_override
+from llenergymeasure.orchestration.grid_kept import KeptPoints, Part
 from llenergymeasure.orchestration.grid_points import (
     CONTAINERS,
     UNSAFE,
@@ -40,8 +42,6 @@ from llenergymeasure.orchestration.grid_points import (
     apply_choices,
 )
 from llenergymeasure.orchestration.grid_tally import GridTally, GridValidationIssue, IssueKind
-from llenergymeasure.orchestration.kept_points import KeptPoints, Part
-from llenergymeasure.orchestration.override_points import Entry, OverridePoints, set_override
 
 IssueSink = Callable[[IssueKind, GridValidationIssue], None]
 

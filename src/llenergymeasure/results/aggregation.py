@@ -280,7 +280,7 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "ci_half_width_pct",
     "adaptive_stop",
 )
-"""Columns from ``ConfigSummary.extra``: adaptive cycles (``orchestration/adaptive.py``) fill
+"""Columns from ``ConfigSummary.extra``: adaptive cycles (``orchestration/campaign/adaptive.py``) fill
 them; empty cells in a campaign without ``target_ci_pct``."""
 
 

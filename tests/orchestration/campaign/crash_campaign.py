@@ -12,13 +12,13 @@ import signal
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 
 def main(argv: list[str]) -> int:
-    from tests.campaign.helpers import FakeExecutor
+    from tests.orchestration.campaign.helpers import FakeExecutor
 
-    from llenergymeasure.orchestration.runner import run_campaign
+    from llenergymeasure.orchestration.campaign.runner import run_campaign
 
     if "--die-at-fsync" in argv:
         limit = int(argv[argv.index("--die-at-fsync") + 1])

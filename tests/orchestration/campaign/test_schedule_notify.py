@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from llenergymeasure.config.campaign_config import ScheduleConfig
-from llenergymeasure.orchestration.notify import send_webhook
-from llenergymeasure.orchestration.runner import CampaignRunner
-from llenergymeasure.orchestration.schedule import Scheduler, seconds_until
+from llenergymeasure.orchestration.campaign.notify import send_webhook
+from llenergymeasure.orchestration.campaign.runner import CampaignRunner
+from llenergymeasure.orchestration.campaign.schedule import Scheduler, seconds_until
 
 from .helpers import FakeExecutor, FakeTime, campaign_yaml, prepare
 

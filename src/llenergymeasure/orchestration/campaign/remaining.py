@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 
 from llenergymeasure.config.campaign_config import ExecutionConfig
-from llenergymeasure.orchestration.manifest import ManifestEntry
-from llenergymeasure.orchestration.order import gap_between
+from llenergymeasure.orchestration.campaign.manifest import ManifestEntry
+from llenergymeasure.orchestration.campaign.order import gap_between
 
 
 class Remaining:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from llenergymeasure.config.campaign_config import ExecutionConfig
-from llenergymeasure.orchestration.adaptive import (
+from llenergymeasure.orchestration.campaign.adaptive import (
     decide,
     design_interval,
     next_round,
@@ -22,9 +22,9 @@ from llenergymeasure.orchestration.adaptive import (
     planned_cycles,
     summary_columns,
 )
+from llenergymeasure.orchestration.campaign.manifest import ManifestEntry, load_manifest
+from llenergymeasure.orchestration.campaign.planned import PlannedExperiment
 from llenergymeasure.orchestration.executors.base import ExecutionOutcome, ExperimentTask
-from llenergymeasure.orchestration.manifest import ManifestEntry, load_manifest
-from llenergymeasure.orchestration.planned import PlannedExperiment
 from llenergymeasure.results.aggregation import RunRecord
 from llenergymeasure.results.schema import QualityFlag
 from llenergymeasure.results.statistics import t_quantile

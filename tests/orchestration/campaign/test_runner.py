@@ -12,19 +12,19 @@ from typing import Any
 import pytest
 
 from llenergymeasure.exceptions import ConfigError
-from llenergymeasure.orchestration.executors.base import ExperimentTask
-from llenergymeasure.orchestration.manifest import (
+from llenergymeasure.orchestration.campaign.manifest import (
     MANIFEST_FILE,
     campaign_lock,
     design_hash,
     load_manifest,
 )
-from llenergymeasure.orchestration.outcome import CampaignObserver
-from llenergymeasure.orchestration.runner import CampaignRunner
+from llenergymeasure.orchestration.campaign.outcome import CampaignObserver
+from llenergymeasure.orchestration.campaign.runner import CampaignRunner
+from llenergymeasure.orchestration.executors.base import ExperimentTask
 
 from .helpers import TINY_BASE, FakeExecutor, FakeTime, campaign_yaml, make_result, prepare
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from fakes.fake_pynvml import FakeGPU, install
 
 
@@ -482,7 +482,7 @@ def test_a_second_run_in_the_same_directory_is_refused_while_one_holds_the_lock(
     plan = prepare(campaign_yaml(tmp_path / "c.yaml"), out)
     with campaign_lock(out), pytest.raises(ConfigError, match="another llem campaign is running"):
         runner(plan).run()
-    from llenergymeasure.orchestration.manifest import lock_holder
+    from llenergymeasure.orchestration.campaign.manifest import lock_holder
 
     assert lock_holder(out) is None
     with campaign_lock(out):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llenergymeasure.config.campaign_config import CampaignConfig, ExecutionConfig
-from llenergymeasure.orchestration.manifest import (
+from llenergymeasure.orchestration.campaign.manifest import (
     Manifest,
     ManifestEntry,
     ResultOnDisk,
@@ -20,8 +20,8 @@ from llenergymeasure.orchestration.manifest import (
     result_is_valid,
     results_on_disk,
 )
-from llenergymeasure.orchestration.order import plan_order
-from llenergymeasure.orchestration.planned import PlannedExperiment, new_entry
+from llenergymeasure.orchestration.campaign.order import plan_order
+from llenergymeasure.orchestration.campaign.planned import PlannedExperiment, new_entry
 
 
 @dataclass

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 from llenergymeasure.files import safe_name
+from llenergymeasure.orchestration.campaign.manifest import ManifestEntry
+from llenergymeasure.orchestration.grid_kept import KeptPoints, PointInfo
 from llenergymeasure.orchestration.grid_validation import ValidatedGrid
-from llenergymeasure.orchestration.kept_points import KeptPoints, PointInfo
-from llenergymeasure.orchestration.manifest import ManifestEntry
 
 
 @dataclass(frozen=True)

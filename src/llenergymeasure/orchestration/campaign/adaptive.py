@@ -20,7 +20,7 @@ classic two-stage interval, or the t interval of all N values) covers the true m
 (Stein) to 84% (plain t) of the time in the rows marked converged (CV 5%, target 2%, min 3,
 max 10). s2 is independent of s0, so whatever N the first stage chose, the interval is an exact
 t interval for normal cycles: ~95% overall and in the converged rows alike (measured in
-docs/statistics.md; ``tests/campaign/test_adaptive.py`` simulates it in CI). The relative
+docs/statistics.md; ``tests/orchestration/campaign/test_adaptive.py`` simulates it in CI). The relative
 target (% of m0) makes N depend a little on the first-stage mean: measured, coverage stays
 >= 94%. The price is two cycles past the first stage for every config, steady ones included.
 
@@ -39,8 +39,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from llenergymeasure.config.campaign_config import CIMethod, ExecutionConfig
-from llenergymeasure.orchestration.manifest import ManifestEntry
-from llenergymeasure.orchestration.planned import PlannedExperiment, new_entry
+from llenergymeasure.orchestration.campaign.manifest import ManifestEntry
+from llenergymeasure.orchestration.campaign.planned import PlannedExperiment, new_entry
 from llenergymeasure.results.aggregation import (
     CYCLE_METRICS,
     RunRecord,

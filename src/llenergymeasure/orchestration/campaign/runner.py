@@ -19,15 +19,7 @@ from typing import Any
 from llenergymeasure.exceptions import LLEMError
 from llenergymeasure.files import check_output_dir, remove_stray_temp_files
 from llenergymeasure.log import logger
-from llenergymeasure.orchestration.executors.base import (
-    ExecutionOutcome,
-    ExperimentTask,
-    ParallelExecutor,
-    describe_error,
-    error_headline,
-)
-from llenergymeasure.orchestration.executors.base import Executor as ExecutorProtocol
-from llenergymeasure.orchestration.manifest import (
+from llenergymeasure.orchestration.campaign.manifest import (
     LOG_FILE,
     Manifest,
     ManifestEntry,
@@ -38,12 +30,20 @@ from llenergymeasure.orchestration.manifest import (
     result_file,
     result_is_valid,
 )
-from llenergymeasure.orchestration.order import gap_between
-from llenergymeasure.orchestration.outcome import CampaignObserver, CampaignOutcome
-from llenergymeasure.orchestration.plan import CampaignPlan, prepare_campaign
-from llenergymeasure.orchestration.remaining import Remaining
-from llenergymeasure.orchestration.schedule import Clock, Scheduler, Sleep
-from llenergymeasure.orchestration.thermal import TemperatureProbe, ThermalGuard
+from llenergymeasure.orchestration.campaign.order import gap_between
+from llenergymeasure.orchestration.campaign.outcome import CampaignObserver, CampaignOutcome
+from llenergymeasure.orchestration.campaign.plan import CampaignPlan, prepare_campaign
+from llenergymeasure.orchestration.campaign.remaining import Remaining
+from llenergymeasure.orchestration.campaign.schedule import Clock, Scheduler, Sleep
+from llenergymeasure.orchestration.campaign.thermal import TemperatureProbe, ThermalGuard
+from llenergymeasure.orchestration.executors.base import (
+    ExecutionOutcome,
+    ExperimentTask,
+    ParallelExecutor,
+    describe_error,
+    error_headline,
+)
+from llenergymeasure.orchestration.executors.base import Executor as ExecutorProtocol
 
 _CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {
     0x7F: "\\x7f",
@@ -305,7 +305,7 @@ class CampaignRunner:
         outcome.export_s = time.perf_counter() - exported
         outcome.wall_s = self.clock() - started
         if outcome.status != "interrupted":
-            from llenergymeasure.orchestration.notify import notify
+            from llenergymeasure.orchestration.campaign.notify import notify
 
             try:
                 outcome.webhook_sent = notify(
@@ -507,7 +507,7 @@ class CampaignRunner:
         execution = self.plan.campaign.execution
         if not execution.adaptive:
             return []
-        from llenergymeasure.orchestration.adaptive import next_round, round_event
+        from llenergymeasure.orchestration.campaign.adaptive import next_round, round_event
         from llenergymeasure.results.aggregation import BOOTSTRAP_RESAMPLES
 
         manifest = self.plan.manifest
@@ -546,7 +546,7 @@ class CampaignRunner:
     def _export(self, outcome: CampaignOutcome) -> None:
         if not self.export_formats:
             return
-        from llenergymeasure.orchestration.adaptive import summary_columns
+        from llenergymeasure.orchestration.campaign.adaptive import summary_columns
         from llenergymeasure.results.aggregation import BOOTSTRAP_RESAMPLES, low_cycles_note
         from llenergymeasure.results.export import write_tables
 
@@ -659,7 +659,7 @@ def run_campaign(
 ) -> CampaignOutcome:
     """Load, plan and run a campaign file in one call (no prompt; see ``llem campaign run``)."""
     from llenergymeasure.config.loader import load_campaign_config
-    from llenergymeasure.orchestration.experiments import plan_campaign
+    from llenergymeasure.orchestration.campaign.experiments import plan_campaign
 
     campaign = load_campaign_config(campaign_file)
     grid = plan_campaign(campaign, campaign_file)

@@ -13,7 +13,7 @@ from llenergymeasure.orchestration.grid import (
     iter_campaign_grid,
     validate_campaign_grid,
 )
-from llenergymeasure.orchestration.kept_points import KeptPoints
+from llenergymeasure.orchestration.grid_kept import KeptPoints
 
 INFO = ("pytorch", "m", "float32", None, True, "auto")
 

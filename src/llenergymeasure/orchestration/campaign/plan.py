@@ -18,9 +18,8 @@ from typing import Any, Literal
 from llenergymeasure.config.campaign_config import CampaignConfig, ExecutionConfig
 from llenergymeasure.config.models import NODE_WIDE_SOURCES
 from llenergymeasure.exceptions import ConfigError, LLEMError
-from llenergymeasure.orchestration.adaptive import plan_note
-from llenergymeasure.orchestration.grid_validation import ValidatedGrid
-from llenergymeasure.orchestration.manifest import (
+from llenergymeasure.orchestration.campaign.adaptive import plan_note
+from llenergymeasure.orchestration.campaign.manifest import (
     Manifest,
     ManifestDamaged,
     ManifestEntry,
@@ -32,15 +31,16 @@ from llenergymeasure.orchestration.manifest import (
     now_iso,
     result_file,
 )
-from llenergymeasure.orchestration.order import balance_note, gap_between, iter_order
-from llenergymeasure.orchestration.planned import (
+from llenergymeasure.orchestration.campaign.order import balance_note, gap_between, iter_order
+from llenergymeasure.orchestration.campaign.planned import (
     PlannedExperiment,
     PlannedExperiments,
     new_entry,
     planned_experiments,
     safe_name,
 )
-from llenergymeasure.orchestration.resume import DesignChange, reconcile
+from llenergymeasure.orchestration.campaign.resume import DesignChange, reconcile
+from llenergymeasure.orchestration.grid_validation import ValidatedGrid
 
 
 def choose_executor(execution: ExecutionConfig) -> tuple[str, list[str]]:
@@ -440,7 +440,7 @@ def _resumed_plan(
     common: dict[str, Any],
 ) -> CampaignPlan:
     """Continue the campaign in the directory: its manifest reconciled with this plan."""
-    from llenergymeasure.orchestration.manifest import lock_holder
+    from llenergymeasure.orchestration.campaign.manifest import lock_holder
 
     output_dir: Path = common["output_dir"]
     holder = lock_holder(output_dir)

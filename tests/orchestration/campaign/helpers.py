@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.config.loader import load_campaign_config
+from llenergymeasure.orchestration.campaign.experiments import plan_campaign
+from llenergymeasure.orchestration.campaign.plan import CampaignPlan, prepare_campaign
 from llenergymeasure.orchestration.executors.base import ExecutionOutcome, ExperimentTask
-from llenergymeasure.orchestration.experiments import plan_campaign
-from llenergymeasure.orchestration.plan import CampaignPlan, prepare_campaign
 from llenergymeasure.results.aggregation import RunRecord
 from llenergymeasure.results.schema import (
     EnergyProvenance,
@@ -56,7 +56,7 @@ def campaign_yaml(
 
 def manifest_data(directory: Path) -> dict[str, Any]:
     """The manifest as llem reads it (the snapshot and its journal), as plain JSON data."""
-    from llenergymeasure.orchestration.manifest import load_manifest
+    from llenergymeasure.orchestration.campaign.manifest import load_manifest
 
     loaded = load_manifest(directory)
     assert loaded is not None

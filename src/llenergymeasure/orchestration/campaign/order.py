@@ -18,7 +18,7 @@ from array import array
 from collections.abc import Iterator
 
 from llenergymeasure.config.campaign_config import ExecutionConfig
-from llenergymeasure.orchestration.manifest import ManifestEntry
+from llenergymeasure.orchestration.campaign.manifest import ManifestEntry
 
 
 def williams_row(n: int, row: int) -> Iterator[int]:

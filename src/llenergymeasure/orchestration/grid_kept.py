@@ -15,8 +15,8 @@ from array import array
 from typing import Any, NamedTuple
 
 from llenergymeasure.files import safe_name
+from llenergymeasure.orchestration.grid_explicit import Entry, OverridePoints
 from llenergymeasure.orchestration.grid_points import Choice, PlanExpander
-from llenergymeasure.orchestration.override_points import Entry, OverridePoints
 
 DIGEST_BYTES = 32
 

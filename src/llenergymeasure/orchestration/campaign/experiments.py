@@ -11,8 +11,8 @@ from llenergymeasure.config.dicts import deep_merge, expand_model_shorthand
 from llenergymeasure.config.loader import check_experiment_file, load_campaign_config, read_yaml
 from llenergymeasure.exceptions import ConfigError
 from llenergymeasure.orchestration.grid import GridPoints, count_campaign_grid, iter_campaign_grid
+from llenergymeasure.orchestration.grid_explicit import Entry, OverridePoints
 from llenergymeasure.orchestration.grid_validation import IssueSink, ValidatedGrid, validate_points
-from llenergymeasure.orchestration.override_points import Entry, OverridePoints
 
 
 def iter_campaign_experiments(

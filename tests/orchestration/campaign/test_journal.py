@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from llenergymeasure.orchestration import journal
-from llenergymeasure.orchestration.manifest import (
+from llenergymeasure.orchestration.campaign import journal
+from llenergymeasure.orchestration.campaign.manifest import (
     COMPACT_AFTER,
     MANIFEST_FILE,
     Manifest,

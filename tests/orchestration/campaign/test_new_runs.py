@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from llenergymeasure.orchestration.manifest import design_hash
-from llenergymeasure.orchestration.order import iter_order, plan_order
+from llenergymeasure.orchestration.campaign.manifest import design_hash
+from llenergymeasure.orchestration.campaign.order import iter_order, plan_order
 
 from .helpers import TINY_BASE, campaign_yaml, prepare
 

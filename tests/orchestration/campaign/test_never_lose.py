@@ -21,7 +21,11 @@ from typer.testing import CliRunner
 from llenergymeasure.cli.app import app
 from llenergymeasure.config.urls import redact_url
 from llenergymeasure.exceptions import ConfigError
-from llenergymeasure.orchestration.manifest import MANIFEST_FILE, ManifestDamaged, load_manifest
+from llenergymeasure.orchestration.campaign.manifest import (
+    MANIFEST_FILE,
+    ManifestDamaged,
+    load_manifest,
+)
 
 from .helpers import FakeExecutor, campaign_yaml, prepare
 from .test_runner import runner

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from llenergymeasure.exceptions import ConfigError, LLEMError
 from llenergymeasure.files import is_temp_name, write_bytes_atomic
-from llenergymeasure.orchestration import journal
+from llenergymeasure.orchestration.campaign import journal
 
 MANIFEST_FILE = "manifest.json"
 LOG_FILE = "campaign.log"

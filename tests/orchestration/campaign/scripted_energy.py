@@ -75,7 +75,7 @@ def install() -> None:
 
 
 def main(argv: list[str]) -> int:
-    from llenergymeasure.orchestration.runner import run_campaign
+    from llenergymeasure.orchestration.campaign.runner import run_campaign
 
     install()
     outcome = run_campaign(

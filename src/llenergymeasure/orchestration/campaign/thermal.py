@@ -8,7 +8,7 @@ from collections.abc import Callable
 from llenergymeasure.config.campaign_config import ExecutionConfig
 from llenergymeasure.exceptions import LLEMError
 from llenergymeasure.log import logger
-from llenergymeasure.orchestration.schedule import Clock, Sleep
+from llenergymeasure.orchestration.campaign.schedule import Clock, Sleep
 
 TemperatureProbe = Callable[[], dict[int, float]]
 THERMAL_POLL_S = 5.0

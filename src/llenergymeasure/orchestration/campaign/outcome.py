@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from llenergymeasure.orchestration.campaign.manifest import Manifest, ManifestEntry
 from llenergymeasure.orchestration.executors.base import error_headline
-from llenergymeasure.orchestration.manifest import Manifest, ManifestEntry
 
 if TYPE_CHECKING:
-    from llenergymeasure.orchestration.adaptive import Decision
-    from llenergymeasure.orchestration.plan import CampaignPlan
+    from llenergymeasure.orchestration.campaign.adaptive import Decision
+    from llenergymeasure.orchestration.campaign.plan import CampaignPlan
 
 INTERRUPT_EXIT = 130
 

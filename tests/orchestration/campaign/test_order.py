@@ -8,15 +8,15 @@ from collections import Counter
 import pytest
 
 from llenergymeasure.config.campaign_config import ExecutionConfig
-from llenergymeasure.orchestration.manifest import ManifestEntry
-from llenergymeasure.orchestration.order import (
+from llenergymeasure.orchestration.campaign.manifest import ManifestEntry
+from llenergymeasure.orchestration.campaign.order import (
     balance_note,
     design_length,
     gap_between,
     plan_order,
     williams_design,
 )
-from llenergymeasure.orchestration.planned import safe_name
+from llenergymeasure.orchestration.campaign.planned import safe_name
 
 
 def names(order: list[tuple[int, int]]) -> list[str]:
