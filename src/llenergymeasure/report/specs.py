@@ -36,11 +36,22 @@ def _title(text: str, estimate: bool) -> dict[str, Any]:
     return title
 
 
+TICK_FORMAT = ".4~g"
+"""d3 format of every quantitative axis: enough significant digits to read the value."""
+
+
 def _base(title: str, data: FigureData) -> dict[str, Any]:
     return {
         "title": _title(title, data.estimate),
         "data": {"values": data.rows},
-        "config": {"view": {"stroke": "#ddd"}, "font": "sans-serif"},
+        "config": {
+            "view": {"stroke": "#ddd"},
+            "font": "sans-serif",
+            # Ticks keep four significant digits (1.307 reads 1.307, never a bare "1").
+            "axisQuantitative": {"format": TICK_FORMAT},
+            # Legend text is never cut with an ellipsis, on the page and in SVG/PNG alike.
+            "legend": {"labelLimit": 0, "titleLimit": 0},
+        },
         "background": "white",
     }
 
@@ -168,8 +179,10 @@ def pareto_spec(data: FigureData, against: Metric) -> Figure:
                     "x": {**_q(x, x_title), "scale": xs},
                     "y": {**_q(y, y_title), "scale": ys},
                     "color": colour,
+                    # Shape by backend only where colour does not already say the backend.
                     "shape": {"field": "backend", "type": "nominal", "title": "backend"}
                     if len({r["backend"] for r in data.rows}) > 1
+                    and colour.get("field") not in ("group", "backend")
                     else {"value": "circle"},
                     "stroke": {
                         "condition": {"test": "datum.on_front", "value": "#000"},
