@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -80,14 +80,15 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def _temp_beside(path: Path, data: bytes) -> Iterator[str]:
-    """A fsync'd temp file holding ``data`` next to ``path``; removed unless consumed."""
+def _temp_beside(path: Path, chunks: Iterable[bytes]) -> Iterator[str]:
+    """A fsync'd temp file holding ``chunks`` next to ``path``; removed unless consumed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), 0o666 & ~_umask())
-            handle.write(data)
+            for chunk in chunks:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         yield tmp
@@ -98,13 +99,19 @@ def _temp_beside(path: Path, data: bytes) -> Iterator[str]:
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` in one step, creating parent directories."""
-    with _temp_beside(path, data) as tmp:
+    write_chunks_atomic(path, (data,))
+
+
+def write_chunks_atomic(path: Path, chunks: Iterable[bytes]) -> None:
+    """Replace ``path`` in one step with what ``chunks`` yields, written as it comes (a large
+    file is never held whole in memory)."""
+    with _temp_beside(path, chunks) as tmp:
         os.replace(tmp, path)
 
 
 def write_bytes_new(path: Path, data: bytes) -> None:
     """Create ``path`` holding ``data`` in one step; ``FileExistsError`` if it exists."""
-    with _temp_beside(path, data) as tmp:
+    with _temp_beside(path, (data,)) as tmp:
         try:
             os.link(tmp, path)
         except OSError as err:

@@ -28,12 +28,21 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Literal, NamedTuple
+from typing import IO, Annotated, Any, Literal, NamedTuple, cast
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+from pydantic.dataclasses import dataclass
 
 from llenergymeasure.exceptions import ConfigError, LLEMError
-from llenergymeasure.files import is_temp_name, write_bytes_atomic
+from llenergymeasure.files import is_temp_name, write_chunks_atomic
 from llenergymeasure.orchestration.campaign import journal
 
 MANIFEST_FILE = "manifest.json"
@@ -90,37 +99,48 @@ def design_hash(config_hashes: Iterable[str]) -> str:
     return hasher.hexdigest()
 
 
-class ManifestEntry(BaseModel):
-    """One (experiment, cycle)."""
+@dataclass(slots=True, kw_only=True, config=ConfigDict(extra="ignore", validate_assignment=True))
+class ManifestEntry:
+    """One (experiment, cycle).
 
-    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+    A slotted pydantic dataclass, not a BaseModel: a campaign holds one per (experiment, cycle),
+    and a 300,000-entry manifest took 460 MiB as models against 114 MiB as slots.
+    """
 
-    exp_id: str = Field(
-        pattern=EXP_ID_PATTERN,
-        description="Directory of its result under the campaign directory (one path component).",
-    )
+    exp_id: Annotated[str, Field(pattern=EXP_ID_PATTERN)]
+    """Directory of its result under the campaign directory (one path component)."""
     name: str
     config_hash: str
     backend: str
     model: str | None = None
     precision: str | None = None
-    cycle: int = Field(ge=1)
+    cycle: Annotated[int, Field(ge=1)]
     status: EntryStatus = "pending"
-    result_path: str | None = Field(
-        None, description="For readers: <exp_id>/result.json. Never used to locate the file."
-    )
+    result_path: str | None = None
+    """For readers: <exp_id>/result.json. Never used to locate the file."""
     started_at: str | None = None
     finished_at: str | None = None
     error: str | None = None
-    reason: str | None = Field(None, description="Why the entry is skipped.")
-    why: str | None = Field(
-        None, description="Why it was added: an adaptive extra cycle and the interval that asked."
-    )
+    reason: str | None = None
+    """Why the entry is skipped."""
+    why: str | None = None
+    """Why it was added: an adaptive extra cycle and the interval that asked."""
     attempts: int = 0
 
     @property
     def key(self) -> tuple[str, int]:
         return (self.config_hash, self.cycle)
+
+
+_ENTRY = TypeAdapter(ManifestEntry)
+_ENTRIES = TypeAdapter(list[ManifestEntry])
+SNAPSHOT_CHUNK = 2000
+"""Entries serialised at a time when a snapshot is written."""
+
+
+def _entry_json(entry: ManifestEntry) -> dict[str, Any]:
+    """The entry as the JSON the journal and snapshot hold."""
+    return cast(dict[str, Any], _ENTRY.dump_python(entry, mode="json"))
 
 
 class ManifestEvent(BaseModel):
@@ -216,7 +236,7 @@ class Manifest(BaseModel):
                 {
                     "seq": self.journal_seq,
                     "head": self.model_dump(mode="json", exclude=_NOT_IN_HEAD),
-                    "entries": [e.model_dump(mode="json") for e in changed],
+                    "entries": [_entry_json(e) for e in changed],
                     "events": [
                         e.model_dump(mode="json") for e in self.events[self._events_saved :]
                     ],
@@ -225,12 +245,22 @@ class Manifest(BaseModel):
             self._journal_lines, self._events_saved = lines + 1, len(self.events)
             return journal.journal_path(directory)
         path = directory / MANIFEST_FILE
-        # compact, serialised in pydantic's core: the indented pure-Python encoder took 68 s
-        # of a 100,000-entry snapshot
-        write_bytes_atomic(path, self.model_dump_json().encode("utf-8"))
+        write_chunks_atomic(path, self._snapshot_chunks())
         journal.reset(directory)  # a crash before this: its lines are <= journal_seq, skipped
         self._journal_lines, self._events_saved = 0, len(self.events)
         return path
+
+    def _snapshot_chunks(self) -> Iterator[bytes]:
+        """The snapshot as compact JSON, serialised in pydantic's core (the indented
+        pure-Python encoder took 68 s of a 100,000-entry snapshot) and streamed
+        ``SNAPSHOT_CHUNK`` entries at a time, so a large manifest is never a second time in
+        memory as one string."""
+        head = self.model_dump_json(exclude={"entries"})
+        yield f'{head[:-1]},"entries":['.encode()
+        for start in range(0, len(self.entries), SNAPSHOT_CHUNK):
+            chunk = _ENTRIES.dump_json(self.entries[start : start + SNAPSHOT_CHUNK])
+            yield (b"," if start else b"") + chunk[1:-1]
+        yield b"]}"
 
 
 def _execution_model() -> Any:

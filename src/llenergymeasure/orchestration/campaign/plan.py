@@ -155,7 +155,13 @@ class NewRuns:
         """Each run's manifest entry, in run order (ids are unique: see ``planned``)."""
         used: set[str] = set()
         experiments = self.experiments
-        return (new_entry(experiments[i], cycle, used) for i, cycle in self.pairs())
+        if self.execution.first_cycles == 1:
+            return (new_entry(experiments[i], cycle, used) for i, cycle in self.pairs())
+        built: dict[int, PlannedExperiment] = {}  # once per experiment, not once per cycle
+        return (
+            new_entry(built.get(i) or built.setdefault(i, experiments[i]), cycle, used)
+            for i, cycle in self.pairs()
+        )
 
     def estimate(self) -> DurationEstimate:
         """What :meth:`CampaignPlan.estimate` says of these runs, counted without walking them:

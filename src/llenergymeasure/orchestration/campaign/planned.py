@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, overload
 
 from llenergymeasure.files import safe_name
@@ -36,6 +37,11 @@ class PlannedExperiment:
     @property
     def config(self) -> dict[str, Any]:
         return self.build()
+
+    @cached_property
+    def dir_name(self) -> str:
+        """The name made filesystem-safe: its result directories are ``<dir_name>_c<cycle>``."""
+        return safe_name(self.name)
 
 
 class PlannedExperiments(Sequence[PlannedExperiment]):
@@ -102,7 +108,7 @@ def new_entry(
     """The entry of (experiment, cycle): ``exp_id`` as given (a result found on disk), else
     ``<name>_c<cycle>``, made unique against ``used_ids`` (taken names and directories)."""
     if exp_id is None:
-        base, n = safe_name(experiment.name), 1
+        base, n = experiment.dir_name, 1
         exp_id = f"{base}_c{cycle}"
         while exp_id in used_ids:  # the name once belonged to another config: keep both
             suffix = experiment.config_hash[:8] + (f"-{n}" if n > 1 else "")

@@ -7,7 +7,7 @@ removed ones kept as skipped with their results; :class:`DesignChange` says what
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from llenergymeasure.config.campaign_config import CampaignConfig, ExecutionConfig
@@ -91,7 +91,7 @@ def reconcile(
     on_disk = results_on_disk(directory)
     change = _design_change(old, experiments, campaign) if old is not None else DesignChange()
     new_hashes = {e.config_hash for e in experiments}
-    by_key = {e.key: e.model_copy() for e in old_entries}
+    by_key = {e.key: replace(e) for e in old_entries}
     used = {e.exp_id for e in old_entries}
     if directory.is_dir():
         used |= {p.name for p in directory.iterdir() if p.is_dir()}
