@@ -19,10 +19,17 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def check_figures(paths: list[Path]) -> None:
-    """Every figure has a non-trivial SVG and PNG."""
-    svgs = [p for p in paths if p.suffix == ".svg"]
-    assert svgs and len(paths) == 2 * len(svgs)
+    """Every figure has a non-trivial SVG and PNG as on the page, a one- and a two-column SVG
+    and PDF, and its data as CSV."""
+    svgs = [p for p in paths if p.suffix == ".svg" and p.stem.count(".") == 0]
+    assert svgs and len(paths) == 7 * len(svgs)
     for svg in svgs:
+        for layout, inches in (("1col", "3.5in"), ("2col", "7in")):
+            paper = svg.with_name(f"{svg.stem}.{layout}.svg").read_text(encoding="utf-8")
+            assert re.search(rf'<svg\b[^>]*width="{inches}"', paper), svg
+            pdf = svg.with_name(f"{svg.stem}.{layout}.pdf").read_bytes()
+            assert pdf.startswith(b"%PDF") and b"/FontFile" in pdf, svg  # fonts embedded
+        assert svg.with_suffix(".csv").read_text(encoding="utf-8").count("\n") >= 2, svg
         text = svg.read_text(encoding="utf-8")
         assert text.lstrip().startswith("<svg") and len(text) > 2_000, svg
         assert len(re.findall(r"<(path|line|rect|text)\b", text)) > 10, svg
@@ -34,9 +41,11 @@ def test_one_config_report(tmp_path: Path) -> None:
     src = S.source(S.grid_records((1,)), directory=tmp_path)
     outcome = write_report([src], tmp_path / "report.html")
     check_figures(outcome.figures)
-    stems = sorted(p.stem for p in outcome.figures if p.suffix == ".svg")
+    stems = sorted(p.name.split(".")[0] for p in outcome.figures if p.suffix == ".csv")
     assert stems == [
         "energy_accounting",
+        "pareto_energy_per_request_j_latency_p50_s",
+        "pareto_energy_per_request_j_tokens_per_second",
         "pareto_latency_p50_s",
         "pareto_tokens_per_second",
         "variability",

@@ -3,6 +3,8 @@ every figure. The only module that renders; everything it draws comes from ``rep
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,10 +15,11 @@ from llenergymeasure import __version__
 from llenergymeasure.files import write_atomic, write_bytes_atomic
 from llenergymeasure.report import data as D
 from llenergymeasure.report import static
-from llenergymeasure.report.figures import sections
+from llenergymeasure.report.figures import Section, sections
 from llenergymeasure.report.page import finite, page
 from llenergymeasure.report.provenance import source_html
 from llenergymeasure.report.source import ReportSource
+from llenergymeasure.report.specs import PAPER_LAYOUTS, Figure, paper_spec
 from llenergymeasure.report.table import config_table, with_ci
 from llenergymeasure.results.aggregation import low_cycles_note
 
@@ -84,30 +87,85 @@ def _title(sources: Sequence[ReportSource]) -> str:
     return "llem report: " + " vs ".join(dict.fromkeys(str(n) for n in names))
 
 
+FIGURE_SUFFIXES = (".svg", ".png", ".pdf", ".csv")
+"""What a figure folder holds; anything else there is the user's and stays."""
+
+
+def figure_csv(rows: Sequence[dict[str, object]]) -> str:
+    """A figure's rows as CSV: one column per field, in first-seen order."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(finite(list(rows)))
+    return buffer.getvalue()
+
+
+def figure_files(figure: Figure) -> dict[str, bytes]:
+    """File name -> content of one figure: SVG and PNG as on the page, and for papers an SVG
+    and a PDF (fonts embedded) exactly one column (3.5 in) and two columns (7 in) wide, and
+    the figure's data as CSV."""
+    spec = finite(figure.spec)
+    svg = static.to_svg(spec)
+    files = {
+        f"{figure.stem}.svg": svg.encode("utf-8"),
+        f"{figure.stem}.png": static.svg_to_png(svg),
+    }
+    for layout in PAPER_LAYOUTS:
+        drawn = static.to_svg(paper_spec(spec, layout))
+        name = f"{figure.stem}.{layout.name}"
+        files[f"{name}.svg"] = static.at_width(drawn, layout.inches, "in").encode("utf-8")
+        points = layout.inches * static.POINTS_PER_INCH
+        files[f"{name}.pdf"] = static.svg_to_pdf(static.at_width(drawn, points))
+    files[f"{figure.stem}.csv"] = figure_csv(_data_rows(spec)).encode("utf-8")
+    return files
+
+
+def _data_rows(spec: dict[str, object]) -> list[dict[str, object]]:
+    data = spec.get("data")
+    values = data.get("values") if isinstance(data, dict) else None
+    return list(values) if isinstance(values, list) else []
+
+
+def write_figures(found: Sequence[Section], folder: Path) -> list[Path]:
+    """Every figure's files in ``folder``; stale figure files of an earlier report removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for figure in (f for s in found for f in s.figures):
+        for name, content in figure_files(figure).items():
+            path = folder / name
+            write_bytes_atomic(path, content)
+            written.append(path)
+    for stale in folder.iterdir():
+        if stale.suffix in FIGURE_SUFFIXES and stale not in written:
+            stale.unlink()
+    return written
+
+
 def write_report(
-    sources: Sequence[ReportSource], output: Path, *, power: Sequence[str] = ()
+    sources: Sequence[ReportSource],
+    output: Path,
+    *,
+    power: Sequence[str] = (),
+    figures_only: bool = False,
 ) -> ReportOutcome:
-    """Write ``output`` (the page) and its figures' SVG and PNG; return what was written.
+    """Write ``output`` (the page) and its figures' files (``figure_files``); return what was
+    written. ``figures_only``: the figure folder alone, no page.
 
     ``power``: experiment ids whose power over time to draw (default: a few, best first).
     Needs the ``report`` extra (UnavailableError naming it otherwise).
     """
     started = time.perf_counter()
-    bundle = static.javascript_bundle()
     points, varied = D.config_points(sources)
     found = sections(sources, points, varied, power=power)
     folder = figure_dir(output)
-    folder.mkdir(parents=True, exist_ok=True)
     outcome = ReportOutcome(output, configs=len(points))
-    for figure in (f for s in found for f in s.figures):
-        svg = static.to_svg(finite(figure.spec))
-        for suffix, content in ((".svg", svg.encode("utf-8")), (".png", static.svg_to_png(svg))):
-            path = folder / f"{figure.stem}{suffix}"
-            write_bytes_atomic(path, content)
-            outcome.figures.append(path)
-    for stale in folder.iterdir():
-        if stale.suffix in (".svg", ".png") and stale not in outcome.figures:
-            stale.unlink()
+    outcome.figures = write_figures(found, folder)
+    outcome.notes = [n for s in sources for n in s.notes]
+    if figures_only:
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+    bundle = static.javascript_bundle()
     write_atomic(
         output,
         page(
@@ -121,9 +179,16 @@ def write_report(
             figure_dir=folder.name,
         ),
     )
-    outcome.notes = [n for s in sources for n in s.notes]
     outcome.seconds = time.perf_counter() - started
     return outcome
 
 
-__all__ = ["ReportOutcome", "figure_dir", "write_report"]
+__all__ = [
+    "FIGURE_SUFFIXES",
+    "ReportOutcome",
+    "figure_csv",
+    "figure_dir",
+    "figure_files",
+    "write_figures",
+    "write_report",
+]

@@ -14,10 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llenergymeasure.config.backends import BACKENDS
 from llenergymeasure.report import params as P
 from llenergymeasure.report.pareto import front
 from llenergymeasure.report.source import ReportSource
-from llenergymeasure.results.aggregation import ConfigSummary, RunRecord, energy_per_token
+from llenergymeasure.results.aggregation import (
+    ConfigSummary,
+    RunRecord,
+    energy_per_token,
+    usable_results,
+)
 from llenergymeasure.results.compare import METRICS_BY_COLUMN, compare_configs, pair_by_config
 
 ESTIMATE = "ESTIMATE — not a measurement"
@@ -50,7 +56,21 @@ JPT = Metric("energy_per_token_j", "energy per output token (J/token)", True, en
 TPS = Metric("tokens_per_second", "throughput (tokens/s)", False)
 LATENCY = Metric("latency_p50_s", "latency p50 (s)", True)
 TTFT = Metric("ttft_p50_s", "TTFT p50 (s)", True)
-METRICS = (JPT, TPS, LATENCY, TTFT)
+EPR = Metric("energy_per_request_j", "energy per request (J/request)", True, energy=True)
+"""Derived: the config's mean energy on the J/token basis (raw or adjusted) and its 95% CI,
+divided by the requests per cycle (the same in every cycle, else withheld)."""
+J1K = Metric("energy_per_1k_tokens_j", "energy per 1k output tokens (J)", True, energy=True)
+"""Derived: J/token (mean and CI) x 1000."""
+POWER = Metric("mean_power_w", "mean power (W)", True, energy=True)
+"""Raw energy / measured window per cycle, as results aggregate it."""
+METRICS = (JPT, TPS, LATENCY, TTFT, POWER)
+"""Read straight from ``ConfigSummary.stats``."""
+DERIVED = (EPR, J1K)
+"""Linear transforms of a summary statistic (see each one), computed in ``derived``."""
+ENERGY_TARGETS = (JPT, EPR)
+"""The energy metrics a Pareto figure can put on its y axis."""
+BATCHING = "batching"
+"""Point field: requests one experiment runs at once, from its backend's batching key."""
 
 
 def field_name(key: str) -> str:
@@ -74,21 +94,99 @@ def energy_label(summary: ConfigSummary) -> str:
     return f"{ESTIMATE} ({method})" if summary.energy_is_estimate else method
 
 
+def requests_per_cycle(records: Sequence[RunRecord]) -> dict[str, int | None]:
+    """config hash -> requests each usable cycle ran (None where cycles disagree)."""
+    seen: dict[str, set[int]] = {}
+    for record in records:
+        for result in usable_results([record]):
+            seen.setdefault(record.config_hash, set()).add(result.metrics.num_requests)
+    return {h: next(iter(n)) if len(n) == 1 else None for h, n in seen.items()}
+
+
+def derived(summary: ConfigSummary, requests: int | None) -> dict[str, Any]:
+    """The DERIVED metrics' columns: exact linear transforms of one summary statistic, so the
+    interval transforms with the mean (n and CV are the source statistic's)."""
+    basis = summary.energy_bases[0] if summary.energy_bases else None
+    energy = summary.stats.get("energy_adjusted_j" if basis == "adjusted" else "energy_j")
+    sources = (
+        (EPR, energy if basis and requests else None, 1 / requests if requests else 0.0),
+        (J1K, summary.stats.get(JPT.column), 1000.0),
+    )
+    row: dict[str, Any] = {}
+    for metric, stats, factor in sources:
+        row[metric.column] = stats.mean * factor if stats else None
+        for end in ("low", "high"):
+            value = getattr(stats, f"ci_{end}") if stats else None
+            row[f"{metric.column}_{end}"] = None if value is None else value * factor
+        row[f"{metric.column}_n"] = stats.n if stats else 0
+        row[f"{metric.column}_cv"] = stats.cv if stats else None
+    return row
+
+
+def batching(backend: str, params: dict[str, Any]) -> Any:
+    """How many requests this config runs at once: its backend's batching key (the section's
+    default where the config leaves it unset); None for a backend without one."""
+    spec = BACKENDS.get(backend)
+    if spec is None or "batching" not in spec.roles:
+        return None
+    value = params.get(spec.batching_key)
+    if value is None:
+        value = spec.section.model_fields[spec.roles["batching"]].default
+    return value
+
+
+def swept_parameters(per_source: Sequence[Sequence[dict[str, Any]]]) -> list[str]:
+    """The keys some source varies within itself (the user's sweep), in first-seen order.
+
+    A key constant within every source but different between them (a comparison of two
+    campaigns run with another baseline duration) is a setting of those campaigns, not a
+    swept parameter: ``setting_differences`` names it."""
+    if len(per_source) == 1:
+        return P.varied_parameters(per_source[0])
+    keys: dict[str, None] = {}
+    for params in per_source:
+        keys.update(dict.fromkeys(P.varied_parameters(params)))
+    between = P.varied_parameters([p for params in per_source for p in params])
+    facets = [k for k in P.FACETS if k in between]
+    return [k for k in between if k in keys or k in facets]
+
+
+def setting_differences(
+    sources: Sequence[ReportSource], swept: Sequence[str]
+) -> list[tuple[str, dict[str, str]]]:
+    """(key, source label -> value) of the settings that differ between sources only."""
+    per_source = [list(params_by_config(s.records).values()) for s in sources]
+    every = P.varied_parameters([p for params in per_source for p in params])
+    found = []
+    for key in every:
+        if key in swept:
+            continue
+        values = {
+            s.label: "/".join(dict.fromkeys(P.show(p.get(key)) for p in params))
+            for s, params in zip(sources, per_source, strict=True)
+        }
+        found.append((key, values))
+    return found
+
+
 def config_points(
     sources: Sequence[ReportSource],
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """One row per config per source (the table and every per-config figure), and the varied
-    parameter keys across all of them."""
+    """One row per config per source (the table and every per-config figure), and the swept
+    parameter keys (see ``swept_parameters``)."""
     configs: list[tuple[ReportSource, ConfigSummary, dict[str, Any]]] = []
+    requests: dict[str, dict[str, int | None]] = {}
     for source in sources:
         params = params_by_config(source.records)
+        requests[source.label] = requests_per_cycle(source.records)
         configs.extend((source, s, params.get(s.config_hash, {})) for s in source.summaries)
-    varied = P.varied_parameters([p for _, _, p in configs])
+    varied = swept_parameters([[p for s, _, p in configs if s is source] for source in sources])
     facets = [k for k in P.FACETS if k in varied]
     rows = []
     for source, summary, params in configs:
         row: dict[str, Any] = {
             "source": source.label,
+            "source_path": str(source.directory),
             "config": summary.name,
             "config_hash": summary.config_hash,
             "backend": summary.backend,
@@ -117,6 +215,8 @@ def config_points(
             row[f"{metric.column}_high"] = stats.ci_high if stats else None
             row[f"{metric.column}_n"] = stats.n if stats else 0
             row[f"{metric.column}_cv"] = stats.cv if stats else None
+        row.update(derived(summary, requests[source.label].get(summary.config_hash)))
+        row[BATCHING] = batching(summary.backend, params)
         for column in ("energy_j", "energy_adjusted_j"):
             stats = summary.stats.get(column)
             row[column] = stats.mean if stats else None
@@ -139,21 +239,33 @@ def _usable(points: Sequence[dict[str, Any]], *columns: str) -> list[dict[str, A
 
 
 def pareto_data(
-    points: Sequence[dict[str, Any]], against: Metric, varied: Sequence[str]
+    points: Sequence[dict[str, Any]],
+    against: Metric,
+    varied: Sequence[str],
+    energy: Metric = JPT,
 ) -> FigureData:
-    """J/token against ``against``, with front membership per source and, for front members,
-    what changes from the previous config along the front."""
-    keep = ("source", "config", "group", "backend", "params", "energy_label", "cycles_used")
-    stats = [f"{m.column}{s}" for m in (JPT, against) for s in ("", "_low", "_high")]
+    """``energy`` (J/token by default) against ``against``, with front membership per source
+    and, for front members, what changes from the previous config along the front."""
+    keep = (
+        "source",
+        "source_path",
+        "config",
+        "group",
+        "backend",
+        "params",
+        "energy_label",
+        "cycles_used",
+    )
+    stats = [f"{m.column}{s}" for m in (energy, against) for s in ("", "_low", "_high")]
     rows: list[dict[str, Any]] = [
         {k: p.get(k) for k in (*keep, *stats, *map(field_name, varied), "estimate")}
-        for p in _usable(points, JPT.column, against.column)
+        for p in _usable(points, energy.column, against.column)
     ]
     for label in dict.fromkeys(r["source"] for r in rows):
         mine = [r for r in rows if r["source"] == label]
         on = front(
             [r[against.column] for r in mine],
-            [r[JPT.column] for r in mine],
+            [r[energy.column] for r in mine],
             minimize_x=against.lower_is_better,
             minimize_y=True,
         )
@@ -182,7 +294,7 @@ def pareto_data(
         row["show_label"] = True
     caption = (
         f"{len(rows)} config(s); {len(front_rows)} on the Pareto front (no other config has "
-        f"both lower J/token and {'lower' if against.lower_is_better else 'higher'} "
+        f"both lower {energy.label} and {'lower' if against.lower_is_better else 'higher'} "
         f"{against.label}). Points are means over usable cycles; bars are 95% CIs."
     )
     if big:
@@ -191,7 +303,7 @@ def pareto_data(
         caption += f" The first {MAX_LABELS} front members are labelled; hover for the rest."
     missing = len(points) - len(rows)
     if missing:
-        caption += f" {missing} config(s) lack J/token or {against.label} and are not drawn."
+        caption += f" {missing} config(s) lack {energy.label} or {against.label} and are not drawn."
     return FigureData(rows, caption, estimate=any(r["estimate"] for r in rows))
 
 
@@ -204,37 +316,89 @@ def pareto_targets(points: Sequence[dict[str, Any]]) -> list[Metric]:
     return [m for m in (TPS, LATENCY, TTFT) if _usable(points, JPT.column, m.column)]
 
 
-def effect_data(points: Sequence[dict[str, Any]], key: str, varied: Sequence[str]) -> FigureData:
-    """J/token and tokens/s against the values of one swept parameter, one line per combination
-    of the other swept parameters, a panel per backend/model (when those vary)."""
-    name = field_name(key)
-    others = [k for k in P.axes(varied) if k != key]
+def pareto_pairs(points: Sequence[dict[str, Any]]) -> list[tuple[Metric, Metric]]:
+    """Every (energy, against) pair a Pareto figure can draw, J/token against tokens/s first."""
+    return [
+        (energy, against)
+        for energy in ENERGY_TARGETS
+        for against in (TPS, LATENCY, TTFT)
+        if _usable(points, energy.column, against.column)
+    ]
+
+
+MEAN_CI = "mean, bars: 95% CI"
+MEDIAN_BAND = "median, band: min to max"
+"""What a line's point and bar are (the effect figures' ``stat`` field and y titles)."""
+
+
+def _lines(
+    points: Sequence[dict[str, Any]],
+    name: str,
+    others: Sequence[str],
+    metrics: Sequence[Metric],
+) -> list[dict[str, Any]]:
+    """One row per config and metric: its value of point field ``name`` (x) and the metric's
+    mean and CI, on the line of its ``others`` parameters."""
     chosen = [p for p in points if p.get(name) not in (None, "unset")]
     order = {v: i for i, v in enumerate(P.sort_values([p[name] for p in chosen]))}
     prefix = len(_sources(points)) > 1
     rows: list[dict[str, Any]] = []
-    for metric in (JPT, TPS):
+    for metric in metrics:
         for p in _usable(chosen, metric.column):
             rows.append(
                 {
                     "source": p["source"],
                     "group": p["group"],
                     "config": p["config"],
-                    "value": p[name],
+                    "value": P.show(p[name]),
                     "order": order[p[name]],
                     "line": (p["source"] + ": " if prefix else "")
                     + P.describe({k: _unfield(p, k) for k in others}, others),
                     "metric": metric.label,
+                    "stat": MEAN_CI,
                     "mean": p[metric.column],
                     "low": p[f"{metric.column}_low"],
                     "high": p[f"{metric.column}_high"],
                     "estimate": p["estimate"] and metric.energy,
                 }
             )
+    return rows
+
+
+def effect_data(points: Sequence[dict[str, Any]], key: str, varied: Sequence[str]) -> FigureData:
+    """J/token and tokens/s against the values of one swept parameter, one line per combination
+    of the other swept parameters, a panel per backend/model (when those vary)."""
+    others = [k for k in P.axes(varied) if k != key]
+    rows = _lines(points, field_name(key), others, (JPT, TPS))
     caption = (
         f"Each line holds the other swept parameters fixed; points are means over usable "
         f"cycles, bars 95% CIs. Configs where {P.short(key)} does not apply are left out."
     )
+    return _crowded(rows, caption)
+
+
+def batching_data(points: Sequence[dict[str, Any]], varied: Sequence[str]) -> FigureData:
+    """J/token and J/request against requests run at once (each backend's batching key, e.g.
+    pytorch.batch_size or vllm.max_num_seqs), a line per combination of the other swept
+    parameters, a panel per backend/model: the ML.ENERGY leaderboard's view."""
+    keys = {spec.batching_key for spec in BACKENDS.values() if "batching" in spec.roles}
+    others = [k for k in P.axes(varied) if k not in keys]
+    rows = _lines(points, BATCHING, others, (JPT, EPR))
+    caption = (
+        "Requests run at once is each backend's batching setting ("
+        + ", ".join(sorted(keys))
+        + "; its default where a config leaves it unset). Each line holds the other swept "
+        "parameters fixed; points are means over usable cycles, bars 95% CIs."
+    )
+    return _crowded(rows, caption)
+
+
+def batching_varies(points: Sequence[dict[str, Any]]) -> bool:
+    """Whether the configs run different numbers of requests at once (the figure has a use)."""
+    return len({p[BATCHING] for p in points if p.get(BATCHING) is not None}) > 1
+
+
+def _crowded(rows: list[dict[str, Any]], caption: str) -> FigureData:
     merged = _merge_crowded(rows)
     if merged:
         caption += (
@@ -277,6 +441,7 @@ def _merge_crowded(rows: list[dict[str, Any]]) -> int:
                     "value": value,
                     "config": f"{len(group)} configs",
                     "line": f"median of {len(lines)} combinations",
+                    "stat": MEDIAN_BAND,
                     "mean": statistics.median(means),
                     "low": min(means),
                     "high": max(means),
@@ -506,29 +671,45 @@ def comparison_data(sources: Sequence[ReportSource]) -> tuple[FigureData, list[d
 
 
 __all__ = [
+    "BATCHING",
+    "DERIVED",
+    "ENERGY_TARGETS",
+    "EPR",
     "ESTIMATE",
+    "J1K",
     "JPT",
     "LATENCY",
     "MAX_ERROR_BARS",
     "MAX_LINES",
     "MAX_ROWS",
+    "MEAN_CI",
+    "MEDIAN_BAND",
     "METRICS",
+    "POWER",
     "TPS",
     "TTFT",
     "FigureData",
     "Metric",
     "accounting_data",
+    "batching",
+    "batching_data",
+    "batching_varies",
     "choose_series",
     "comparison_data",
     "config_points",
     "cycle_data",
+    "derived",
     "effect_data",
     "energy_label",
     "field_name",
     "params_by_config",
     "pareto_data",
+    "pareto_pairs",
     "pareto_targets",
     "power_data",
     "read_timeseries",
+    "requests_per_cycle",
     "series_records",
+    "setting_differences",
+    "swept_parameters",
 ]

@@ -22,6 +22,8 @@ class Section:
     empty: str = ""
     sentences: list[str] = field(default_factory=list)
     """Plain-text findings listed under the figures (the comparison's sentences)."""
+    selectable: bool = False
+    """The page shows one figure at a time, chosen in a menu (the Pareto metric pairs)."""
 
 
 def sections(
@@ -34,8 +36,10 @@ def sections(
     """Every figure section of the page, in reading order."""
     pareto = Section("pareto", "Energy against throughput and latency")
     pareto.figures = [
-        S.pareto_spec(D.pareto_data(points, m, varied), m) for m in D.pareto_targets(points)
+        S.pareto_spec(D.pareto_data(points, against, varied, energy), against, energy)
+        for energy, against in D.pareto_pairs(points)
     ]
+    pareto.selectable = True
     pareto.empty = "No config has both J/token and tokens/s (no energy was measured)."
 
     effects = Section("effects", "Effect of each swept parameter")
@@ -43,6 +47,8 @@ def sections(
         S.effect_spec(D.effect_data(points, key, varied), key, P.short(key))
         for key in P.axes(varied)
     ]
+    if D.batching_varies(points):
+        effects.figures.append(S.batching_spec(D.batching_data(points, varied)))
     effects.empty = (
         "No parameter varies across these configs (one config, or configs that differ only "
         "in backend or model): nothing to draw an effect of."
@@ -77,7 +83,11 @@ def sections(
         diff, sentences = D.comparison_data(sources)
         if diff.rows:
             comparison.figures = [S.comparison_spec(diff)]
-        comparison.sentences = [f"{s['pair']}: {s['sentence']}" for s in sentences]
+        comparison.sentences = [f"{s['pair']}: {s['sentence']}" for s in sentences] + [
+            f"Not a swept parameter, set differently per campaign: {P.short(key)} = "
+            + ", ".join(f"{value} ({label})" for label, value in values.items())
+            for key, values in D.setting_differences(sources, varied)
+        ]
         comparison.empty = (
             "No config with at least 2 usable cycles is in more than one directory "
             "(configs are paired by config hash)."

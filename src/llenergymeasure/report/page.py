@@ -34,7 +34,9 @@ th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}table.sortable th{cursor:pointer;user-select:none}
 table.sortable th[aria-sort=ascending]::after{content:" ▲"}
 table.sortable th[aria-sort=descending]::after{content:" ▼"}
-td.num{text-align:right;white-space:nowrap}.wide{overflow-x:auto}
+td.num{text-align:right}td.notes{min-width:14em;max-width:28em}
+th{font-weight:600}td,th{overflow-wrap:anywhere}.wide{overflow-x:auto}
+.select{margin:10px 0}select{font:inherit;padding:2px 4px}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 14px}dt{color:#666}dd{margin:0}
 """
 
@@ -52,6 +54,15 @@ SCRIPT = """
       });
   });
   Promise.all(pending).then(function () { document.body.dataset.figures = "done"; });
+  document.querySelectorAll("select.figure-select").forEach(function (menu) {
+    function show() {
+      menu.closest("section").querySelectorAll("figure").forEach(function (fig) {
+        fig.hidden = fig.id !== menu.value;
+      });
+    }
+    menu.addEventListener("change", show);
+    show();
+  });
   function key(cell) {
     var v = cell.dataset.v === undefined ? cell.textContent : cell.dataset.v;
     var n = parseFloat(v);
@@ -89,9 +100,20 @@ def json_text(data: Any) -> str:
 
 
 def _figure(figure: Any, figure_dir: str) -> str:
+    folder = html.escape(figure_dir)
+    links = [
+        ("SVG", f"{figure.stem}.svg"),
+        ("PNG", f"{figure.stem}.png"),
+        ("1-column PDF", f"{figure.stem}.1col.pdf"),
+        ("SVG", f"{figure.stem}.1col.svg"),
+        ("2-column PDF", f"{figure.stem}.2col.pdf"),
+        ("SVG", f"{figure.stem}.2col.svg"),
+        ("data (CSV)", f"{figure.stem}.csv"),
+    ]
     files = (
-        f'<p class="files">for papers: <a href="{html.escape(figure_dir)}/{figure.stem}.svg">SVG'
-        f'</a> · <a href="{html.escape(figure_dir)}/{figure.stem}.png">PNG</a></p>'
+        '<p class="files">for papers: '
+        + " · ".join(f'<a href="{folder}/{html.escape(name)}">{text}</a>' for text, name in links)
+        + "</p>"
     )
     return (
         f'<figure id="{figure.stem}"><div class="chart" id="fig-{figure.stem}" '
@@ -113,12 +135,32 @@ def _sentences(sentences: Sequence[str]) -> str:
     return f"<details><summary>All {len(sentences)} comparisons</summary>{items}</details>"
 
 
+def _menu(section: Section) -> str:
+    """A menu choosing which of the section's figures the page shows (all stay in the page,
+    drawn, and in the figure folder; without scripts every one is shown)."""
+    if not section.selectable or len(section.figures) < 2:
+        return ""
+    options = "".join(
+        f'<option value="{html.escape(f.stem)}">{html.escape(f.title)}</option>'
+        for f in section.figures
+    )
+    return (
+        f'<p class="select"><label>Figure: <select class="figure-select" '
+        f'aria-label="which {html.escape(section.heading)} figure">{options}</select></label> '
+        f'<span class="muted">({len(section.figures)} metric pairs)</span></p>'
+    )
+
+
 def _section(section: Section, figure_dir: str) -> str:
     body = (
-        "".join(_figure(f, figure_dir) for f in section.figures)
-        if section.figures
-        else f'<p class="muted">{html.escape(section.empty)}</p>'
-    ) + _sentences(section.sentences)
+        _menu(section)
+        + (
+            "".join(_figure(f, figure_dir) for f in section.figures)
+            if section.figures
+            else f'<p class="muted">{html.escape(section.empty)}</p>'
+        )
+        + _sentences(section.sentences)
+    )
     return f'<section id="{section.anchor}"><h2>{html.escape(section.heading)}</h2>{body}</section>'
 
 

@@ -7,14 +7,22 @@ wherever it ends up.
 
 from __future__ import annotations
 
+import math
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
-from llenergymeasure.report.data import ESTIMATE, JPT, TPS, FigureData, Metric
+from llenergymeasure.report.data import (
+    ESTIMATE,
+    JPT,
+    MEAN_CI,
+    MEDIAN_BAND,
+    FigureData,
+    Metric,
+)
 
 RED = "#c62828"
 WIDTH = 560
-MEAN_CI = "mean (bars: 95% CI)"
 
 
 @dataclass(frozen=True)
@@ -29,10 +37,17 @@ class Figure:
     estimate: bool
 
 
-def _title(text: str, estimate: bool) -> dict[str, Any]:
+def _title(text: str, estimate: bool, notes: list[str] | None = None) -> dict[str, Any]:
+    """The figure's title; in its subtitle the estimate warning (red) and ``notes`` (what is
+    clipped), so that they travel with the figure into every SVG, PNG and PDF."""
     title: dict[str, Any] = {"text": text, "anchor": "start", "fontSize": 14}
-    if estimate:
-        title.update(subtitle=ESTIMATE, subtitleColor=RED, subtitleFontWeight="bold")
+    lines = ([ESTIMATE] if estimate else []) + list(notes or [])
+    if lines:
+        title.update(
+            subtitle=lines,
+            subtitleColor=RED if estimate else "#444",
+            subtitleFontWeight="bold" if estimate else "normal",
+        )
     return title
 
 
@@ -40,17 +55,20 @@ TICK_FORMAT = ".4~g"
 """d3 format of every quantitative axis: enough significant digits to read the value."""
 
 
-def _base(title: str, data: FigureData) -> dict[str, Any]:
+def _base(title: str, data: FigureData, notes: list[str] | None = None) -> dict[str, Any]:
     return {
-        "title": _title(title, data.estimate),
+        "title": _title(title, data.estimate, notes),
         "data": {"values": data.rows},
         "config": {
             "view": {"stroke": "#ddd"},
             "font": "sans-serif",
             # Ticks keep four significant digits (1.307 reads 1.307, never a bare "1").
             "axisQuantitative": {"format": TICK_FORMAT},
-            # Legend text is never cut with an ellipsis, on the page and in SVG/PNG alike.
+            # Text is never cut with an ellipsis, on the page and in SVG/PNG alike; long
+            # legend labels are wrapped instead (``_legend``).
             "legend": {"labelLimit": 0, "titleLimit": 0},
+            "axis": {"labelLimit": 0, "titleLimit": 0},
+            "header": {"labelLimit": 0, "titleLimit": 0},
         },
         "background": "white",
     }
@@ -70,11 +88,11 @@ FEW = 10
 def _colour(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Colour by directory in comparison mode, else by backend/model where those vary, else by
     config when there are few; one colour otherwise."""
-    for field, title in (("source", "directory"), ("group", "backend · model")):
+    for field, title in (("source", "campaign"), ("group", "backend · model")):
         if len({r[field] for r in rows}) > 1:
-            return {"field": field, "type": "nominal", "title": title}
+            return {"field": field, "type": "nominal", "legend": _legend(title)}
     if len(rows) <= FEW:
-        return {"field": "config", "type": "nominal", "title": "config"}
+        return {"field": "config", "type": "nominal", "legend": _legend("config")}
     return {"value": "#1f77b4"}
 
 
@@ -82,24 +100,137 @@ def _tooltip(*fields: tuple[str, str]) -> list[dict[str, Any]]:
     return [{"field": f, "title": t} for f, t in fields]
 
 
-def _scale(rows: list[dict[str, Any]], field: str, low: str | None = None) -> dict[str, Any]:
+def _legend(title: str | None) -> dict[str, Any]:
+    """A legend whose labels break at each ', ' (one parameter a line): never cut, never wider
+    than its longest parameter."""
+    return {"title": title, "labelExpr": "split(datum.label, ', ')"}
+
+
+def _scale(
+    rows: list[dict[str, Any]], field: str, low: str | None = None, high: str | None = None
+) -> dict[str, Any]:
     """A log scale where the values span more than two decades (else linear, not from zero).
 
     Every plotted metric is positive: where an interval's low end (``low``, by default
     ``<field>_low``) is below zero the linear axis stops at zero and the bar is clipped there,
-    so the axis never runs below zero."""
+    so the axis never runs below zero; an interval reaching past CLIP_ABOVE times the largest
+    value is clipped there (``Clip`` draws the marks and says so)."""
     values = [r[field] for r in rows if r.get(field) is not None]
+    scale: dict[str, Any]
     if values and min(values) > 0 and max(values) / min(values) > LOG_SPAN:
-        return {"type": "log"}
-    lows = [r.get(low or f"{field}_low") for r in rows]
-    if any(v is not None and v < 0 for v in lows):
-        return {"zero": False, "domainMin": 0, "clamp": True}
-    return {"zero": False}
+        scale = {"type": "log"}
+    elif any(v is not None and v < 0 for v in (r.get(low or f"{field}_low") for r in rows)):
+        scale = {"zero": False, "domainMin": 0, "clamp": True}
+    else:
+        scale = {"zero": False}
+    ceiling = _ceiling(rows, field, high or f"{field}_high", log=scale.get("type") == "log")
+    if ceiling is not None:
+        scale.update(domainMax=ceiling, clamp=True)
+    return scale
 
 
-def _positive(scale: dict[str, Any], field: str) -> str:
-    """On a log scale a bar reaching 0 or below cannot be drawn: such bars are left out."""
-    return f" && datum['{field}'] > 0" if scale.get("type") == "log" else ""
+CLIP_ABOVE = 3.0
+"""Linear axes end at 3x the largest plotted value when an interval reaches further (a noisy
+config's interval would otherwise flatten every other point); log axes at 10x."""
+
+
+def _ceiling(rows: list[dict[str, Any]], field: str, high: str, *, log: bool) -> float | None:
+    values = [r[field] for r in rows if r.get(field) is not None]
+    highs = [r[high] for r in rows if r.get(high) is not None]
+    if not values or not highs or max(values) <= 0:
+        return None
+    top = max(values) * (10.0 if log else CLIP_ABOVE)
+    return _nice(top) if max(highs) > top else None
+
+
+def _nice(value: float) -> float:
+    """The next 1, 2 or 5 x 10^k at or above ``value`` (> 0): an axis end that reads well."""
+    magnitude = 10 ** math.floor(math.log10(value))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= value * (1 - 1e-12))
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Where one axis clips interval bars: below ``floor`` (0 on a linear axis an interval
+    crossed, the lowest drawn value on a log axis) and above ``ceiling``; the bar is drawn to
+    the edge and a triangle marks the clipped end."""
+
+    floor: float | None
+    ceiling: float | None
+
+    @classmethod
+    def of(cls, rows: list[dict[str, Any]], field: str, low: str, scale: dict[str, Any]) -> Clip:
+        if scale.get("type") == "log":
+            positive = [
+                r[k] for r in rows for k in (field, low) if r.get(k) is not None and r[k] > 0
+            ]
+            lows = [r[low] for r in rows if r.get(low) is not None]
+            floor = min(positive) if positive and any(v <= 0 for v in lows) else None
+        else:
+            floor = 0.0 if scale.get("domainMin") == 0 else None
+        return cls(floor, scale.get("domainMax"))
+
+    def transforms(self, low: str, high: str) -> list[dict[str, Any]]:
+        """``<low>_drawn`` and ``<high>_drawn``: the interval's ends within the axis."""
+        lo = f"max(datum['{low}'], {self.floor})" if self.floor is not None else f"datum['{low}']"
+        hi = (
+            f"min(datum['{high}'], {self.ceiling})"
+            if self.ceiling is not None
+            else f"datum['{high}']"
+        )
+        return [{"calculate": lo, "as": f"{low}_drawn"}, {"calculate": hi, "as": f"{high}_drawn"}]
+
+    def markers(
+        self, channel: str, low: str, high: str, other: dict[str, Any], scale: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """A triangle layer per clipped end, pointing off the axis. ``other``: the encoding
+        of the other position channel (where the bar stands)."""
+        layers = []
+        ends = ((self.floor, low, "<", "down", "left"), (self.ceiling, high, ">", "up", "right"))
+        for edge, end, op, vertical, horizontal in ends:
+            if edge is None:
+                continue
+            shape = f"triangle-{vertical if channel == 'y' else horizontal}"
+            other_channel = "x" if channel == "y" else "y"
+            layers.append(
+                {
+                    "transform": [
+                        {"filter": f"datum['{end}'] != null && datum['{end}'] {op} {edge}"},
+                        {"calculate": str(edge), "as": "clipped_at"},
+                    ],
+                    "mark": {"type": "point", "shape": shape, "filled": True, "size": 70},
+                    "encoding": {
+                        channel: {"field": "clipped_at", "type": "quantitative", "scale": scale},
+                        other_channel: other,
+                        "color": {"value": "#111"},
+                    },
+                }
+            )
+        return layers
+
+    def count(self, rows: list[dict[str, Any]], low: str, high: str) -> int:
+        """Rows with a clipped end."""
+        return sum(
+            (self.floor is not None and r.get(low) is not None and r[low] < self.floor)
+            or (self.ceiling is not None and r.get(high) is not None and r[high] > self.ceiling)
+            for r in rows
+        )
+
+    def note(self, rows: list[dict[str, Any]], low: str, high: str, what: str) -> str | None:
+        """The sentence under (and in) the figure saying what was clipped, or None."""
+        n = self.count(rows, low, high)
+        if not n:
+            return None
+        edges = []
+        if self.floor is not None:
+            edges.append(f"at {self.floor:.4g} (▼)")
+        if self.ceiling is not None:
+            edges.append(f"at {self.ceiling:.4g} (▲)")
+        return (
+            f"{n} {what} interval bar(s) clipped at the axis edge, "
+            + " or ".join(edges)
+            + "; the table has every interval."
+        )
 
 
 LOG_SPAN = 100.0
@@ -107,22 +238,30 @@ CROWD = 200
 """More points than this and they are drawn small and translucent, so density shows."""
 
 
-def pareto_spec(data: FigureData, against: Metric) -> Figure:
-    """J/token (y) against one metric (x): every config a point with CI bars, the front drawn
-    as a line through its members, front members labelled."""
+def _with_clip_note(caption: str, notes: list[str]) -> str:
+    return " ".join([caption, *notes])
+
+
+def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figure:
+    """``energy`` (y) against one metric (x): every config a point with CI bars (clipped, and
+    marked, at an axis edge), the front drawn as a line through its members, front members
+    labelled."""
     colour = _colour(data.rows)
-    x, y = against.column, JPT.column
+    x, y = against.column, energy.column
     xs, ys = _scale(data.rows, x), _scale(data.rows, y)
-    x_title = against.label + (" (log scale)" if xs.get("type") == "log" else "")
-    y_title = JPT.label + (" (log scale)" if ys.get("type") == "log" else "")
+    xclip, yclip = Clip.of(data.rows, x, f"{x}_low", xs), Clip.of(data.rows, y, f"{y}_low", ys)
+    stat = "mean, bars: 95% CI"
+    x_title = f"{against.label}, {stat}" + (" (log scale)" if xs.get("type") == "log" else "")
+    y_title = f"{energy.label}, {stat}" + (" (log scale)" if ys.get("type") == "log" else "")
     crowded = len(data.rows) > CROWD
     tooltip = _tooltip(
         ("config", "config"),
-        ("source", "directory"),
+        ("source", "campaign"),
+        ("source_path", "directory"),
         ("params", "parameters"),
-        (y, JPT.label),
-        (f"{y}_low", "J/token 95% CI low"),
-        (f"{y}_high", "J/token 95% CI high"),
+        (y, energy.label),
+        (f"{y}_low", "95% CI low"),
+        (f"{y}_high", "95% CI high"),
         (x, against.label),
         (f"{x}_low", "95% CI low"),
         (f"{x}_high", "95% CI high"),
@@ -130,33 +269,43 @@ def pareto_spec(data: FigureData, against: Metric) -> Figure:
         ("cycles_used", "cycles used"),
         ("front_step", "along the front"),
     )
-    bars = {"filter": f"datum.show_bars && datum['{y}_low'] != null" + _positive(ys, f"{y}_low")}
-    xbars = {"filter": f"datum.show_bars && datum['{x}_low'] != null" + _positive(xs, f"{x}_low")}
-    spec = _base(f"J/token against {against.label}", data)
+    bars = {"filter": f"datum.show_bars && datum['{y}_low'] != null"}
+    xbars = {"filter": f"datum.show_bars && datum['{x}_low'] != null"}
+    notes = [
+        n
+        for n in (
+            yclip.note(_barred(data.rows, y), f"{y}_low", f"{y}_high", energy.label),
+            xclip.note(_barred(data.rows, x), f"{x}_low", f"{x}_high", against.label),
+        )
+        if n
+    ]
+    spec = _base(f"{energy.label} against {against.label}", data, notes)
     spec.update(
         width=WIDTH,
         height=360,
         layer=[
             {
-                "transform": [xbars],
+                "transform": [xbars, *xclip.transforms(f"{x}_low", f"{x}_high")],
                 "mark": {"type": "rule", "opacity": 0.5},
                 "encoding": {
-                    "x": {**_q(f"{x}_low", x_title), "scale": xs},
-                    "x2": {"field": f"{x}_high"},
+                    "x": {**_q(f"{x}_low_drawn", x_title), "scale": xs},
+                    "x2": {"field": f"{x}_high_drawn"},
                     "y": {**_q(y), "scale": ys},
                     "color": colour,
                 },
             },
             {
-                "transform": [bars],
+                "transform": [bars, *yclip.transforms(f"{y}_low", f"{y}_high")],
                 "mark": {"type": "rule", "opacity": 0.5},
                 "encoding": {
-                    "y": {**_q(f"{y}_low", y_title), "scale": ys},
-                    "y2": {"field": f"{y}_high"},
+                    "y": {**_q(f"{y}_low_drawn", y_title), "scale": ys},
+                    "y2": {"field": f"{y}_high_drawn"},
                     "x": {**_q(x), "scale": xs},
                     "color": colour,
                 },
             },
+            *_shown(xclip.markers("x", f"{x}_low", f"{x}_high", {**_q(y), "scale": ys}, xs)),
+            *_shown(yclip.markers("y", f"{y}_low", f"{y}_high", {**_q(x), "scale": xs}, ys)),
             {
                 "transform": [{"filter": "datum.on_front"}],
                 "mark": {"type": "line", "color": "#333", "strokeDash": [4, 3]},
@@ -202,46 +351,65 @@ def pareto_spec(data: FigureData, against: Metric) -> Figure:
             },
         ],
     )
+    stem = f"pareto_{x}" if energy == JPT else f"pareto_{y}_{x}"
     return Figure(
-        f"pareto_{against.column}",
-        f"Pareto front: J/token against {against.label}",
+        stem,
+        f"Pareto front: {energy.label} against {against.label}",
         spec,
-        data.caption,
+        _with_clip_note(data.caption, notes),
         data.estimate,
     )
 
 
-def effect_spec(data: FigureData, key: str, label: str) -> Figure:
-    """J/token and tokens/s (rows) against one parameter's values, a line per combination of
-    the other parameters, a column per backend/model."""
+def _barred(rows: list[dict[str, Any]], field: str) -> list[dict[str, Any]]:
+    return [r for r in rows if r.get("show_bars", True) and r.get(f"{field}_low") is not None]
+
+
+def _shown(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Clip markers only for configs whose bars are drawn."""
+    for layer in layers:
+        layer["transform"].insert(0, {"filter": "datum.show_bars"})
+    return layers
+
+
+def effect_spec(
+    data: FigureData, key: str, label: str, *, stem: str | None = None, title: str | None = None
+) -> Figure:
+    """Each metric in the rows (a block each, J/token first) against one parameter's values, a
+    line per combination of the other parameters, a column per backend/model. The y title
+    names the statistic drawn (a mean with its 95% CI, or a crowded panel's median with its
+    min-max band)."""
     encoding_x = {
         "field": "value",
         "type": "ordinal",
         "title": label,
         "sort": {"field": "order", "op": "min"},
     }
-    colour = {"field": "line", "type": "nominal", "title": "other parameters"}
+    colour = {"field": "line", "type": "nominal", "legend": _legend("other parameters")}
     tooltip = _tooltip(
         ("config", "config"),
         ("line", "other parameters"),
         ("value", label),
-        ("mean", "mean"),
+        ("stat", "statistic"),
+        ("mean", "value"),
         ("low", "95% CI low (or min)"),
         ("high", "95% CI high (or max)"),
     )
-    spec = _base(f"Effect of {label}", data)
-    del spec["data"]
-    spec.update(
-        data={"values": data.rows},
-        facet={
-            "row": {"field": "metric", "type": "nominal", "title": None, "sort": [JPT.label]},
-            **(
-                {"column": {"field": "group", "type": "nominal", "title": None}}
-                if len({r["group"] for r in data.rows}) > 1
-                else {}
-            ),
-        },
-        spec={
+    metrics = sorted(dict.fromkeys(r["metric"] for r in data.rows), key=lambda m: m != JPT.label)
+    columns = len({r["group"] for r in data.rows}) > 1
+    blocks, notes = [], []
+    for metric in metrics:
+        rows = [r for r in data.rows if r["metric"] == metric]
+        scale = _scale(rows, "mean", "low", "high")
+        clip = Clip.of(rows, "mean", "low", scale)
+        note = clip.note([r for r in rows if r.get("low") is not None], "low", "high", metric)
+        if note:
+            notes.append(note)
+        y_title = f"{metric}, {_statistic(rows)}" + (
+            " (log scale)" if scale.get("type") == "log" else ""
+        )
+        y = {**_q("mean", y_title), "scale": scale}
+        inner = {
             "width": 260,
             "height": 170,
             "layer": [
@@ -249,31 +417,62 @@ def effect_spec(data: FigureData, key: str, label: str) -> Figure:
                     "mark": {"type": "line", "point": True},
                     "encoding": {
                         "x": encoding_x,
-                        "y": {**_q("mean", MEAN_CI), "scale": _scale(data.rows, "mean", "low")},
+                        "y": y,
                         "color": colour,
                         "tooltip": tooltip,
                     },
                 },
                 {
-                    "transform": [{"filter": "datum.low != null"}],
+                    "transform": [{"filter": "datum.low != null"}, *clip.transforms("low", "high")],
                     "mark": {"type": "rule", "opacity": 0.6},
                     "encoding": {
                         "x": encoding_x,
-                        "y": {**_q("low", MEAN_CI), "scale": _scale(data.rows, "mean", "low")},
-                        "y2": {"field": "high"},
+                        "y": {**_q("low_drawn", y_title), "scale": scale},
+                        "y2": {"field": "high_drawn"},
                         "color": colour,
                     },
                 },
+                *clip.markers("y", "low", "high", encoding_x, scale),
             ],
-        },
-        resolve={"scale": {"y": "independent"}},
-    )
+        }
+        block: dict[str, Any] = {"transform": [{"filter": {"field": "metric", "equal": metric}}]}
+        if columns:
+            block.update(
+                facet={"column": {"field": "group", "type": "nominal", "title": None}},
+                spec=inner,
+            )
+        else:
+            block.update(inner)
+        blocks.append(block)
+    spec = _base(title or f"Effect of {label}", data, notes)
+    spec.update(vconcat=blocks, resolve={"scale": {"y": "independent"}})
     return Figure(
-        f"effect_{key.replace('.', '_')}",
-        f"Effect of {label} on {JPT.label} and {TPS.label}",
+        stem or f"effect_{key.replace('.', '_')}",
+        title or f"Effect of {label} on {' and '.join(metrics)}",
         spec,
-        data.caption,
+        _with_clip_note(data.caption, notes),
         data.estimate,
+    )
+
+
+def _statistic(rows: list[dict[str, Any]]) -> str:
+    """The y title's statistic: what every point and bar of these rows is."""
+    stats = set(r.get("stat", MEAN_CI) for r in rows)
+    if stats == {MEDIAN_BAND}:
+        return MEDIAN_BAND
+    if stats == {MEAN_CI}:
+        return MEAN_CI
+    return f"{MEAN_CI} ('median of' lines: {MEDIAN_BAND})"
+
+
+def batching_spec(data: FigureData) -> Figure:
+    """J/token and J/request against requests run at once (the ML.ENERGY view)."""
+    return effect_spec(
+        data,
+        "batching",
+        "requests run at once (the backend's batching setting)",
+        stem="energy_by_batch",
+        title="Energy against requests run at once",
     )
 
 
@@ -320,7 +519,10 @@ def variability_spec(data: FigureData) -> Figure:
         mark={"type": "point", "filled": True, "size": 50, "tooltip": True},
         encoding={
             "y": {"field": "config", "type": "nominal", "sort": None, "title": None},
-            "x": _q("energy_per_token_j", JPT.label),
+            "x": {
+                **_q("energy_per_token_j", JPT.label),
+                "scale": _scale(data.rows, "energy_per_token_j"),
+            },
             "shape": {
                 "field": "used",
                 "type": "nominal",
@@ -468,11 +670,68 @@ def comparison_spec(data: FigureData) -> Figure:
     return Figure("comparison", "Comparison across directories", spec, data.caption, data.estimate)
 
 
+@dataclass(frozen=True)
+class PaperLayout:
+    """A paper's figure width: the spec is laid out for it, then drawn exactly that wide."""
+
+    name: str
+    inches: float
+    width_factor: float
+    """Plot widths relative to the page's."""
+    font_size: float
+    legend_below: bool
+
+
+PAPER_LAYOUTS = (
+    PaperLayout("1col", 3.5, 0.5, 9, True),
+    PaperLayout("2col", 7.0, 1.0, 10, False),
+)
+"""One-column (3.5 in) and two-column (7 in) figures."""
+
+
+def paper_spec(spec: dict[str, Any], layout: PaperLayout) -> dict[str, Any]:
+    """A copy of a figure's spec laid out for ``layout``: narrower plots, smaller text and, in
+    one column, the legend below the plot; data, scales and marks unchanged."""
+    copy = deepcopy(spec)
+    for view in _views(copy):
+        if isinstance(view.get("width"), int | float):
+            view["width"] = round(view["width"] * layout.width_factor)
+    size = layout.font_size
+    config = copy.setdefault("config", {})
+    config["axis"] = {**config.get("axis", {}), "labelFontSize": size, "titleFontSize": size}
+    config["legend"] = {
+        **config.get("legend", {}),
+        "labelFontSize": size,
+        "titleFontSize": size,
+        **({"orient": "bottom", "direction": "vertical"} if layout.legend_below else {}),
+    }
+    config["header"] = {**config.get("header", {}), "labelFontSize": size}
+    title = copy.get("title")
+    if isinstance(title, dict):
+        title.update(fontSize=size + 2, subtitleFontSize=size - 1)
+    return copy
+
+
+def _views(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The spec and every view nested in it (facet specs, concatenated blocks)."""
+    found = [spec]
+    if isinstance(spec.get("spec"), dict):
+        found += _views(spec["spec"])
+    for block in spec.get("vconcat", []) + spec.get("hconcat", []):
+        found += _views(block)
+    return found
+
+
 __all__ = [
+    "PAPER_LAYOUTS",
+    "Clip",
     "Figure",
+    "PaperLayout",
     "accounting_spec",
+    "batching_spec",
     "comparison_spec",
     "effect_spec",
+    "paper_spec",
     "pareto_spec",
     "power_spec",
     "variability_spec",

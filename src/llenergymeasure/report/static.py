@@ -7,6 +7,7 @@ seconds to build, so it is cached under the user's cache, one file per vl-conver
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -80,4 +81,41 @@ def svg_to_png(svg: str) -> bytes:
     return png
 
 
-__all__ = ["REPORT_HINT", "available", "javascript_bundle", "svg_to_png", "to_svg", "versions"]
+def svg_to_pdf(svg: str) -> bytes:
+    """The PDF of an SVG, its fonts embedded (subset); one SVG unit is one PDF point."""
+    pdf: bytes = _vl_convert().svg_to_pdf(svg)
+    return pdf
+
+
+_SVG_TAG = re.compile(r"<svg\b[^>]*>")
+
+
+def at_width(svg: str, width: float, unit: str = "") -> str:
+    """The same drawing with its outer size set to ``width`` (``unit``: ``in`` for SVG files,
+    '' for points, which is what ``svg_to_pdf`` reads), height in proportion; the viewBox keeps
+    the drawing's own coordinates, so everything scales together."""
+    tag = _SVG_TAG.search(svg)
+    if tag is None:
+        raise ValueError("not an SVG document")
+    size = {k: float(v) for k, v in re.findall(r'\b(width|height)="([\d.]+)"', tag.group(0))}
+    height = width * size["height"] / size["width"]
+    new = re.sub(r'\bwidth="[\d.]+"', f'width="{width:g}{unit}"', tag.group(0), count=1)
+    new = re.sub(r'\bheight="[\d.]+"', f'height="{height:.4g}{unit}"', new, count=1)
+    if "viewBox" not in new:
+        new = new.replace("<svg", f'<svg viewBox="0 0 {size["width"]:g} {size["height"]:g}"', 1)
+    return svg[: tag.start()] + new + svg[tag.end() :]
+
+
+POINTS_PER_INCH = 72
+
+__all__ = [
+    "POINTS_PER_INCH",
+    "REPORT_HINT",
+    "at_width",
+    "available",
+    "javascript_bundle",
+    "svg_to_pdf",
+    "svg_to_png",
+    "to_svg",
+    "versions",
+]
