@@ -192,3 +192,13 @@ def test_a_disk_that_refuses_the_page_is_one_message(
     result = llem("report", folder)
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "could not be written" in result.output and "No space left on device" in result.output
+
+
+def test_figures_only_writes_the_paper_files_and_no_page(folder: Path) -> None:
+    result = llem("report", folder, "--figures-only")
+    assert result.exit_code == 0, result.output
+    assert not (folder / "report.html").exists()
+    figures = folder / "report_figures"
+    for suffix in (".svg", ".png", ".1col.svg", ".1col.pdf", ".2col.svg", ".2col.pdf", ".csv"):
+        assert (figures / f"pareto_tokens_per_second{suffix}").is_file(), suffix
+    assert "1- and 2-column SVG and PDF" in result.output

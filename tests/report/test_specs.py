@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from llenergymeasure.report import data as D
 from llenergymeasure.report import specs as Sp
+from llenergymeasure.report import static as Sp_static
 from llenergymeasure.report.figures import sections
 
 from . import synthetic as S
@@ -36,3 +39,77 @@ def test_backend_is_not_drawn_twice_when_colour_already_says_it() -> None:
             enc = layer["encoding"]
             assert enc["color"]["field"] == "group"
             assert enc["shape"] == {"value": "circle"}, fig.stem
+
+
+def _noisy() -> list[Any]:
+    """A campaign whose cycles spread with CV ~80%: intervals far wider than the means."""
+    records = S.grid_records((1, 4, 16), (32, 64), cycles=3)
+    spread = {1: 0.2, 2: 1.0, 3: 2.4}
+    for r in records:
+        assert r.result is not None
+        m = r.result.metrics
+        m.energy_per_token_j = (m.energy_per_token_j or 0) * spread[r.cycle]
+        m.energy_j = (m.energy_j or 0) * spread[r.cycle]
+        m.tokens_per_second = m.tokens_per_second * spread[4 - r.cycle]
+    return records
+
+
+def _domains(spec: Any) -> list[dict[str, Any]]:
+    """Every quantitative scale in a spec, with the field it scales."""
+    found = []
+    if isinstance(spec, dict):
+        if spec.get("type") == "quantitative" and isinstance(spec.get("scale"), dict):
+            found.append({"field": spec.get("field") or spec.get("datum"), **spec["scale"]})
+        for value in spec.values():
+            found += _domains(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            found += _domains(value)
+    return found
+
+
+def test_a_noisy_campaign_never_draws_a_positive_metric_below_zero() -> None:
+    figures = _figures(_noisy())
+    clipped = 0
+    for fig in figures:
+        if fig.stem in ("comparison", "power_over_time", "energy_accounting"):
+            continue
+        for scale in _domains(fig.spec):
+            assert scale.get("domainMin", 0) >= 0, (fig.stem, scale)
+            assert scale.get("type") == "log" or scale.get("zero") is False or "domainMin" in scale
+        text = json.dumps(fig.spec)
+        if "triangle-" in text:
+            clipped += 1
+            assert "clipped" in fig.caption and "clipped" in text, fig.stem  # said, in and under
+    assert clipped, "a CV ~80% campaign clips some interval at an axis edge"
+
+
+def test_the_rendered_noisy_figures_have_no_negative_tick() -> None:
+    for fig in _figures(_noisy()):
+        if not fig.stem.startswith(("pareto", "effect", "variability")):
+            continue
+        svg = Sp_static.to_svg(fig.spec)
+        ticks = re.findall(r'<text[^>]*class="[^"]*"[^>]*>(-[\d.]+)</text>', svg)
+        negative = [t for t in re.findall(r">(−?-?[\d.]+(?:e-?\d+)?)</text>", svg) if t[0] in "-−"]
+        assert not ticks and not negative, (fig.stem, negative)
+        assert "…" not in svg, fig.stem  # no label cut with an ellipsis
+
+
+def test_titles_name_the_statistic_drawn(monkeypatch: Any) -> None:
+    records = S.grid_records((1, 4), (16, 32, 64), ("float16", "bfloat16"))
+    figures = {f.stem: f for f in _figures(records)}
+    titles = json.dumps(figures["effect_pytorch_batch_size"].spec)
+    assert D.MEAN_CI in titles and D.MEDIAN_BAND not in titles
+    monkeypatch.setattr(D, "MAX_LINES", 1)
+    merged = json.dumps({f.stem: f.spec for f in _figures(records)}["effect_pytorch_batch_size"])
+    assert D.MEDIAN_BAND in merged and D.MEAN_CI not in merged
+
+
+def test_long_legend_labels_are_wrapped_one_parameter_a_line() -> None:
+    records = S.grid_records((1, 4), (16, 32), ("float16", "bfloat16"))
+    fig = next(f for f in _figures(records) if f.stem == "effect_pytorch_batch_size")
+    svg = Sp_static.to_svg(fig.spec)
+    texts = re.findall(r"<text\b[^>]*>(.*?)</text>", svg)
+    assert not [t for t in texts if "fp_precision=bfloat16, max_output" in t]  # not one line
+    assert re.search(r"<tspan[^>]*>max_output_tokens=16</tspan>", svg), svg[-3000:]
+    assert "…" not in svg

@@ -121,8 +121,18 @@ def _read_campaign(path: Path | None) -> tuple[Any, list[tuple[str, str]], str |
 
 
 def _labels(directories: list[Path]) -> list[str]:
-    """Directory names, or whole paths where two names clash."""
-    names = [d.name or str(d) for d in directories]
+    """Each campaign's name (from its manifest), else the directory name; the whole path
+    where two labels clash. The page shows the path on hover."""
+    from llenergymeasure.orchestration.campaign.manifest import ManifestDamaged, load_manifest
+
+    names = []
+    for directory in directories:
+        try:
+            manifest = load_manifest(directory)
+        except (ManifestDamaged, OSError):
+            manifest = None
+        name = manifest.campaign_name if manifest is not None else None
+        names.append(name or directory.name or str(directory))
     return [str(d) if names.count(n) > 1 else n for d, n in zip(directories, names, strict=True)]
 
 
@@ -185,6 +195,12 @@ def report(
     ci_method: str | None = typer.Option(
         None, "--ci-method", help=CI_METHOD_HELP + " Default: the campaign's own."
     ),
+    figures_only: bool = typer.Option(
+        False,
+        "--figures-only",
+        help="Write only the figure folder (SVG, PNG, 1- and 2-column SVG and PDF, CSV of "
+        "each figure's data), no page.",
+    ),
 ) -> None:
     """Write one self-contained HTML report (opens offline) and an SVG and PNG of every figure
     in <name>_figures/ beside it.
@@ -224,7 +240,7 @@ def report(
     from llenergymeasure.report.build import write_report
 
     try:
-        outcome = write_report(sources, path, power=power)
+        outcome = write_report(sources, path, power=power, figures_only=figures_only)
     except OSError as error:
         raise LLEMError(
             f"the report could not be written to {path}: {error.strerror or error}",
@@ -232,13 +248,15 @@ def report(
         ) from None
     for note in outcome.notes:
         out.print(f"[yellow]note:[/] {escape(note)}")
-    out.print(
-        f"{outcome.configs} config(s), {len(outcome.figures) // 2} figure(s) in "
-        f"{outcome.seconds:.1f} s"
-    )
-    out.print(f"wrote {escape(str(path))}")
+    figures = sum(p.suffix == ".csv" for p in outcome.figures)
+    out.print(f"{outcome.configs} config(s), {figures} figure(s) in {outcome.seconds:.1f} s")
+    if not figures_only:
+        out.print(f"wrote {escape(str(path))}")
     if outcome.figures:
-        out.print(f"wrote {escape(str(outcome.figures[0].parent))}/ (SVG and PNG of each figure)")
+        out.print(
+            f"wrote {escape(str(outcome.figures[0].parent))}/ (each figure as SVG and PNG, "
+            "1- and 2-column SVG and PDF, and its data as CSV)"
+        )
 
 
 def campaign_report(directory: Path, outcome: Any, *, campaign: Any, grid: Any) -> None:

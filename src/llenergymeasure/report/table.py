@@ -80,11 +80,14 @@ def config_table(points: Sequence[dict[str, Any]], varied: Sequence[str]) -> str
     axes = list(varied)
     many = len({p["source"] for p in points}) > 1
     heads = (
-        (["directory"] if many else [])
+        (["campaign"] if many else [])
         + ["config"]
         + [P.short(k) for k in axes]
         + [
             "J/token ± 95% CI",
+            "J/request ± 95% CI",
+            "J per 1k tokens",
+            "mean power (W)",
             "tokens/s ± 95% CI",
             "latency p50 (s)",
             "TTFT p50 (s)",
@@ -102,7 +105,8 @@ def config_table(points: Sequence[dict[str, Any]], varied: Sequence[str]) -> str
     )
     body = []
     for p in ranked:
-        cells = [_cell(html.escape(p["source"]), p["source"])] if many else []
+        source = f'<span title="{html.escape(p["source_path"])}">{html.escape(p["source"])}</span>'
+        cells = [_cell(source, p["source"])] if many else []
         cells.append(
             _cell(
                 f'<span title="{html.escape(p["config_hash"])}">{html.escape(p["config"])}</span>',
@@ -116,6 +120,9 @@ def config_table(points: Sequence[dict[str, Any]], varied: Sequence[str]) -> str
         cv = p.get(f"{D.JPT.column}_cv")
         cells += [
             _cell(html.escape(with_ci(p, D.JPT.column)), p.get(D.JPT.column), "num"),
+            _cell(html.escape(with_ci(p, D.EPR.column)), p.get(D.EPR.column), "num"),
+            _cell(number(p.get(D.J1K.column)), p.get(D.J1K.column), "num"),
+            _cell(html.escape(with_ci(p, D.POWER.column)), p.get(D.POWER.column), "num"),
             _cell(html.escape(with_ci(p, D.TPS.column)), p.get(D.TPS.column), "num"),
             _cell(number(p.get(D.LATENCY.column)), p.get(D.LATENCY.column), "num"),
             _cell(number(p.get(D.TTFT.column)), p.get(D.TTFT.column), "num"),
@@ -123,7 +130,7 @@ def config_table(points: Sequence[dict[str, Any]], varied: Sequence[str]) -> str
             _cell(_cycles(p), p["cycles_used"], "num"),
             _cell("-" if cv is None else f"{100 * cv:.1f}%", cv, "num"),
             _cell(_converged(p), p.get("converged")),
-            _cell(html.escape(p["warnings"]) or "-", p["warnings"]),
+            _cell(html.escape(p["warnings"]) or "-", p["warnings"], "notes"),
         ]
         body.append(f"<tr>{''.join(cells)}</tr>")
     return (
