@@ -46,6 +46,17 @@ PROBE = """<script>
   document.addEventListener("securitypolicyviolation", function (e) {
     keep("blocked by the page's CSP: " + e.blockedURI + " (" + e.violatedDirective + ")");
   });
+  var overflowCheck = setInterval(function () {
+    if (document.body.dataset.figures !== "done") { return; }
+    clearInterval(overflowCheck);
+    var limit = document.documentElement.clientWidth, wide = [];
+    document.querySelectorAll("section, figure, .chart svg, table").forEach(function (el) {
+      var box = el.getBoundingClientRect();
+      if (box.right > limit + 1) { wide.push((el.id || el.tagName) + ": " + Math.round(box.right)); }
+    });
+    if (document.documentElement.scrollWidth > limit + 1) { wide.push("page"); }
+    root.setAttribute("data-overflow", JSON.stringify(wide));
+  }, 50);
   window.addEventListener("load", function () {
     var table = document.getElementById("configs"), sorted = {};
     if (table) {
@@ -98,6 +109,8 @@ class Rendered:
     estimate_colour: str | None
     sorted_first: dict[str, list[str]]
     """table column -> the first row's value after one click (ascending) and a second."""
+    overflow: list[str] | None = None
+    """Elements whose right edge passes the window's width (None: never measured)."""
 
     def table_rows(self) -> int:
         table = self.dom.split('<table id="configs"', 1)[1].split("</table>", 1)[0]
@@ -126,14 +139,38 @@ def _probe_copy(page: Path) -> Path:
     return probe
 
 
-def render(page: Path, *, screenshots: dict[str, tuple[int, int]] | None = None) -> Rendered:
-    """Load ``page`` in headless Chromium; optionally save screenshots (path -> width, height)."""
+def section_pages(page: Path, anchors: list[str]) -> dict[str, Path]:
+    """A copy of ``page`` per section showing that section alone (to screenshot it)."""
+    text = page.read_text(encoding="utf-8")
+    copies = {}
+    for anchor in anchors:
+        style = f"<style>header,nav,.banner,section:not(#{anchor}){{display:none}}</style>"
+        copy = page.with_name(f".section-{anchor}-{page.name}")
+        copy.write_text(text.replace("</head>", style + "</head>", 1), encoding="utf-8")
+        copies[anchor] = copy
+    return copies
+
+
+def render(
+    page: Path,
+    *,
+    screenshots: dict[str, tuple[int, int]] | None = None,
+    width: int = 1400,
+    shot_pages: dict[str, Path] | None = None,
+) -> Rendered:
+    """Load ``page`` in headless Chromium ``width`` px wide; optionally save screenshots
+    (path -> width, height), each of ``shot_pages[path]`` where given."""
     browser = chromium()
     probe = _probe_copy(page)
     profile = page.parent / ".chromium-profile"
     try:
         done = subprocess.run(
-            [*_flags(browser, profile), "--dump-dom", probe.as_uri()],
+            [
+                *_flags(browser, profile),
+                f"--window-size={width},1000",
+                "--dump-dom",
+                probe.as_uri(),
+            ],
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,
@@ -146,7 +183,7 @@ def render(page: Path, *, screenshots: dict[str, tuple[int, int]] | None = None)
                     *_flags(browser, profile),
                     f"--window-size={width},{height}",
                     f"--screenshot={path}",
-                    page.as_uri(),
+                    (shot_pages or {}).get(path, page).as_uri(),
                 ],
                 capture_output=True,
                 text=True,
@@ -178,7 +215,9 @@ def parse(dom: str) -> Rendered:
         svg = body[body.find("<svg") :] if "<svg" in body else ""
         marks[stem] = len(re.findall(r"<(path|line|text)\b", svg))
     visible = _attribute(dom, "data-estimate-visible")
+    overflow = _attribute(dom, "data-overflow")
     return Rendered(
+        overflow=None if overflow is None else json.loads(overflow),
         dom=dom,
         errors=["probe missing: the page's scripts never ran"]
         if errors_text is None

@@ -19,7 +19,7 @@ from llenergymeasure.results.schema import QualityFlag
 from orchestration.campaign.helpers import campaign_yaml
 
 from . import synthetic as S
-from .browser import artifacts_dir, render
+from .browser import artifacts_dir, render, section_pages
 from .test_build import check_figures
 
 RED = "rgb(198, 40, 40)"
@@ -136,3 +136,37 @@ def test_two_thousand_configs_in_a_browser(tmp_path: Path) -> None:
     src = S.source(S.big_grid(2000), directory=tmp_path)
     write_report([src], tmp_path / "report.html")
     assert_drawn(tmp_path / "report.html", 2000, estimate=True)
+
+
+SECTIONS = ["pareto", "effects", "power", "accounting", "variability", "configs-section"]
+SHOTS = Path("/tmp/report_shots")
+
+
+def _shoot(page: Path, name: str, configs: int) -> None:
+    """Every section alone, screenshotted 1400 px wide into SHOTS; nothing passes that width."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    copies = section_pages(page, SECTIONS)
+    shots = {str(SHOTS / f"{name}-{a}.png"): (1400, 1500) for a in SECTIONS}
+    pages = {str(SHOTS / f"{name}-{a}.png"): copies[a] for a in SECTIONS}
+    try:
+        rendered = render(page, screenshots=shots, shot_pages=pages)
+    finally:
+        for copy in copies.values():
+            copy.unlink()
+    assert rendered.errors == []
+    assert rendered.overflow == [], rendered.overflow
+    assert rendered.table_rows() == configs
+
+
+def test_a_noisy_campaign_fits_1400_px(tmp_path: Path) -> None:
+    from .test_specs import _noisy
+
+    src = S.source(_noisy(), label="noisy", directory=tmp_path)
+    write_report([src], tmp_path / "report.html")
+    _shoot(tmp_path / "report.html", "noisy", 6)
+
+
+def test_the_48_config_grid_fits_1400_px(tmp_path: Path) -> None:
+    src = S.source(S.big_grid(48), label="grid48", directory=tmp_path)
+    write_report([src], tmp_path / "report.html")
+    _shoot(tmp_path / "report.html", "grid48", 48)
