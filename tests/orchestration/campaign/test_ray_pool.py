@@ -2,7 +2,7 @@
 (no cluster): warm workers per (model-load key, GPUs), replaced after a failure, a lost worker
 or a timeout, retired to make room, and cold starts under force_cold_start.
 
-The real cluster (PIDs, a killed worker, resume) is in test_ray.py and test_ray_warm.py."""
+The real cluster (PIDs, a killed worker, resume) is in test_ray.py."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from llenergymeasure.config.campaign_config import RayConfig
 from llenergymeasure.orchestration.executors.base import ExperimentTask
-from llenergymeasure.orchestration.executors.ray import RayExecutor
+from llenergymeasure.orchestration.executors.ray import RayExecutor, gpus_for
 
 from .helpers import make_result
 
@@ -249,3 +249,25 @@ def test_close_kills_every_worker_and_what_is_in_flight(fake: FakeRay) -> None:
     assert len(fake.live()) == 2
     ray_executor.close()
     assert fake.live() == []
+
+
+@pytest.mark.parametrize(
+    ("config", "setting", "cluster_gpus", "expected"),
+    [
+        (
+            {"backend": "vllm", "vllm": {"tensor_parallel_size": 2, "pipeline_parallel_size": 2}},
+            "auto",
+            8,
+            4,
+        ),
+        ({"backend": "vllm"}, "auto", 8, 1),
+        ({"backend": "tensorrt", "tensorrt": {"tp_size": 4}}, "auto", 8, 4),
+        ({"backend": "pytorch", "pytorch": {"batch_size": 8}}, "auto", 8, 1),
+        ({"backend": "vllm", "vllm": {"tensor_parallel_size": 2}}, "auto", 0, 0),
+        ({"backend": "vllm", "vllm": {"tensor_parallel_size": 2}}, 3, 8, 3),
+    ],
+)
+def test_gpus_per_experiment_follow_the_backends_parallel_sizes(
+    config: dict[str, Any], setting: int | str, cluster_gpus: float, expected: int
+) -> None:
+    assert gpus_for(config, setting, cluster_gpus) == expected

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from llenergymeasure.config.backends import BACKENDS
 from llenergymeasure.config.campaign_config import RayConfig
 from llenergymeasure.exceptions import LLEMError, ResultWriteError, UnavailableError
 from llenergymeasure.log import logger
@@ -96,15 +97,9 @@ def gpus_for(config: dict[str, Any], setting: int | str, cluster_gpus: float) ->
         return int(setting)
     if cluster_gpus <= 0:
         return 0
-    backend = config.get("backend", "pytorch")
-    section = config.get(backend) or {}
-    if backend == "vllm":
-        return int(section.get("tensor_parallel_size", 1)) * int(
-            section.get("pipeline_parallel_size", 1)
-        )
-    if backend == "tensorrt":
-        return int(section.get("tp_size", 1)) * int(section.get("pp_size", 1))
-    return 1
+    backend = str(config.get("backend", "pytorch"))
+    spec = BACKENDS.get(backend)
+    return spec.gpu_count(config.get(backend)) if spec is not None else 1
 
 
 @dataclass(eq=False)
