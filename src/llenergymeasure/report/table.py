@@ -105,7 +105,7 @@ def config_table(points: Sequence[dict[str, Any]], varied: Sequence[str]) -> str
     )
     body = []
     for p in ranked:
-        source = f'<span title="{html.escape(p["source_path"])}">{html.escape(p["source"])}</span>'
+        source = f'<span class="path" title="{html.escape(p["source_path"])}">{html.escape(p["source"])}</span>'
         cells = [_cell(source, p["source"])] if many else []
         cells.append(
             _cell(
