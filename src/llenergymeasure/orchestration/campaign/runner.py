@@ -658,11 +658,9 @@ def run_campaign(
     **runner_options: Any,
 ) -> CampaignOutcome:
     """Load, plan and run a campaign file in one call (no prompt; see ``llem campaign run``)."""
-    from llenergymeasure.config.loader import load_campaign_config
-    from llenergymeasure.orchestration.campaign.experiments import plan_campaign
+    from llenergymeasure.orchestration.campaign.experiments import load_and_plan
 
-    campaign = load_campaign_config(campaign_file)
-    grid = plan_campaign(campaign, campaign_file)
+    campaign, grid = load_and_plan(campaign_file)
     directory = (output_dir or Path(campaign.io.results_dir)).expanduser()
     plan = prepare_campaign(
         campaign,
