@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests/report/synthetic.py builds the results
+sys.path.insert(0, str(ROOT / "tests"))  # its helpers import the shared fakes
 
 from tests.report import synthetic as S  # noqa: E402
 

@@ -39,6 +39,7 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the grid and the peak probe are the scale test's
+sys.path.insert(0, str(ROOT / "tests"))  # its helpers import the shared fakes
 
 from tests.cli.scale_grid import peak_command, write_grid  # noqa: E402
 

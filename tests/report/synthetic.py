@@ -9,15 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fakes.results import experiment_result
 from llenergymeasure.report.source import ReportSource
 from llenergymeasure.results.aggregation import RunRecord, aggregate
 from llenergymeasure.results.schema import (
     EnergyProvenance,
     ExperimentResult,
-    Metrics,
-    Percentiles,
     QualityFlag,
-    Timings,
 )
 
 ENV = {
@@ -28,10 +26,6 @@ ENV = {
     "cuda_driver_version": "12.4",
     "libraries": {"llenergymeasure": "0.1.0", "torch": "2.13.0"},
 }
-
-
-def _pct(value: float) -> Percentiles:
-    return Percentiles(mean=value, p50=value, p90=value * 1.5, p99=value * 2, count=4)
 
 
 def config(
@@ -66,36 +60,16 @@ def result(
     window = tokens / tps
     adjusted = jpt * tokens if baseline_w is not None else None
     raw = adjusted + baseline_w * window if adjusted is not None and baseline_w else jpt * tokens
-    return ExperimentResult(
-        experiment_id=exp_id,
-        name=cfg["name"],
-        llem_version="test",
-        config=cfg,
-        config_hash="h_" + cfg["name"],
-        environment=ENV,
-        model={"source": "test"},
-        metrics=Metrics(
-            num_requests=4,
-            input_tokens=32,
-            output_tokens=tokens,
-            measured_window_s=window,
-            tokens_per_second=tps,
-            requests_per_second=4 / window,
-            energy_j=raw,
-            energy_adjusted_j=adjusted,
-            energy_per_token_j=jpt,
-            energy_per_request_j=raw / 4,
-            energy_basis="adjusted" if adjusted is not None else "raw",
-            tokens_per_joule=1 / jpt,
-            mean_power_w=raw / window,
-            latency_s=_pct(latency_s),
-            ttft_s=None,
-            itl_s=None,
-            peak_memory_bytes=None,
-            peak_memory_method="unavailable",
-            flops=None,
-            flops_method="test",
-        ),
+    return experiment_result(
+        exp_id,
+        cfg["name"],
+        cfg,
+        "h_" + cfg["name"],
+        requests=4,
+        tokens=tokens,
+        window_s=window,
+        energy_j=raw,
+        energy_adjusted_j=adjusted,
         energy=EnergyProvenance(
             source="estimate" if estimate else "nvml",
             method="estimate" if estimate else "counter",
@@ -104,21 +78,12 @@ def result(
             window_s=window,
             baseline_power_w=baseline_w,
         ),
-        timings=Timings(
-            started_at="2026-01-01T00:00:00+00:00",
-            finished_at="2026-01-01T00:00:01+00:00",
-            total_s=1.0,
-            baseline_s=0.0,
-            model_load_s=0.0,
-            model_reused=False,
-            warmup_s=0.5,
-            warmup_prompts=2,
-            warmup_converged=True,
-            warmup_final_cv=0.01,
-            measured_window_s=window,
-        ),
+        latency_s=latency_s,
+        mean_power_w=raw / window,
+        environment=ENV,
+        warmup=(0.5, 2, True, 0.01),
+        flags=flags,
         timeseries_file=timeseries_file,
-        flags=list(flags),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fakes.results import experiment_result
 from llenergymeasure.config.loader import load_campaign_config
 from llenergymeasure.orchestration.campaign.experiments import plan_campaign
 from llenergymeasure.orchestration.campaign.plan import CampaignPlan, prepare_campaign
@@ -13,10 +14,7 @@ from llenergymeasure.results.aggregation import RunRecord
 from llenergymeasure.results.schema import (
     EnergyProvenance,
     ExperimentResult,
-    Metrics,
-    Percentiles,
     QualityFlag,
-    Timings,
 )
 
 TINY_BASE = """\
@@ -70,10 +68,6 @@ def prepare(file: Path, directory: Path, **options: Any) -> CampaignPlan:
     )
 
 
-def _pct(value: float) -> Percentiles:
-    return Percentiles(mean=value, p50=value, p90=value * 1.5, p99=value * 2, count=2)
-
-
 def make_result(
     exp_id: str,
     name: str,
@@ -87,58 +81,26 @@ def make_result(
     ttft_s: float | None = None,
     config: dict[str, Any] | None = None,
 ) -> ExperimentResult:
-    """A schema-valid result with chosen metrics (no model run)."""
+    """A schema-valid result with chosen metrics (no model run): 2 requests, 8 tokens."""
     tokens = 8
-    energy = None if energy_per_token_j is None else energy_per_token_j * tokens
-    return ExperimentResult(
-        experiment_id=exp_id,
-        name=name,
-        llem_version="test",
-        config=config
+    return experiment_result(
+        exp_id,
+        name,
+        config
         or {
             "model": {"name": "builtin:tiny-gpt2"},
             "fp_precision": "float32",
             "backend": "pytorch",
         },
-        config_hash=config_hash,
-        environment={},
-        model={"source": "test", "device": "cpu", "dtype": "float32", "num_parameters": 1},
-        metrics=Metrics(
-            num_requests=2,
-            input_tokens=16,
-            output_tokens=tokens,
-            measured_window_s=tokens / tokens_per_second,
-            tokens_per_second=tokens_per_second,
-            requests_per_second=2 * tokens_per_second / tokens,
-            energy_j=energy,
-            energy_adjusted_j=None,
-            energy_per_token_j=energy_per_token_j,
-            energy_per_request_j=None if energy is None else energy / 2,
-            energy_basis=None if energy is None else "raw",
-            tokens_per_joule=None if energy is None else tokens / energy,
-            mean_power_w=None,
-            latency_s=_pct(latency_s),
-            ttft_s=None if ttft_s is None else _pct(ttft_s),
-            itl_s=None,
-            peak_memory_bytes=None,
-            peak_memory_method="unavailable",
-            flops=None,
-            flops_method="test",
-        ),
+        config_hash,
+        requests=2,
+        tokens=tokens,
+        window_s=tokens / tokens_per_second,
+        energy_j=None if energy_per_token_j is None else energy_per_token_j * tokens,
         energy=EnergyProvenance(source=method, method=method, is_estimate=is_estimate),
-        timings=Timings(
-            started_at="2026-01-01T00:00:00+00:00",
-            finished_at="2026-01-01T00:00:01+00:00",
-            total_s=1.0,
-            baseline_s=0.0,
-            model_load_s=0.0,
-            model_reused=False,
-            warmup_s=0.0,
-            warmup_prompts=0,
-            warmup_converged=False,
-            warmup_final_cv=None,
-            measured_window_s=tokens / tokens_per_second,
-        ),
+        latency_s=latency_s,
+        ttft_s=ttft_s,
+        model={"source": "test", "device": "cpu", "dtype": "float32", "num_parameters": 1},
     )
 
 
