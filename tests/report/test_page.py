@@ -32,6 +32,9 @@ def test_ci_text_says_when_there_is_no_interval() -> None:
     assert with_ci({"m": 100.5, "m_low": -100.8, "m_high": 301.8, "m_n": 3}, "m") == "100.5 ± 201"
     assert number(1.5e-7) == "1.5e-07" and number(0.0) == "0" and number(None) == "-"
     assert with_ci({"m": None}, "m") == "-"
+    # identical cycles: the interval's rounding noise reads as no spread, not "± 1.4e-14"
+    noise = {"m": 9.5, "m_low": 9.5 - 1.4e-14, "m_high": 9.5 + 1.4e-14, "m_n": 3}
+    assert with_ci(noise, "m") == "9.500 ± 0"
 
 
 def test_table_has_one_row_per_config_sorted_by_energy_with_estimates_in_red() -> None:

@@ -101,18 +101,22 @@ def json_text(data: Any) -> str:
 
 def _figure(figure: Any, figure_dir: str) -> str:
     folder = html.escape(figure_dir)
-    links = [
-        ("SVG", f"{figure.stem}.svg"),
-        ("PNG", f"{figure.stem}.png"),
-        ("1-column PDF", f"{figure.stem}.1col.pdf"),
-        ("SVG", f"{figure.stem}.1col.svg"),
-        ("2-column PDF", f"{figure.stem}.2col.pdf"),
-        ("SVG", f"{figure.stem}.2col.svg"),
-        ("data (CSV)", f"{figure.stem}.csv"),
+    groups = [
+        ("as shown", [("SVG", ".svg"), ("PNG", ".png")]),
+        ("1-column", [("PDF", ".1col.pdf"), ("SVG", ".1col.svg")]),
+        ("2-column", [("PDF", ".2col.pdf"), ("SVG", ".2col.svg")]),
+        ("data", [("CSV", ".csv")]),
     ]
     files = (
         '<p class="files">for papers: '
-        + " · ".join(f'<a href="{folder}/{html.escape(name)}">{text}</a>' for text, name in links)
+        + " · ".join(
+            f"{label} "
+            + " / ".join(
+                f'<a href="{folder}/{html.escape(figure.stem + suffix)}">{text}</a>'
+                for text, suffix in links
+            )
+            for label, links in groups
+        )
         + "</p>"
     )
     return (

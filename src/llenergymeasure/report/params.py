@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from llenergymeasure.config.backends import BACKENDS
+
 IGNORED = frozenset({"name"})
 """Keys that always differ and say nothing about the config (its name is shown anyway)."""
 
@@ -80,7 +82,7 @@ def difference(a: Mapping[str, Any], b: Mapping[str, Any], keys: Sequence[str]) 
 def short(key: str) -> str:
     """``pytorch.batch_size`` -> ``batch_size``; keys that need their section keep it."""
     section, _, leaf = key.rpartition(".")
-    return leaf if section in ("pytorch", "vllm", "tensorrt") else key
+    return leaf if section in BACKENDS else key
 
 
 def sort_values(values: Sequence[Any]) -> list[Any]:

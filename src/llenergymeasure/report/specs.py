@@ -227,7 +227,7 @@ class Clip:
         if self.ceiling is not None:
             edges.append(f"at {self.ceiling:.4g} (▲)")
         return (
-            f"{n} {what} interval bar(s) clipped at the axis edge, "
+            f"{n} {what} interval(s) (bar or band) clipped at the axis edge, "
             + " or ".join(edges)
             + "; the table has every interval."
         )

@@ -39,7 +39,10 @@ def with_ci(row: dict[str, Any], column: str) -> str:
         return f"{number(mean)} (n={row.get(f'{column}_n', 0)}, no CI)"
     if not math.isclose((low + high) / 2, mean, rel_tol=1e-9, abs_tol=1e-300):
         return f"{number(mean)} [{number(low)}, {number(high)}]"
-    return f"{number(mean)} ± {number((high - low) / 2, 2)}"
+    half = (high - low) / 2
+    if half <= 1e-9 * abs(mean):  # identical cycles: floating-point noise, not a spread
+        half = 0.0
+    return f"{number(mean)} ± {number(half, 2)}"
 
 
 def _cell(text: str, value: Any = None, cls: str = "") -> str:
