@@ -27,6 +27,9 @@ def check_figures(paths: list[Path]) -> None:
         for layout, inches in (("1col", "3.5in"), ("2col", "7in")):
             paper = svg.with_name(f"{svg.stem}.{layout}.svg").read_text(encoding="utf-8")
             assert re.search(rf'<svg\b[^>]*width="{inches}"', paper), svg
+            # laid out for the column: scaled to it by at most 25%, so text prints near its size
+            drawn = float(re.search(r'viewBox="0 0 ([\d.]+)', paper).group(1))  # type: ignore[union-attr]
+            assert 0.75 < float(inches[:-2]) * 72 / drawn < 1.34, (svg, layout, drawn)
             pdf = svg.with_name(f"{svg.stem}.{layout}.pdf").read_bytes()
             assert pdf.startswith(b"%PDF") and b"/FontFile" in pdf, svg  # fonts embedded
         assert svg.with_suffix(".csv").read_text(encoding="utf-8").count("\n") >= 2, svg

@@ -113,3 +113,44 @@ def test_long_legend_labels_are_wrapped_one_parameter_a_line() -> None:
     assert not [t for t in texts if "fp_precision=bfloat16, max_output" in t]  # not one line
     assert re.search(r"<tspan[^>]*>max_output_tokens=16</tspan>", svg), svg[-3000:]
     assert "…" not in svg
+
+
+def _axis_titles(spec: Any) -> list[tuple[str, list[str]]]:
+    """(channel, title lines) of every encoding channel with a title in a spec."""
+    found: list[tuple[str, list[str]]] = []
+    if isinstance(spec, dict):
+        for channel, value in (spec.get("encoding") or {}).items():
+            if isinstance(value, dict) and "title" in value:
+                title = value["title"]
+                found.append((channel, title if isinstance(title, list) else [title]))
+        for value in spec.values():
+            found += _axis_titles(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            found += _axis_titles(value)
+    return found
+
+
+def test_clip_notes_stand_beside_their_axis_not_in_the_red_banner() -> None:
+    seen = set()
+    for fig in _figures(_noisy()):
+        title = fig.spec["title"]
+        assert title.get("subtitle") == D.ESTIMATE, fig.stem  # the banner says that alone
+        for channel, lines in _axis_titles(fig.spec):
+            notes = [line for line in lines if line and "clipped" in line]
+            for note in notes:
+                seen.add(channel)
+                marks = "▼▲" if channel == "y" else "◄►"
+                assert any(m in note for m in marks), (fig.stem, channel, note)
+                assert not any(m in note for m in "▼▲◄►" if m not in marks), (fig.stem, note)
+    assert seen == {"x", "y"}, "the noisy campaign clips intervals on both axes"
+
+
+def test_bars_of_lines_at_one_value_stand_side_by_side() -> None:
+    fig = next(f for f in _figures(_noisy()) if f.stem == "effect_pytorch_batch_size")
+    layers = [layer for block in fig.spec["vconcat"] for layer in block["layer"]]
+    bars = [layer for layer in layers if "y2" in layer["encoding"]]
+    points = [layer for layer in layers if layer["mark"].get("type") in ("line", "point")]
+    assert bars and points
+    for layer in bars + points:
+        assert layer["encoding"]["xOffset"]["field"] == "line", layer["mark"]

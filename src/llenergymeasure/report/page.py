@@ -30,12 +30,12 @@ font-weight:600;margin:14px 0}.estimate{color:#c62828;font-weight:700}
 figure{margin:18px 0}figcaption{color:#555;max-width:900px}.chart{min-height:60px}
 .files{font-size:12px;color:#666}
 table{border-collapse:collapse;font-size:12.5px;margin:8px 0}
-th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
+th,td{border:1px solid #ddd;padding:3px 5px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}table.sortable th{cursor:pointer;user-select:none}
 table.sortable th[aria-sort=ascending]::after{content:" ▲"}
 table.sortable th[aria-sort=descending]::after{content:" ▼"}
 td.num{text-align:right}td.notes{min-width:14em;max-width:28em}
-th{font-weight:600}td,th{overflow-wrap:anywhere}.wide{overflow-x:auto}
+th{font-weight:600}td,th{overflow-wrap:normal}.wide{overflow-x:auto}
 .select{margin:10px 0}select{font:inherit;padding:2px 4px}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 14px}dt{color:#666}dd{margin:0}
 """

@@ -37,17 +37,13 @@ class Figure:
     estimate: bool
 
 
-def _title(text: str, estimate: bool, notes: list[str] | None = None) -> dict[str, Any]:
-    """The figure's title; in its subtitle the estimate warning (red) and ``notes`` (what is
-    clipped), so that they travel with the figure into every SVG, PNG and PDF."""
+def _title(text: str, estimate: bool) -> dict[str, Any]:
+    """The figure's title; in its subtitle, in red, the estimate warning, so that it travels
+    with the figure into every SVG, PNG and PDF. (What is clipped is said beside the axis that
+    clips it, in the axis title, not in red.)"""
     title: dict[str, Any] = {"text": text, "anchor": "start", "fontSize": 14}
-    lines = ([ESTIMATE] if estimate else []) + list(notes or [])
-    if lines:
-        title.update(
-            subtitle=lines,
-            subtitleColor=RED if estimate else "#444",
-            subtitleFontWeight="bold" if estimate else "normal",
-        )
+    if estimate:
+        title.update(subtitle=ESTIMATE, subtitleColor=RED, subtitleFontWeight="bold")
     return title
 
 
@@ -55,9 +51,9 @@ TICK_FORMAT = ".4~g"
 """d3 format of every quantitative axis: enough significant digits to read the value."""
 
 
-def _base(title: str, data: FigureData, notes: list[str] | None = None) -> dict[str, Any]:
+def _base(title: str, data: FigureData) -> dict[str, Any]:
     return {
-        "title": _title(title, data.estimate, notes),
+        "title": _title(title, data.estimate),
         "data": {"values": data.rows},
         "config": {
             "view": {"stroke": "#ddd"},
@@ -74,12 +70,15 @@ def _base(title: str, data: FigureData, notes: list[str] | None = None) -> dict[
     }
 
 
-def _q(field: str, title: str | None = None, **extra: Any) -> dict[str, Any]:
+def _q(field: str, title: str | list[str] | None = None, **extra: Any) -> dict[str, Any]:
     encoding = {"field": field, "type": "quantitative", "scale": {"zero": False}, **extra}
     if title is not None:
         encoding["title"] = title
     return encoding
 
+
+SHORT_LABEL = 8
+"""x labels up to this long are written level, longer ones at a slant."""
 
 FEW = 10
 """Up to this many configs, each gets its own colour (and legend entry)."""
@@ -181,10 +180,17 @@ class Clip:
         return [{"calculate": lo, "as": f"{low}_drawn"}, {"calculate": hi, "as": f"{high}_drawn"}]
 
     def markers(
-        self, channel: str, low: str, high: str, other: dict[str, Any], scale: dict[str, Any]
+        self,
+        channel: str,
+        low: str,
+        high: str,
+        other: dict[str, Any],
+        scale: dict[str, Any],
+        extra: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """A triangle layer per clipped end, pointing off the axis. ``other``: the encoding
-        of the other position channel (where the bar stands)."""
+        of the other position channel (where the bar stands); ``extra``: more encoding
+        channels the bars have (their offset within a band)."""
         layers = []
         ends = ((self.floor, low, "<", "down", "left"), (self.ceiling, high, ">", "up", "right"))
         for edge, end, op, vertical, horizontal in ends:
@@ -203,7 +209,8 @@ class Clip:
                         channel: {"field": "clipped_at", "type": "quantitative", "scale": scale},
                         other_channel: other,
                         "color": {"value": "#111"},
-                    },
+                    }
+                    | (extra or {}),
                 }
             )
         return layers
@@ -216,21 +223,39 @@ class Clip:
             for r in rows
         )
 
-    def note(self, rows: list[dict[str, Any]], low: str, high: str, what: str) -> str | None:
-        """The sentence under (and in) the figure saying what was clipped, or None."""
+    def note(
+        self, rows: list[dict[str, Any]], low: str, high: str, what: str, channel: str = "y"
+    ) -> str | None:
+        """The caption's sentence saying what was clipped, or None."""
+        short = self.axis_note(rows, low, high, channel)
+        if short is None:
+            return None
+        return (
+            f"{what}: {short}, the axis edge (each bar or band is drawn to it); the table has "
+            "every interval."
+        )
+
+    def axis_note(
+        self, rows: list[dict[str, Any]], low: str, high: str, channel: str = "y"
+    ) -> str | None:
+        """The short line under the axis title: how many intervals are clipped, where, and
+        the marker that shows it (pointing the way the bar runs on, like the marker drawn)."""
         n = self.count(rows, low, high)
         if not n:
             return None
+        down, up = ("▼", "▲") if channel == "y" else ("◄", "►")
         edges = []
         if self.floor is not None:
-            edges.append(f"at {self.floor:.4g} (▼)")
+            edges.append(f"{self.floor:.4g} {down}")
         if self.ceiling is not None:
-            edges.append(f"at {self.ceiling:.4g} (▲)")
-        return (
-            f"{n} {what} interval(s) (bar or band) clipped at the axis edge, "
-            + " or ".join(edges)
-            + "; the table has every interval."
-        )
+            edges.append(f"{self.ceiling:.4g} {up}")
+        return f"{n} interval(s) clipped at " + " or ".join(edges)
+
+
+def _axis_title(metric: str, statistic: str, log: bool, note: str | None) -> list[str]:
+    """An axis title in short lines (a rotated title no longer than its plot): the metric,
+    the statistic drawn (and the log scale), and where the axis clips, what it clips."""
+    return [metric, statistic + (" (log scale)" if log else ""), *([note] if note else [])]
 
 
 LOG_SPAN = 100.0
@@ -251,8 +276,19 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
     xs, ys = _scale(data.rows, x), _scale(data.rows, y)
     xclip, yclip = Clip.of(data.rows, x, f"{x}_low", xs), Clip.of(data.rows, y, f"{y}_low", ys)
     stat = "mean, bars: 95% CI"
-    x_title = f"{against.label}, {stat}" + (" (log scale)" if xs.get("type") == "log" else "")
-    y_title = f"{energy.label}, {stat}" + (" (log scale)" if ys.get("type") == "log" else "")
+    xrows, yrows = _barred(data.rows, x), _barred(data.rows, y)
+    x_title = _axis_title(
+        against.label,
+        stat,
+        xs.get("type") == "log",
+        xclip.axis_note(xrows, f"{x}_low", f"{x}_high", "x"),
+    )
+    y_title = _axis_title(
+        energy.label,
+        stat,
+        ys.get("type") == "log",
+        yclip.axis_note(yrows, f"{y}_low", f"{y}_high", "y"),
+    )
     crowded = len(data.rows) > CROWD
     tooltip = _tooltip(
         ("config", "config"),
@@ -274,12 +310,12 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
     notes = [
         n
         for n in (
-            yclip.note(_barred(data.rows, y), f"{y}_low", f"{y}_high", energy.label),
-            xclip.note(_barred(data.rows, x), f"{x}_low", f"{x}_high", against.label),
+            yclip.note(yrows, f"{y}_low", f"{y}_high", energy.label, "y"),
+            xclip.note(xrows, f"{x}_low", f"{x}_high", against.label, "x"),
         )
         if n
     ]
-    spec = _base(f"{energy.label} against {against.label}", data, notes)
+    spec = _base(f"{energy.label} against {against.label}", data)
     spec.update(
         width=WIDTH,
         height=360,
@@ -379,12 +415,17 @@ def effect_spec(
     line per combination of the other parameters, a column per backend/model. The y title
     names the statistic drawn (a mean with its 95% CI, or a crowded panel's median with its
     min-max band)."""
-    encoding_x = {
+    short = all(len(str(r["value"])) <= SHORT_LABEL for r in data.rows)
+    encoding_x: dict[str, Any] = {
         "field": "value",
         "type": "ordinal",
         "title": label,
         "sort": {"field": "order", "op": "min"},
+        "scale": {"paddingInner": 0.5},
+        "axis": {"labelAngle": 0} if short else {"labelAngle": -40, "labelAlign": "right"},
     }
+    # Lines at the same x stand side by side within its band, so no bar hides another's.
+    offset: dict[str, Any] = {"xOffset": {"field": "line", "type": "nominal"}}
     colour = {"field": "line", "type": "nominal", "legend": _legend("other parameters")}
     tooltip = _tooltip(
         ("config", "config"),
@@ -402,11 +443,15 @@ def effect_spec(
         rows = [r for r in data.rows if r["metric"] == metric]
         scale = _scale(rows, "mean", "low", "high")
         clip = Clip.of(rows, "mean", "low", scale)
-        note = clip.note([r for r in rows if r.get("low") is not None], "low", "high", metric)
+        barred = [r for r in rows if r.get("low") is not None]
+        note = clip.note(barred, "low", "high", metric)
         if note:
             notes.append(note)
-        y_title = f"{metric}, {_statistic(rows)}" + (
-            " (log scale)" if scale.get("type") == "log" else ""
+        y_title = _axis_title(
+            metric,
+            _statistic(rows),
+            scale.get("type") == "log",
+            clip.axis_note(barred, "low", "high"),
         )
         y = {**_q("mean", y_title), "scale": scale}
         inner = {
@@ -417,6 +462,7 @@ def effect_spec(
                     "mark": {"type": "line", "point": True},
                     "encoding": {
                         "x": encoding_x,
+                        **offset,
                         "y": y,
                         "color": colour,
                         "tooltip": tooltip,
@@ -430,9 +476,10 @@ def effect_spec(
                         "y": {**_q("low_drawn", y_title), "scale": scale},
                         "y2": {"field": "high_drawn"},
                         "color": colour,
-                    },
+                    }
+                    | offset,
                 },
-                *clip.markers("y", "low", "high", encoding_x, scale),
+                *clip.markers("y", "low", "high", encoding_x, scale, offset),
             ],
         }
         block: dict[str, Any] = {"transform": [{"filter": {"field": "metric", "equal": metric}}]}
@@ -444,7 +491,7 @@ def effect_spec(
         else:
             block.update(inner)
         blocks.append(block)
-    spec = _base(title or f"Effect of {label}", data, notes)
+    spec = _base(title or f"Effect of {label}", data)
     spec.update(vconcat=blocks, resolve={"scale": {"y": "independent"}})
     return Figure(
         stem or f"effect_{key.replace('.', '_')}",
@@ -676,26 +723,35 @@ class PaperLayout:
 
     name: str
     inches: float
-    width_factor: float
-    """Plot widths relative to the page's."""
+    height_factor: float
+    """Plot heights relative to the page's (a column is short of height as well as width)."""
     font_size: float
+    """Text size in points, as printed: the plots' widths are fitted so that the drawing is
+    about as wide as the column before it is scaled to it exactly."""
     legend_below: bool
 
 
+MIN_PLOT = 40
+"""No plot drawn narrower or shorter than this (points) in a paper layout."""
+
 PAPER_LAYOUTS = (
-    PaperLayout("1col", 3.5, 0.5, 9, True),
-    PaperLayout("2col", 7.0, 1.0, 10, False),
+    PaperLayout("1col", 3.5, 0.6, 8, True),
+    PaperLayout("2col", 7.0, 0.8, 9, False),
 )
 """One-column (3.5 in) and two-column (7 in) figures."""
 
 
-def paper_spec(spec: dict[str, Any], layout: PaperLayout) -> dict[str, Any]:
-    """A copy of a figure's spec laid out for ``layout``: narrower plots, smaller text and, in
-    one column, the legend below the plot; data, scales and marks unchanged."""
+def paper_spec(
+    spec: dict[str, Any], layout: PaperLayout, width_factor: float = 1.0
+) -> dict[str, Any]:
+    """A copy of a figure's spec laid out for ``layout``: plots ``width_factor`` as wide as
+    on the page and shorter, smaller text and, in one column, the legend below the plot;
+    data, scales and marks unchanged."""
     copy = deepcopy(spec)
     for view in _views(copy):
-        if isinstance(view.get("width"), int | float):
-            view["width"] = round(view["width"] * layout.width_factor)
+        for side, factor in (("width", width_factor), ("height", layout.height_factor)):
+            if isinstance(view.get(side), int | float):
+                view[side] = max(MIN_PLOT, round(view[side] * factor))
     size = layout.font_size
     config = copy.setdefault("config", {})
     config["axis"] = {**config.get("axis", {}), "labelFontSize": size, "titleFontSize": size}

@@ -106,6 +106,15 @@ def at_width(svg: str, width: float, unit: str = "") -> str:
     return svg[: tag.start()] + new + svg[tag.end() :]
 
 
+def drawn_width(svg: str) -> float:
+    """The width of an SVG drawing in its own units (points once it is a PDF)."""
+    tag = _SVG_TAG.search(svg)
+    found = re.search(r'\bwidth="([\d.]+)"', tag.group(0)) if tag else None
+    if found is None:
+        raise ValueError("not an SVG document with a width")
+    return float(found.group(1))
+
+
 POINTS_PER_INCH = 72
 
 __all__ = [
@@ -113,6 +122,7 @@ __all__ = [
     "REPORT_HINT",
     "at_width",
     "available",
+    "drawn_width",
     "javascript_bundle",
     "svg_to_pdf",
     "svg_to_png",

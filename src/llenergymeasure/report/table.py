@@ -45,6 +45,12 @@ def with_ci(row: dict[str, Any], column: str) -> str:
     return f"{number(mean)} ± {number(half, 2)}"
 
 
+def breakable(text: str) -> str:
+    """``text`` as HTML that a narrow column breaks after each ``_`` and ``/`` (and at spaces),
+    never inside a word or a number."""
+    return html.escape(text).replace("_", "_<wbr>").replace("/", "/<wbr>")
+
+
 def _cell(text: str, value: Any = None, cls: str = "") -> str:
     sort = "" if value is None else f' data-v="{html.escape(str(value), quote=True)}"'
     klass = f' class="{cls}"' if cls else ""
@@ -101,7 +107,7 @@ def config_table(points: Sequence[dict[str, Any]], varied: Sequence[str]) -> str
             "flags and notes",
         ]
     )
-    head = "".join(f'<th scope="col">{html.escape(h)}</th>' for h in heads)
+    head = "".join(f'<th scope="col">{breakable(h)}</th>' for h in heads)
     ranked = sorted(
         points,
         key=lambda p: (p.get(D.JPT.column) is None, p.get(D.JPT.column) or 0.0),
@@ -112,13 +118,12 @@ def config_table(points: Sequence[dict[str, Any]], varied: Sequence[str]) -> str
         cells = [_cell(source, p["source"])] if many else []
         cells.append(
             _cell(
-                f'<span title="{html.escape(p["config_hash"])}">{html.escape(p["config"])}</span>',
+                f'<span title="{html.escape(p["config_hash"])}">{breakable(p["config"])}</span>',
                 p["config"],
             )
         )
         cells += [
-            _cell(html.escape(str(p.get(D.field_name(k), ""))), p.get(D.field_name(k)))
-            for k in axes
+            _cell(breakable(str(p.get(D.field_name(k), ""))), p.get(D.field_name(k))) for k in axes
         ]
         cv = p.get(f"{D.JPT.column}_cv")
         cells += [
