@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from llenergymeasure.report.axes import axis_scale
 from llenergymeasure.report.data import FigureData
-from llenergymeasure.report.specs import _scale, effect_spec
+from llenergymeasure.report.specs import effect_spec
 
 
 def _row(mean: float, low: float, high: float) -> dict[str, Any]:
@@ -25,11 +26,11 @@ def _row(mean: float, low: float, high: float) -> dict[str, Any]:
 
 def test_an_interval_reaching_below_zero_clips_the_axis_at_zero() -> None:
     busy = [{"x": 0.37, "x_low": -0.43, "x_high": 1.18}, {"x": 0.5, "x_low": 0.4, "x_high": 0.6}]
-    assert _scale(busy, "x") == {"zero": False, "domainMin": 0, "clamp": True}
+    assert axis_scale(busy, "x") == {"zero": False, "domainMin": 0, "clamp": True}
     quiet = [{"x": 0.37, "x_low": 0.3, "x_high": 0.44}]
-    assert _scale(quiet, "x") == {"zero": False}  # not from zero: small differences show
+    assert axis_scale(quiet, "x") == {"zero": False}  # not from zero: small differences show
     wide = [{"x": 0.01, "x_low": -1.0}, {"x": 10.0, "x_low": 9.0}]
-    assert _scale(wide, "x") == {"type": "log"}  # and log bars at <= 0 are left out, as before
+    assert axis_scale(wide, "x") == {"type": "log"}  # and log bars at <= 0 are left out, as before
 
 
 def test_the_effect_figure_stops_its_axis_at_zero() -> None:

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from llenergymeasure import __version__
 from llenergymeasure.files import write_atomic, write_bytes_atomic
@@ -18,9 +17,10 @@ from llenergymeasure.report import data as D
 from llenergymeasure.report import static
 from llenergymeasure.report.figures import Section, sections
 from llenergymeasure.report.page import finite, page
+from llenergymeasure.report.paper import PAPER_LAYOUTS, paper_drawing
 from llenergymeasure.report.provenance import source_html
 from llenergymeasure.report.source import ReportSource
-from llenergymeasure.report.specs import PAPER_LAYOUTS, Figure, PaperLayout, paper_spec
+from llenergymeasure.report.specs import Figure
 from llenergymeasure.report.table import config_table, with_ci
 from llenergymeasure.results.aggregation import low_cycles_note
 
@@ -113,40 +113,13 @@ def figure_files(figure: Figure) -> dict[str, bytes]:
         f"{figure.stem}.png": static.svg_to_png(svg),
     }
     for layout in PAPER_LAYOUTS:
-        drawn = _paper_drawing(spec, layout)
+        drawn = paper_drawing(spec, layout)
         name = f"{figure.stem}.{layout.name}"
         files[f"{name}.svg"] = static.at_width(drawn, layout.inches, "in").encode("utf-8")
         points = layout.inches * static.POINTS_PER_INCH
         files[f"{name}.pdf"] = static.svg_to_pdf(static.at_width(drawn, points))
     files[f"{figure.stem}.csv"] = figure_csv(_data_rows(spec)).encode("utf-8")
     return files
-
-
-FIT_TOLERANCE = 0.08
-"""A paper drawing within 8% of the column's width is scaled to it as is (text within 8% of
-its intended size); otherwise its plots are resized first."""
-
-NARROWEST = 0.1
-"""The plots are never narrower than this fraction of their width on the page."""
-
-
-def _paper_drawing(spec: dict[str, Any], layout: PaperLayout) -> str:
-    """The SVG of ``spec`` laid out for ``layout``, its plots as wide as makes the whole
-    drawing the column's width at the layout's font size (it is then scaled to it exactly).
-
-    The drawing's width is linear in the plots' width (legends and axis titles do not grow
-    with it): two drawings give the line, a third is drawn at the width it predicts."""
-    target = layout.inches * static.POINTS_PER_INCH
-    full = static.to_svg(paper_spec(spec, layout, 1.0))
-    full_width = static.drawn_width(full)
-    if abs(full_width - target) <= FIT_TOLERANCE * target:
-        return full
-    half_width = static.drawn_width(static.to_svg(paper_spec(spec, layout, 0.5)))
-    growth = (full_width - half_width) / 0.5
-    if growth <= 0:  # nothing in it resizes: the scaling alone fits it
-        return full
-    factor = max(NARROWEST, 1.0 + (target - full_width) / growth)
-    return static.to_svg(paper_spec(spec, layout, factor))
 
 
 def _data_rows(spec: dict[str, object]) -> list[dict[str, object]]:

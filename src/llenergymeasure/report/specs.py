@@ -7,11 +7,10 @@ wherever it ends up.
 
 from __future__ import annotations
 
-import math
-from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
+from llenergymeasure.report.axes import Clip, axis_scale, axis_title
 from llenergymeasure.report.data import (
     ESTIMATE,
     JPT,
@@ -105,160 +104,6 @@ def _legend(title: str | None) -> dict[str, Any]:
     return {"title": title, "labelExpr": "split(datum.label, ', ')"}
 
 
-def _scale(
-    rows: list[dict[str, Any]], field: str, low: str | None = None, high: str | None = None
-) -> dict[str, Any]:
-    """A log scale where the values span more than two decades (else linear, not from zero).
-
-    Every plotted metric is positive: where an interval's low end (``low``, by default
-    ``<field>_low``) is below zero the linear axis stops at zero and the bar is clipped there,
-    so the axis never runs below zero; an interval reaching past CLIP_ABOVE times the largest
-    value is clipped there (``Clip`` draws the marks and says so)."""
-    values = [r[field] for r in rows if r.get(field) is not None]
-    scale: dict[str, Any]
-    if values and min(values) > 0 and max(values) / min(values) > LOG_SPAN:
-        scale = {"type": "log"}
-    elif any(v is not None and v < 0 for v in (r.get(low or f"{field}_low") for r in rows)):
-        scale = {"zero": False, "domainMin": 0, "clamp": True}
-    else:
-        scale = {"zero": False}
-    ceiling = _ceiling(rows, field, high or f"{field}_high", log=scale.get("type") == "log")
-    if ceiling is not None:
-        scale.update(domainMax=ceiling, clamp=True)
-    return scale
-
-
-CLIP_ABOVE = 3.0
-"""Linear axes end at 3x the largest plotted value when an interval reaches further (a noisy
-config's interval would otherwise flatten every other point); log axes at 10x."""
-
-
-def _ceiling(rows: list[dict[str, Any]], field: str, high: str, *, log: bool) -> float | None:
-    values = [r[field] for r in rows if r.get(field) is not None]
-    highs = [r[high] for r in rows if r.get(high) is not None]
-    if not values or not highs or max(values) <= 0:
-        return None
-    top = max(values) * (10.0 if log else CLIP_ABOVE)
-    return _nice(top) if max(highs) > top else None
-
-
-def _nice(value: float) -> float:
-    """The next 1, 2 or 5 x 10^k at or above ``value`` (> 0): an axis end that reads well."""
-    magnitude = 10 ** math.floor(math.log10(value))
-    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= value * (1 - 1e-12))
-
-
-@dataclass(frozen=True)
-class Clip:
-    """Where one axis clips interval bars: below ``floor`` (0 on a linear axis an interval
-    crossed, the lowest drawn value on a log axis) and above ``ceiling``; the bar is drawn to
-    the edge and a triangle marks the clipped end."""
-
-    floor: float | None
-    ceiling: float | None
-
-    @classmethod
-    def of(cls, rows: list[dict[str, Any]], field: str, low: str, scale: dict[str, Any]) -> Clip:
-        if scale.get("type") == "log":
-            positive = [
-                r[k] for r in rows for k in (field, low) if r.get(k) is not None and r[k] > 0
-            ]
-            lows = [r[low] for r in rows if r.get(low) is not None]
-            floor = min(positive) if positive and any(v <= 0 for v in lows) else None
-        else:
-            floor = 0.0 if scale.get("domainMin") == 0 else None
-        return cls(floor, scale.get("domainMax"))
-
-    def transforms(self, low: str, high: str) -> list[dict[str, Any]]:
-        """``<low>_drawn`` and ``<high>_drawn``: the interval's ends within the axis."""
-        lo = f"max(datum['{low}'], {self.floor})" if self.floor is not None else f"datum['{low}']"
-        hi = (
-            f"min(datum['{high}'], {self.ceiling})"
-            if self.ceiling is not None
-            else f"datum['{high}']"
-        )
-        return [{"calculate": lo, "as": f"{low}_drawn"}, {"calculate": hi, "as": f"{high}_drawn"}]
-
-    def markers(
-        self,
-        channel: str,
-        low: str,
-        high: str,
-        other: dict[str, Any],
-        scale: dict[str, Any],
-        extra: dict[str, Any] | None = None,
-    ) -> list[dict[str, Any]]:
-        """A triangle layer per clipped end, pointing off the axis. ``other``: the encoding
-        of the other position channel (where the bar stands); ``extra``: more encoding
-        channels the bars have (their offset within a band)."""
-        layers = []
-        ends = ((self.floor, low, "<", "down", "left"), (self.ceiling, high, ">", "up", "right"))
-        for edge, end, op, vertical, horizontal in ends:
-            if edge is None:
-                continue
-            shape = f"triangle-{vertical if channel == 'y' else horizontal}"
-            other_channel = "x" if channel == "y" else "y"
-            layers.append(
-                {
-                    "transform": [
-                        {"filter": f"datum['{end}'] != null && datum['{end}'] {op} {edge}"},
-                        {"calculate": str(edge), "as": "clipped_at"},
-                    ],
-                    "mark": {"type": "point", "shape": shape, "filled": True, "size": 70},
-                    "encoding": {
-                        channel: {"field": "clipped_at", "type": "quantitative", "scale": scale},
-                        other_channel: other,
-                        "color": {"value": "#111"},
-                    }
-                    | (extra or {}),
-                }
-            )
-        return layers
-
-    def count(self, rows: list[dict[str, Any]], low: str, high: str) -> int:
-        """Rows with a clipped end."""
-        return sum(
-            (self.floor is not None and r.get(low) is not None and r[low] < self.floor)
-            or (self.ceiling is not None and r.get(high) is not None and r[high] > self.ceiling)
-            for r in rows
-        )
-
-    def note(
-        self, rows: list[dict[str, Any]], low: str, high: str, what: str, channel: str = "y"
-    ) -> str | None:
-        """The caption's sentence saying what was clipped, or None."""
-        short = self.axis_note(rows, low, high, channel)
-        if short is None:
-            return None
-        return (
-            f"{what}: {short}, the axis edge (each bar or band is drawn to it); the table has "
-            "every interval."
-        )
-
-    def axis_note(
-        self, rows: list[dict[str, Any]], low: str, high: str, channel: str = "y"
-    ) -> str | None:
-        """The short line under the axis title: how many intervals are clipped, where, and
-        the marker that shows it (pointing the way the bar runs on, like the marker drawn)."""
-        n = self.count(rows, low, high)
-        if not n:
-            return None
-        down, up = ("▼", "▲") if channel == "y" else ("◄", "►")
-        edges = []
-        if self.floor is not None:
-            edges.append(f"{self.floor:.4g} {down}")
-        if self.ceiling is not None:
-            edges.append(f"{self.ceiling:.4g} {up}")
-        return f"{n} interval(s) clipped at " + " or ".join(edges)
-
-
-def _axis_title(metric: str, statistic: str, log: bool, note: str | None) -> list[str]:
-    """An axis title in short lines (a rotated title no longer than its plot): the metric,
-    the statistic drawn (and the log scale), and where the axis clips, what it clips."""
-    return [metric, statistic + (" (log scale)" if log else ""), *([note] if note else [])]
-
-
-LOG_SPAN = 100.0
 CROWD = 200
 """More points than this and they are drawn small and translucent, so density shows."""
 
@@ -273,17 +118,17 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
     labelled."""
     colour = _colour(data.rows)
     x, y = against.column, energy.column
-    xs, ys = _scale(data.rows, x), _scale(data.rows, y)
+    xs, ys = axis_scale(data.rows, x), axis_scale(data.rows, y)
     xclip, yclip = Clip.of(data.rows, x, f"{x}_low", xs), Clip.of(data.rows, y, f"{y}_low", ys)
     stat = "mean, bars: 95% CI"
     xrows, yrows = _barred(data.rows, x), _barred(data.rows, y)
-    x_title = _axis_title(
+    x_title = axis_title(
         against.label,
         stat,
         xs.get("type") == "log",
         xclip.axis_note(xrows, f"{x}_low", f"{x}_high", "x"),
     )
-    y_title = _axis_title(
+    y_title = axis_title(
         energy.label,
         stat,
         ys.get("type") == "log",
@@ -441,13 +286,13 @@ def effect_spec(
     blocks, notes = [], []
     for metric in metrics:
         rows = [r for r in data.rows if r["metric"] == metric]
-        scale = _scale(rows, "mean", "low", "high")
+        scale = axis_scale(rows, "mean", "low", "high")
         clip = Clip.of(rows, "mean", "low", scale)
         barred = [r for r in rows if r.get("low") is not None]
         note = clip.note(barred, "low", "high", metric)
         if note:
             notes.append(note)
-        y_title = _axis_title(
+        y_title = axis_title(
             metric,
             _statistic(rows),
             scale.get("type") == "log",
@@ -568,7 +413,7 @@ def variability_spec(data: FigureData) -> Figure:
             "y": {"field": "config", "type": "nominal", "sort": None, "title": None},
             "x": {
                 **_q("energy_per_token_j", JPT.label),
-                "scale": _scale(data.rows, "energy_per_token_j"),
+                "scale": axis_scale(data.rows, "energy_per_token_j"),
             },
             "shape": {
                 "field": "used",
@@ -717,77 +562,12 @@ def comparison_spec(data: FigureData) -> Figure:
     return Figure("comparison", "Comparison across directories", spec, data.caption, data.estimate)
 
 
-@dataclass(frozen=True)
-class PaperLayout:
-    """A paper's figure width: the spec is laid out for it, then drawn exactly that wide."""
-
-    name: str
-    inches: float
-    height_factor: float
-    """Plot heights relative to the page's (a column is short of height as well as width)."""
-    font_size: float
-    """Text size in points, as printed: the plots' widths are fitted so that the drawing is
-    about as wide as the column before it is scaled to it exactly."""
-    legend_below: bool
-
-
-MIN_PLOT = 40
-"""No plot drawn narrower or shorter than this (points) in a paper layout."""
-
-PAPER_LAYOUTS = (
-    PaperLayout("1col", 3.5, 0.6, 8, True),
-    PaperLayout("2col", 7.0, 0.8, 9, False),
-)
-"""One-column (3.5 in) and two-column (7 in) figures."""
-
-
-def paper_spec(
-    spec: dict[str, Any], layout: PaperLayout, width_factor: float = 1.0
-) -> dict[str, Any]:
-    """A copy of a figure's spec laid out for ``layout``: plots ``width_factor`` as wide as
-    on the page and shorter, smaller text and, in one column, the legend below the plot;
-    data, scales and marks unchanged."""
-    copy = deepcopy(spec)
-    for view in _views(copy):
-        for side, factor in (("width", width_factor), ("height", layout.height_factor)):
-            if isinstance(view.get(side), int | float):
-                view[side] = max(MIN_PLOT, round(view[side] * factor))
-    size = layout.font_size
-    config = copy.setdefault("config", {})
-    config["axis"] = {**config.get("axis", {}), "labelFontSize": size, "titleFontSize": size}
-    config["legend"] = {
-        **config.get("legend", {}),
-        "labelFontSize": size,
-        "titleFontSize": size,
-        **({"orient": "bottom", "direction": "vertical"} if layout.legend_below else {}),
-    }
-    config["header"] = {**config.get("header", {}), "labelFontSize": size}
-    title = copy.get("title")
-    if isinstance(title, dict):
-        title.update(fontSize=size + 2, subtitleFontSize=size - 1)
-    return copy
-
-
-def _views(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """The spec and every view nested in it (facet specs, concatenated blocks)."""
-    found = [spec]
-    if isinstance(spec.get("spec"), dict):
-        found += _views(spec["spec"])
-    for block in spec.get("vconcat", []) + spec.get("hconcat", []):
-        found += _views(block)
-    return found
-
-
 __all__ = [
-    "PAPER_LAYOUTS",
-    "Clip",
     "Figure",
-    "PaperLayout",
     "accounting_spec",
     "batching_spec",
     "comparison_spec",
     "effect_spec",
-    "paper_spec",
     "pareto_spec",
     "power_spec",
     "variability_spec",
