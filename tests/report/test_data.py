@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from llenergymeasure.report import data as D
+from llenergymeasure.report import power_trace as PT
+from llenergymeasure.report.comparison import comparison_data
 from llenergymeasure.results.schema import QualityFlag
 
 from . import synthetic as S
@@ -165,13 +167,13 @@ def _with_series(tmp_path: Path) -> S.ReportSource:
 
 def test_power_series_default_to_the_best_configs_first_cycle(tmp_path: Path) -> None:
     src = _with_series(tmp_path)
-    fig = D.power_data([src])
+    fig = PT.power_data([src])
     experiments = list(dict.fromkeys(r["experiment"] for r in fig.rows))
     assert experiments == ["pytorch_bs4_out32_float16_c1", "pytorch_bs1_out32_float16_c1"]
     first = [r for r in fig.rows if r["experiment"] == experiments[0]]
     assert [r["power_w"] for r in first] == [100, 101, 102, 103, 104]
     assert first[0]["baseline_w"] == 40.0 and first[0]["warmup_s"] == 0.5
-    chosen = D.power_data([src], ["pytorch_bs1_out32_float16_c2"])
+    chosen = PT.power_data([src], ["pytorch_bs1_out32_float16_c2"])
     assert {r["experiment"] for r in chosen.rows} == {"pytorch_bs1_out32_float16_c2"}
 
 
@@ -179,7 +181,7 @@ def test_power_series_of_a_missing_file_draw_nothing(tmp_path: Path) -> None:
     src = _with_series(tmp_path)
     for r in src.records:
         (tmp_path / r.exp_id / "timeseries.csv").unlink()
-    assert D.power_data([src]).rows == []
+    assert PT.power_data([src]).rows == []
 
 
 def test_comparison_pairs_configs_by_hash_with_welch_intervals() -> None:
@@ -189,7 +191,7 @@ def test_comparison_pairs_configs_by_hash_with_welch_intervals() -> None:
         assert r.result is not None
         r.result.metrics.tokens_per_second /= 2
     b = S.source(slower, label="B")
-    fig, sentences = D.comparison_data([a, b])
+    fig, sentences = comparison_data([a, b])
     tps = [r for r in fig.rows if r["metric"] == "throughput (tokens/s)"]
     assert len(tps) == 2 and all(r["pct"] == pytest.approx(-50, abs=1e-6) for r in tps)
     assert all(r["clear"] and r["low"] <= r["pct"] <= r["high"] for r in tps)
@@ -201,7 +203,7 @@ def test_comparison_pairs_configs_by_hash_with_welch_intervals() -> None:
 def test_comparison_names_configs_in_only_one_directory() -> None:
     a = S.source(S.grid_records((1, 4)), label="A")
     b = S.source(S.grid_records((1, 8)), label="B")
-    _, sentences = D.comparison_data([a, b])
+    _, sentences = comparison_data([a, b])
     lonely = [s["sentence"] for s in sentences if "only one" in s["sentence"]]
     assert len(lonely) == 2
 
@@ -209,7 +211,7 @@ def test_comparison_names_configs_in_only_one_directory() -> None:
 def test_energy_on_different_bases_is_not_compared() -> None:
     adjusted = S.source(S.grid_records((1,), baseline_w=30.0, estimate=False), label="A")
     raw = S.source(S.grid_records((1,), estimate=False), label="B")
-    fig, sentences = D.comparison_data([adjusted, raw])
+    fig, sentences = comparison_data([adjusted, raw])
     assert not any(r["metric"].startswith("energy") for r in fig.rows)
     assert {r["metric"] for r in fig.rows} == {"throughput (tokens/s)", "median latency (s)"}
     assert any(

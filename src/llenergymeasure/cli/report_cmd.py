@@ -138,7 +138,7 @@ def _labels(directories: list[Path]) -> list[str]:
 
 def _check_power(sources: list[Any], power: list[str]) -> None:
     from llenergymeasure.exceptions import LLEMError
-    from llenergymeasure.report.data import series_records
+    from llenergymeasure.report.power_trace import series_records
 
     known = {r.exp_id for s in sources for r in s.records}
     with_series = {r.exp_id for s in sources for r in series_records(s)}

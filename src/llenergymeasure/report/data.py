@@ -7,11 +7,9 @@ the returned caption), so that a figure stays readable with 1 config or 2,000.
 
 from __future__ import annotations
 
-import csv
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from llenergymeasure.config.backends import BACKENDS
@@ -24,7 +22,6 @@ from llenergymeasure.results.aggregation import (
     energy_per_token,
     usable_results,
 )
-from llenergymeasure.results.compare import METRICS_BY_COLUMN, compare_configs, pair_by_config
 
 ESTIMATE = "ESTIMATE — not a measurement"
 
@@ -36,10 +33,6 @@ MAX_LINES = 10
 """Lines per effect panel; beyond this the lines become their median with a min-max band."""
 MAX_ROWS = 40
 """Configs in a per-config bar or strip chart; beyond this the most telling ones are drawn."""
-MAX_SAMPLES = 2_000
-"""Power samples drawn per experiment (evenly strided beyond this)."""
-MAX_SERIES = 4
-"""Experiments whose power over time is drawn when none are chosen."""
 
 
 @dataclass(frozen=True)
@@ -540,136 +533,6 @@ def cycle_data(sources: Sequence[ReportSource]) -> FigureData:
     return FigureData(rows, caption, estimate=any(r["estimate"] for r in rows))
 
 
-def read_timeseries(path: Path) -> list[tuple[float, float]]:
-    """(t_s, power_w) pairs of a result's time series CSV (empty when unreadable)."""
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            return [(float(r["t_s"]), float(r["power_w"])) for r in csv.DictReader(handle)]
-    except (OSError, KeyError, ValueError, TypeError):
-        return []
-
-
-def series_records(source: ReportSource) -> list[RunRecord]:
-    """Completed records whose result says a time series was written beside it."""
-    return [
-        r
-        for r in source.records
-        if r.status == "completed"
-        and r.result is not None
-        and r.result.timeseries_file
-        and r.result_path
-    ]
-
-
-def choose_series(sources: Sequence[ReportSource], wanted: Sequence[str]) -> list[RunRecord]:
-    """The experiments to draw power for: those asked for by exp_id, else the first cycle of
-    up to MAX_SERIES configs, lowest J/token first."""
-    available = [(s, r) for s in sources for r in series_records(s)]
-    if wanted:
-        return [r for _, r in available if r.exp_id in wanted]
-    means = {
-        (s.label, x.config_hash): (x.stats[JPT.column].mean if x.stats.get(JPT.column) else 0.0)  # type: ignore[union-attr]
-        for s in sources
-        for x in s.summaries
-    }
-    first: dict[tuple[str, str], RunRecord] = {}
-    for source, record in available:
-        first.setdefault((source.label, record.config_hash), record)
-    ranked = sorted(first.items(), key=lambda item: means.get(item[0], 0.0))
-    return [record for _, record in ranked[:MAX_SERIES]]
-
-
-def power_data(sources: Sequence[ReportSource], wanted: Sequence[str] = ()) -> FigureData:
-    """Power over the measured window for the chosen experiments, with each one's warmup (before
-    the window, not sampled) and idle-baseline level to mark."""
-    by_record = {id(r): s for s in sources for r in s.records}
-    rows: list[dict[str, Any]] = []
-    for record in choose_series(sources, wanted):
-        source = by_record[id(record)]
-        result = record.result
-        assert result is not None and result.timeseries_file and record.result_path
-        path = source.directory / Path(record.result_path).parent / result.timeseries_file
-        samples = read_timeseries(path)
-        stride = max(1, -(-len(samples) // MAX_SAMPLES))
-        common = {
-            "experiment": record.exp_id,
-            "estimate": bool(result.energy.is_estimate),
-            "window_s": result.metrics.measured_window_s,
-            "warmup_s": result.timings.warmup_s,
-            "baseline_w": result.energy.baseline_power_w,
-            "method": result.energy.method,
-        }
-        for t_s, power_w in samples[::stride]:
-            rows.append({**common, "t_s": t_s, "power_w": power_w})
-    caption = (
-        "Power polled during the measured window (shaded, t = 0 at its start); the warmup ran "
-        "just before it (the band left of 0, not sampled) and the dashed line is the idle "
-        "baseline subtracted, where one was measured."
-    )
-    return FigureData(rows, caption, estimate=any(r["estimate"] for r in rows))
-
-
-def comparison_data(sources: Sequence[ReportSource]) -> tuple[FigureData, list[dict[str, Any]]]:
-    """Every later directory against the first, config by config (paired by config hash): the
-    difference in % of the first's mean with its Welch 95% interval, and each sentence."""
-    reference = sources[0]
-    rows: list[dict[str, Any]] = []
-    sentences: list[dict[str, Any]] = []
-    for other in sources[1:]:
-        pairs, unpaired = pair_by_config(reference.summaries, other.summaries)
-        for a, b in pairs:
-            comparison = compare_configs(
-                a, b, a_name=f"{a.name} ({reference.label})", b_name=f"{b.name} ({other.label})"
-            )
-            for m in comparison.metrics:
-                energy = m.metric.column.startswith("energy")
-                estimate = energy and bool(a.energy_is_estimate or b.energy_is_estimate)
-                mismatch = energy and a.energy_bases != b.energy_bases
-                sentence = m.sentence + (
-                    f" (NOT comparable: energy bases differ, {'/'.join(a.energy_bases) or 'none'}"
-                    f" vs {'/'.join(b.energy_bases) or 'none'})"
-                    if mismatch
-                    else ""
-                )
-                sentences.append(
-                    {"pair": f"{other.label} vs {reference.label}", "sentence": sentence}
-                )
-                if m.pct is None or m.pct_half_width is None or mismatch:
-                    continue
-                rows.append(
-                    {
-                        "pair": f"{other.label} vs {reference.label}",
-                        "config": a.name,
-                        "metric": METRICS_BY_COLUMN[m.metric.column].label,
-                        "pct": m.pct,
-                        "low": m.pct - m.pct_half_width,
-                        "high": m.pct + m.pct_half_width,
-                        "clear": bool(m.welch and m.welch.significant),
-                        "sentence": sentence,
-                        "estimate": estimate,
-                    }
-                )
-        for name in unpaired:
-            sentences.append(
-                {
-                    "pair": f"{other.label} vs {reference.label}",
-                    "sentence": f"{name} is in only one of the two directories: not compared",
-                }
-            )
-    configs = list(dict.fromkeys(r["config"] for r in rows))
-    caption = (
-        f"Each later directory against {reference.label}, the same config (by config hash) "
-        "in both: (B - A) / A in % with Welch's 95% interval; filled points are clear "
-        "differences (the interval excludes 0). J/token is not drawn for a pair whose energy "
-        "bases differ (idle baseline subtracted on one side only)."
-    )
-    if len(configs) > MAX_ROWS:
-        keep = set(configs[:MAX_ROWS])
-        rows = [r for r in rows if r["config"] in keep]
-        caption += f" The first {MAX_ROWS} of {len(configs)} paired configs are drawn."
-    return FigureData(rows, caption, estimate=any(r["estimate"] for r in rows)), sentences
-
-
 __all__ = [
     "BATCHING",
     "DERIVED",
@@ -694,8 +557,6 @@ __all__ = [
     "batching",
     "batching_data",
     "batching_varies",
-    "choose_series",
-    "comparison_data",
     "config_points",
     "cycle_data",
     "derived",
@@ -706,10 +567,7 @@ __all__ = [
     "pareto_data",
     "pareto_pairs",
     "pareto_targets",
-    "power_data",
-    "read_timeseries",
     "requests_per_cycle",
-    "series_records",
     "setting_differences",
     "swept_parameters",
 ]

@@ -9,6 +9,8 @@ from typing import Any
 from llenergymeasure.report import data as D
 from llenergymeasure.report import params as P
 from llenergymeasure.report import specs as S
+from llenergymeasure.report.comparison import comparison_data
+from llenergymeasure.report.power_trace import power_data
 from llenergymeasure.report.source import ReportSource
 
 
@@ -55,7 +57,7 @@ def sections(
     )
 
     timeline = Section("power", "Power over time")
-    series = D.power_data(sources, power)
+    series = power_data(sources, power)
     if series.rows:
         timeline.figures = [S.power_spec(series)]
     timeline.empty = (
@@ -80,7 +82,7 @@ def sections(
     found = [pareto, effects, timeline, accounting, variability]
     if len(sources) > 1:
         comparison = Section("comparison", "Comparison across directories")
-        diff, sentences = D.comparison_data(sources)
+        diff, sentences = comparison_data(sources)
         if diff.rows:
             comparison.figures = [S.comparison_spec(diff)]
         comparison.sentences = [f"{s['pair']}: {s['sentence']}" for s in sentences] + [
