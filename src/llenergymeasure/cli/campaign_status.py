@@ -109,7 +109,7 @@ def status(
         lock_holder,
         unrecorded_results,
     )
-    from llenergymeasure.orchestration.campaign.runner import MISSING_RESULT, campaign_records
+    from llenergymeasure.orchestration.campaign.records import MISSING_RESULT, campaign_records
     from llenergymeasure.orchestration.executors.base import error_headline
 
     directory = directory.expanduser()

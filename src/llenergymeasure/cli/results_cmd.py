@@ -24,7 +24,7 @@ def load_records(directory: Path) -> tuple[list[Any], int]:
     seed for any resampling; a user error when there are none."""
     from llenergymeasure.exceptions import LLEMError
     from llenergymeasure.orchestration.campaign.manifest import ManifestDamaged, load_manifest
-    from llenergymeasure.orchestration.campaign.runner import campaign_records
+    from llenergymeasure.orchestration.campaign.records import campaign_records
     from llenergymeasure.results.export import records_from_folder
 
     directory = directory.expanduser()
@@ -90,7 +90,7 @@ def export(
     manifest, every DIR/*/result.json counts (one cycle per run of the same config).
     """
     from llenergymeasure.exceptions import LLEMError, UnavailableError
-    from llenergymeasure.orchestration.campaign.runner import MISSING_RESULT
+    from llenergymeasure.orchestration.campaign.records import MISSING_RESULT
     from llenergymeasure.results.aggregation import low_cycles_note
     from llenergymeasure.results.export import (
         FORMATS,

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.exceptions import LLEMError
 from llenergymeasure.files import check_output_dir, remove_stray_temp_files
 from llenergymeasure.log import logger
+from llenergymeasure.orchestration.campaign.log_file import CampaignLog
 from llenergymeasure.orchestration.campaign.manifest import (
     LOG_FILE,
     Manifest,
@@ -27,12 +27,12 @@ from llenergymeasure.orchestration.campaign.manifest import (
     keep_damaged_aside,
     move_aside,
     now_iso,
-    result_file,
     result_is_valid,
 )
 from llenergymeasure.orchestration.campaign.order import gap_between
 from llenergymeasure.orchestration.campaign.outcome import CampaignObserver, CampaignOutcome
 from llenergymeasure.orchestration.campaign.plan import CampaignPlan, prepare_campaign
+from llenergymeasure.orchestration.campaign.records import campaign_records, export_tables
 from llenergymeasure.orchestration.campaign.remaining import Remaining
 from llenergymeasure.orchestration.campaign.schedule import Clock, Scheduler, Sleep
 from llenergymeasure.orchestration.campaign.thermal import TemperatureProbe, ThermalGuard
@@ -44,36 +44,6 @@ from llenergymeasure.orchestration.executors.base import (
     error_headline,
 )
 from llenergymeasure.orchestration.executors.base import Executor as ExecutorProtocol
-
-_CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {
-    0x7F: "\\x7f",
-    0x85: "\\x85",
-    0x2028: "\\u2028",
-    0x2029: "\\u2029",
-    ord("\n"): "\\n",
-    ord("\r"): "\\r",
-    ord("\t"): "\\t",
-}
-
-
-def one_line(text: str) -> str:
-    """``text`` with control characters and line breaks escaped: a user string written into
-    a log can never start a line of its own."""
-    return text.translate(_CONTROL)
-
-
-class _CampaignLog:
-    """``DIR/campaign.log``: one line per record, user strings escaped (see :func:`one_line`)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.open("a", encoding="utf-8").close()  # there from the start, like a file sink
-
-    def __call__(self, message: Any) -> None:
-        record = message.record
-        line = f"{record['time']:%Y-%m-%d %H:%M:%S} {record['level'].name: <7} "
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + one_line(record["message"]) + "\n")
 
 
 @contextlib.contextmanager
@@ -143,6 +113,8 @@ class CampaignRunner:
         self.log_to_file = log_to_file
         self._in_flight: dict[str, ManifestEntry] = {}
         """Entries running now, by exp_id (several with a parallel executor)."""
+        self.manifest: Manifest
+        """The manifest this run drives: the plan's, taken once the directory is locked."""
 
     def _make_executor(self) -> ExecutorProtocol | ParallelExecutor:
         if self._executor is not None:
@@ -163,7 +135,7 @@ class CampaignRunner:
 
     def _save(self, *changed: ManifestEntry) -> None:
         """Durable now: a journal line for ``changed`` entries, else a snapshot."""
-        self.plan.manifest.save(self.plan.output_dir, changed)
+        self.manifest.save(self.plan.output_dir, changed)
 
     def run(self) -> CampaignOutcome:
         """Run every entry still to run. Ctrl-C (or SIGTERM) marks the running experiment
@@ -195,7 +167,7 @@ class CampaignRunner:
                     self.plan.notes.append(f"the damaged manifest is kept as {kept.name}")
             moved_to = move_aside(directory, self.plan.move_aside)
             sink = (
-                logger.add(_CampaignLog(directory / LOG_FILE), level="INFO")
+                logger.add(CampaignLog(directory / LOG_FILE), level="INFO")
                 if self.log_to_file
                 else None
             )
@@ -208,9 +180,39 @@ class CampaignRunner:
         return outcome
 
     def _run_locked(self, started: float, moved_to: Path | None) -> CampaignOutcome:
-        plan, directory = self.plan, self.plan.output_dir
-        manifest = plan.manifest
+        """The campaign once its directory is locked: started, looped, finished."""
         executor = self._make_executor()  # before anything is marked running: it may refuse
+        self.manifest = self.plan.manifest  # a new campaign's is built now
+        self._start(moved_to)
+        thermal = ThermalGuard(
+            self.plan.campaign.execution,
+            temperatures=self._temperatures,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+        outcome = CampaignOutcome(
+            status="completed",
+            output_dir=self.plan.output_dir,
+            counts={},
+            failures=[],
+            executed=0,
+            wall_s=0.0,
+            moved_to=moved_to,
+            notes=list(self.plan.notes),
+        )
+        try:
+            self._guarded_loop(executor, thermal, outcome)
+        finally:
+            self._in_flight.clear()
+            released = time.perf_counter()
+            executor.close()
+            outcome.release_s = time.perf_counter() - released
+        self._finish(outcome, thermal, started)
+        return outcome
+
+    def _start(self, moved_to: Path | None) -> None:
+        """Say what runs, and mark the manifest running (saved)."""
+        plan, manifest = self.plan, self.manifest
         if moved_to is not None:
             logger.info("previous run moved to {}", moved_to)
         logger.info(
@@ -231,22 +233,17 @@ class CampaignRunner:
         if moved_to is not None:
             manifest.log("moved previous run aside", str(moved_to))
         self._save()
-        thermal = ThermalGuard(
-            plan.campaign.execution,
-            temperatures=self._temperatures,
-            sleep=self.sleep,
-            clock=self.clock,
-        )
-        outcome = CampaignOutcome(
-            status="completed",
-            output_dir=directory,
-            counts={},
-            failures=[],
-            executed=0,
-            wall_s=0.0,
-            moved_to=moved_to,
-            notes=list(plan.notes),
-        )
+
+    def _guarded_loop(
+        self,
+        executor: ExecutorProtocol | ParallelExecutor,
+        thermal: ThermalGuard,
+        outcome: CampaignOutcome,
+    ) -> None:
+        """The loop, with how each way of stopping early is recorded: Ctrl-C or SIGTERM
+        (interrupted, resumable), a disk that cannot be written (stopped, resumable), a bug
+        (what can be recorded is, then it is raised)."""
+        manifest = self.manifest
         try:
             with _sigterm_as_interrupt():
                 self._loop(executor, thermal, outcome)
@@ -266,8 +263,9 @@ class CampaignRunner:
                 entry.error = f"stopped: cannot write the campaign's files: {reason}"
                 entry.finished_at = now_iso()
             outcome.stop_reason = (
-                f"cannot write to {directory}: {reason}; free space or fix permissions, then "
-                "--resume (the manifest on disk is the last state that could be saved)"
+                f"cannot write to {self.plan.output_dir}: {reason}; free space or fix "
+                "permissions, then --resume (the manifest on disk is the last state that "
+                "could be saved)"
             )
             logger.error("{}", outcome.stop_reason)
         except Exception as error:  # a bug: record what we can, then surface it
@@ -280,11 +278,10 @@ class CampaignRunner:
             with contextlib.suppress(Exception):
                 self._save()
             raise
-        finally:
-            self._in_flight.clear()
-            released = time.perf_counter()
-            executor.close()
-            outcome.release_s = time.perf_counter() - released
+
+    def _finish(self, outcome: CampaignOutcome, thermal: ThermalGuard, started: float) -> None:
+        """The campaign's final status (saved), its counts, tables and webhook."""
+        plan, manifest = self.plan, self.manifest
         if outcome.status != "interrupted":
             failed = any(e.status in ("failed", "interrupted") for e in manifest.entries)
             if outcome.stop_reason:
@@ -301,7 +298,14 @@ class CampaignRunner:
         outcome.counts = manifest.counts()
         outcome.failures = [e for e in manifest.entries if e.status in ("failed", "interrupted")]
         exported = time.perf_counter()
-        self._export(outcome)
+        export_tables(
+            plan.campaign,
+            plan.output_dir,
+            manifest,
+            outcome,
+            formats=self.export_formats,
+            resamples=self.bootstrap_resamples,
+        )
         outcome.export_s = time.perf_counter() - exported
         outcome.wall_s = self.clock() - started
         if outcome.status != "interrupted":
@@ -321,7 +325,6 @@ class CampaignRunner:
             outcome.wall_s,
             f" ({outcome.stop_reason})" if outcome.stop_reason else "",
         )
-        return outcome
 
     def _mark_interrupted(self) -> None:
         for entry in self._in_flight.values():
@@ -510,7 +513,7 @@ class CampaignRunner:
         from llenergymeasure.orchestration.campaign.adaptive import next_round, round_event
         from llenergymeasure.results.aggregation import BOOTSTRAP_RESAMPLES
 
-        manifest = self.plan.manifest
+        manifest = self.manifest
         new, decisions = next_round(
             manifest.entries,
             campaign_records(self.plan.output_dir, manifest),
@@ -542,109 +545,6 @@ class CampaignRunner:
 
     def _remaining(self, entries: Sequence[ManifestEntry]) -> Remaining:
         return Remaining(entries, self.plan.campaign.execution, self.plan.timings_s)
-
-    def _export(self, outcome: CampaignOutcome) -> None:
-        if not self.export_formats:
-            return
-        from llenergymeasure.orchestration.campaign.adaptive import summary_columns
-        from llenergymeasure.results.aggregation import BOOTSTRAP_RESAMPLES, low_cycles_note
-        from llenergymeasure.results.export import write_tables
-
-        execution, ci_method = self.plan.campaign.execution, self.plan.campaign.statistics.ci_method
-        resamples = self.bootstrap_resamples or BOOTSTRAP_RESAMPLES
-        try:
-            stopping = outcome.status == "interrupted"  # in seconds, whatever the size
-            records = campaign_records(self.plan.output_dir, self.plan.manifest, ran_only=stopping)
-            if stopping:
-                outcome.notes.append(
-                    f"the summary tables hold the {len(records)} run(s) that ran; the pending "
-                    "ones join them when --resume finishes"
-                )
-            report = write_tables(
-                self.plan.output_dir,
-                records,
-                formats=self.export_formats,
-                seed=execution.seed,
-                resamples=resamples,
-                ci_method=ci_method,
-                execution=execution,
-                extra=summary_columns(
-                    records,
-                    execution,
-                    ci_method=ci_method,
-                    seed=execution.seed,
-                    resamples=resamples,
-                ),
-            )
-        except (LLEMError, OSError) as err:  # the measurements are safe; only tables failed
-            outcome.notes.append(f"summary tables not written: {err}")
-            logger.warning("summary tables not written: {}", err)
-            return
-        outcome.exports = report.paths
-        outcome.notes.extend(report.notes)
-        low = low_cycles_note(report.summaries)
-        if low:
-            outcome.notes.append(low)
-
-
-MISSING_RESULT = "result_missing"
-"""Record status of an entry the manifest calls completed whose result file is gone or bad."""
-
-
-def campaign_records(directory: Path, manifest: Manifest, *, ran_only: bool = False) -> list[Any]:
-    """The manifest's entries as aggregation records, each with its result when it has one;
-    with ``ran_only``, pending entries are left out.
-
-    The result files are checked, not trusted: a completed entry whose ``result.json`` is
-    missing, unreadable or another config's becomes a ``result_missing`` record with the cause
-    (never a blank row counted as measured).
-    """
-    from llenergymeasure.results.aggregation import RunRecord
-    from llenergymeasure.results.schema import load_result
-
-    records = []
-    for entry in manifest.entries:
-        if ran_only and entry.status == "pending":
-            continue
-        result, error = None, entry.error
-        status: str = entry.status
-        if entry.status in ("completed", "skipped"):
-            result, problem = _checked_result(directory, entry, load_result)
-            if problem and entry.status == "completed":
-                status, error = MISSING_RESULT, f"{problem}; --resume measures it again"
-        records.append(
-            RunRecord(
-                exp_id=entry.exp_id,
-                name=entry.name,
-                config_hash=entry.config_hash,
-                backend=entry.backend,
-                cycle=entry.cycle,
-                status=status,
-                model=entry.model,
-                precision=entry.precision,
-                error=error,
-                result=result,
-                result_path=f"{entry.exp_id}/result.json" if result is not None else None,
-            )
-        )
-    return records
-
-
-def _checked_result(
-    directory: Path, entry: ManifestEntry, load: Callable[[Path], Any]
-) -> tuple[Any, str | None]:
-    """(the entry's result, None) or (None, what is wrong with its file)."""
-    path = result_file(directory, entry)
-    shown = f"{entry.exp_id}/{path.name}"
-    if not path.is_file():
-        return None, f"{shown} is missing"
-    try:
-        result = load(path)
-    except LLEMError as err:
-        return None, f"{shown} cannot be read ({err.what})"
-    if result.config_hash != entry.config_hash:
-        return None, f"{shown} holds another config's result"
-    return result, None
 
 
 def run_campaign(
