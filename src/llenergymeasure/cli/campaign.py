@@ -382,26 +382,16 @@ def run(
     """
     import sys
 
-    from llenergymeasure.files import check_output_dir
     from llenergymeasure.log import logger
-    from llenergymeasure.orchestration.campaign.plan import prepare_campaign
+    from llenergymeasure.orchestration.campaign.plan import prepare_campaign_file
     from llenergymeasure.orchestration.campaign.runner import CampaignRunner
 
-    campaign, grid = _plan(file)
-    directory = (output if output is not None else Path(campaign.io.results_dir)).expanduser()
-    check_output_dir(directory, what="campaign directory", create=False)
-    if not grid.valid:
+    campaign, grid, plan = prepare_campaign_file(
+        file, output, resume=resume, fresh=fresh, cycles=cycles
+    )
+    if plan is None:
         render_plan(grid, list_names=False)
         raise typer.Exit(1)
-    plan = prepare_campaign(
-        campaign,
-        grid,
-        directory,
-        resume=resume,
-        fresh=fresh,
-        cycles=cycles,
-        campaign_file=file,
-    )
     if not quiet or dry_run:
         out.print(f"[bold]{escape(campaign.campaign_name)}[/] ({escape(str(file))})")
         render_plan(grid, list_names=False)
@@ -425,10 +415,10 @@ def run(
         raise typer.Exit(130) from None
     from llenergymeasure.cli.report_cmd import campaign_report
 
-    campaign_report(directory, outcome, campaign=campaign, grid=grid)  # never fails the run
+    campaign_report(plan.output_dir, outcome, campaign=campaign, grid=grid)  # never fails the run
     _render_outcome(outcome, quiet=quiet)
     if not quiet and outcome.status != "interrupted":
-        _render_headline(directory)
+        _render_headline(plan.output_dir)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 

@@ -310,6 +310,45 @@ def _earlier_timings(directory: Path, entries: Sequence[ManifestEntry]) -> dict[
     return {digest: statistics.fmean(values) for digest, values in seen.items()}
 
 
+def no_valid_experiment() -> LLEMError:
+    """What preparing a campaign whose grid kept no experiment says."""
+    return LLEMError(
+        "the campaign has no valid experiment to run",
+        fix="`llem campaign validate FILE` shows why each one was filtered",
+    )
+
+
+def prepare_campaign_file(
+    campaign_file: Path,
+    output_dir: Path | None = None,
+    *,
+    resume: bool = False,
+    fresh: bool = False,
+    cycles: int | None = None,
+) -> tuple[CampaignConfig, ValidatedGrid, CampaignPlan | None]:
+    """Every step before running a campaign file: loaded, its grid planned, its directory
+    (``output_dir``, else ``io.results_dir``) checked, the plan prepared. The plan is None when
+    the grid kept no experiment (the grid says why); reads the disk, writes nothing."""
+    from llenergymeasure.files import check_output_dir
+    from llenergymeasure.orchestration.campaign.experiments import load_and_plan
+
+    campaign, grid = load_and_plan(campaign_file)
+    directory = (output_dir or Path(campaign.io.results_dir)).expanduser()
+    check_output_dir(directory, what="campaign directory", create=False)
+    if not grid.valid:
+        return campaign, grid, None
+    plan = prepare_campaign(
+        campaign,
+        grid,
+        directory,
+        resume=resume,
+        fresh=fresh,
+        cycles=cycles,
+        campaign_file=campaign_file,
+    )
+    return campaign, grid, plan
+
+
 def prepare_campaign(
     campaign: CampaignConfig,
     grid: ValidatedGrid,
@@ -332,10 +371,7 @@ def prepare_campaign(
     campaign = _with_cycles(campaign, cycles)
     experiments = planned_experiments(grid)
     if not experiments:
-        raise LLEMError(
-            "the campaign has no valid experiment to run",
-            fix="`llem campaign validate FILE` shows why each one was filtered",
-        )
+        raise no_valid_experiment()
     executor, notes = choose_executor(campaign.execution)
     notes.extend(_planning_notes(campaign, experiments, executor))
     existing, damaged = _existing_manifest(output_dir, resume=resume or fresh)

@@ -31,7 +31,11 @@ from llenergymeasure.orchestration.campaign.manifest import (
 )
 from llenergymeasure.orchestration.campaign.order import gap_between
 from llenergymeasure.orchestration.campaign.outcome import CampaignObserver, CampaignOutcome
-from llenergymeasure.orchestration.campaign.plan import CampaignPlan, prepare_campaign
+from llenergymeasure.orchestration.campaign.plan import (
+    CampaignPlan,
+    no_valid_experiment,
+    prepare_campaign_file,
+)
 from llenergymeasure.orchestration.campaign.records import campaign_records, export_tables
 from llenergymeasure.orchestration.campaign.remaining import Remaining
 from llenergymeasure.orchestration.campaign.schedule import Clock, Scheduler, Sleep
@@ -558,17 +562,9 @@ def run_campaign(
     **runner_options: Any,
 ) -> CampaignOutcome:
     """Load, plan and run a campaign file in one call (no prompt; see ``llem campaign run``)."""
-    from llenergymeasure.orchestration.campaign.experiments import load_and_plan
-
-    campaign, grid = load_and_plan(campaign_file)
-    directory = (output_dir or Path(campaign.io.results_dir)).expanduser()
-    plan = prepare_campaign(
-        campaign,
-        grid,
-        directory,
-        resume=resume,
-        fresh=fresh,
-        cycles=cycles,
-        campaign_file=campaign_file,
+    _, _, plan = prepare_campaign_file(
+        campaign_file, output_dir, resume=resume, fresh=fresh, cycles=cycles
     )
+    if plan is None:
+        raise no_valid_experiment()
     return CampaignRunner(plan, observer=observer, **runner_options).run()
