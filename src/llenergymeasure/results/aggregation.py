@@ -322,6 +322,98 @@ def _two_stage(stats: CycleStats, values: Sequence[float], first: int) -> CycleS
     return replace(stats, note="; ".join(n for n in (stats.note, why) if n))
 
 
+def _cycle_statistics(
+    done: Sequence[ExperimentResult],
+    basis: EnergyBasis | None,
+    *,
+    adjusted_withheld: bool,
+    design: ExecutionConfig | None,
+    ci_method: CIMethod,
+    seed: int,
+    resamples: int,
+) -> dict[str, CycleStats | None]:
+    """Each cycle metric's statistics over the usable cycles (J/token on ``basis``); the
+    adaptive target metric's interval is the two-stage design's."""
+    stats: dict[str, CycleStats | None] = {}
+    for metric, get in CYCLE_METRICS.items():
+        if metric == "energy_per_token_j":
+            raw = [energy_per_token(result, basis) if basis else None for result in done]
+        else:
+            raw = [get(result) for result in done]
+        values = [v for v in raw if v is not None]
+        if metric == "energy_adjusted_j" and adjusted_withheld:
+            values = []  # never the subset whose adjusted figure happened to resolve
+        stats[metric] = (
+            cycle_stats(values, method=ci_method, seed=seed, resamples=resamples, positive=True)
+            if values
+            else None
+        )
+        found = stats[metric]
+        if design is not None and metric == design.target_metric and found is not None:
+            stats[metric] = _two_stage(found, values, design.first_cycles)
+    return stats
+
+
+def _summary_warnings(
+    completed: Sequence[ExperimentResult],
+    done: Sequence[ExperimentResult],
+    stats: dict[str, CycleStats | None],
+    excluded: dict[str, int],
+    unresolved: Sequence[float | None],
+    *,
+    sources: Sequence[str],
+    methods: Sequence[str],
+) -> list[str]:
+    """What a reader of the config's row must know: cycles left out and why, too few cycles,
+    withheld adjusted energy, estimates, mixed methods, flags kept, high variability."""
+    warnings: list[str] = []
+    skipped = len(completed) - len(done)
+    if skipped:
+        reasons = ", ".join(f"{c} x{n}" for c, n in sorted(excluded.items()))
+        warnings.append(
+            f"{skipped} of {_plural(len(completed), 'completed cycle')} left out of the "
+            f"aggregates as untrusted ({reasons})"
+        )
+    if unresolved:
+        shown = ", ".join("?" if j is None else f"{j:.4g} J" for j in unresolved)
+        warnings.append(
+            f"adjusted_energy_unresolved: adjusted energy did not resolve in "
+            f"{len(unresolved)} of {_plural(len(done), 'used cycle')} (raw energy {shown}); "
+            "they are kept on the raw basis and this config's adjusted energy is withheld"
+        )
+    if len(done) == 1:
+        warnings.append("only 1 usable cycle: no std, CV or confidence interval")
+    elif 1 < len(done) < MIN_CYCLES:
+        warnings.append(
+            f"only {len(done)} usable cycles (< {MIN_CYCLES}): the 95% CI is valid but very wide"
+        )
+    noted: dict[str, list[str]] = {}
+    for metric, metric_stats in stats.items():
+        if metric_stats is not None and metric_stats.note:
+            noted.setdefault(metric_stats.note, []).append(metric)
+    warnings.extend(f"{note} ({', '.join(metrics)})" for note, metrics in sorted(noted.items()))
+    if len(methods) > 1 or len(sources) > 1:
+        warnings.append(f"energy methods differ across cycles ({', '.join([*sources, *methods])})")
+    if any(r.energy.is_estimate for r in done):
+        warnings.append("energy is an ESTIMATE, not a measurement")
+    kept_flags: dict[str, int] = {}
+    for result in done:
+        for code in sorted({f.code for f in result.flags if f.severity == "warning"}):
+            kept_flags[code] = kept_flags.get(code, 0) + 1
+    if kept_flags:
+        warnings.append(
+            "flagged, kept: " + ", ".join(f"{c} x{n}" for c, n in sorted(kept_flags.items()))
+        )
+    spread = [f"{metric} {100 * cv:.0f}%" for metric, cv in _high_spread(stats)]
+    if spread:
+        warnings.append(
+            f"high variability across cycles (CV {', '.join(spread)} > "
+            f"{100 * HIGH_VARIABILITY_CV:.0f}%): check the machine was quiet; the interval is "
+            "wide and, on skewed cycles, less reliable"
+        )
+    return warnings
+
+
 def summarize_config(
     records: Sequence[RunRecord],
     *,
@@ -350,71 +442,22 @@ def summarize_config(
     unresolved = [r.metrics.energy_j for r in done if adjusted_unresolved(r)]
     if basis is None:
         basis = table_basis(done)
-    stats: dict[str, CycleStats | None] = {}
-    for metric, get in CYCLE_METRICS.items():
-        if metric == "energy_per_token_j":
-            raw = [energy_per_token(result, basis) if basis else None for result in done]
-        else:
-            raw = [get(result) for result in done]
-        values = [v for v in raw if v is not None]
-        if metric == "energy_adjusted_j" and unresolved:
-            values = []  # never the subset whose adjusted figure happened to resolve
-        stats[metric] = (
-            cycle_stats(values, method=ci_method, seed=seed, resamples=resamples, positive=True)
-            if values
-            else None
-        )
-        found = stats[metric]
-        if design is not None and metric == design.target_metric and found is not None:
-            stats[metric] = _two_stage(found, values, design.first_cycles)
+    stats = _cycle_statistics(
+        done,
+        basis,
+        adjusted_withheld=bool(unresolved),
+        design=design,
+        ci_method=ci_method,
+        seed=seed,
+        resamples=resamples,
+    )
     sources = _unique(r.energy.source for r in done)
     methods = _unique(r.energy.method for r in done)
     estimate = any(r.energy.is_estimate for r in done) if done else None
-    warnings: list[str] = []
     skipped = len(completed) - len(done)
-    if skipped:
-        reasons = ", ".join(f"{c} x{n}" for c, n in sorted(excluded.items()))
-        warnings.append(
-            f"{skipped} of {_plural(len(completed), 'completed cycle')} left out of the "
-            f"aggregates as untrusted ({reasons})"
-        )
-    if unresolved:
-        shown = ", ".join("?" if j is None else f"{j:.4g} J" for j in unresolved)
-        warnings.append(
-            f"adjusted_energy_unresolved: adjusted energy did not resolve in "
-            f"{len(unresolved)} of {_plural(len(done), 'used cycle')} (raw energy {shown}); "
-            "they are kept on the raw basis and this config's adjusted energy is withheld"
-        )
-    if len(done) == 1:
-        warnings.append("only 1 usable cycle: no std, CV or confidence interval")
-    elif 1 < len(done) < MIN_CYCLES:
-        warnings.append(
-            f"only {len(done)} usable cycles (< {MIN_CYCLES}): the 95% CI is valid but very wide"
-        )
-    noted: dict[str, list[str]] = {}
-    for metric, metric_stats in stats.items():
-        if metric_stats is not None and metric_stats.note:
-            noted.setdefault(metric_stats.note, []).append(metric)
-    warnings.extend(f"{note} ({', '.join(metrics)})" for note, metrics in sorted(noted.items()))
-    if len(methods) > 1 or len(sources) > 1:
-        warnings.append(f"energy methods differ across cycles ({', '.join(sources + methods)})")
-    if estimate:
-        warnings.append("energy is an ESTIMATE, not a measurement")
-    kept_flags: dict[str, int] = {}
-    for result in done:
-        for code in sorted({f.code for f in result.flags if f.severity == "warning"}):
-            kept_flags[code] = kept_flags.get(code, 0) + 1
-    if kept_flags:
-        warnings.append(
-            "flagged, kept: " + ", ".join(f"{c} x{n}" for c, n in sorted(kept_flags.items()))
-        )
-    spread = [f"{metric} {100 * cv:.0f}%" for metric, cv in _high_spread(stats)]
-    if spread:
-        warnings.append(
-            f"high variability across cycles (CV {', '.join(spread)} > "
-            f"{100 * HIGH_VARIABILITY_CV:.0f}%): check the machine was quiet; the interval is "
-            "wide and, on skewed cycles, less reliable"
-        )
+    warnings = _summary_warnings(
+        completed, done, stats, excluded, unresolved, sources=sources, methods=methods
+    )
     model = next((r.result.config["model"]["name"] for r in records if r.result), first.model)
     precision = next(
         (r.result.config["fp_precision"] for r in records if r.result), first.precision
@@ -482,105 +525,10 @@ def aggregate(
     ]
 
 
-EXPERIMENT_COLUMNS = [
-    "exp_id",
-    "name",
-    "cycle",
-    "status",
-    "backend",
-    "model",
-    "precision",
-    "config_hash",
-    "output_tokens",
-    "measured_window_s",
-    "tokens_per_second",
-    "energy_j",
-    "energy_adjusted_j",
-    "energy_per_token_j",
-    "energy_basis",
-    "energy_source",
-    "energy_method",
-    "energy_is_estimate",
-    "mean_power_w",
-    "quality_flags",
-    "excluded_from_summary",
-    "latency_p50_s",
-    "latency_p90_s",
-    "latency_p99_s",
-    "ttft_p50_s",
-    "itl_p50_s",
-    "model_load_s",
-    "model_reused",
-    "baseline_s",
-    "warmup_s",
-    "total_s",
-    "started_at",
-    "finished_at",
-    "error",
-    "result_path",
-]
-
-
-def _headline(error: str | None) -> str | None:
-    if not error:
-        return None
-    lines = [line for line in error.strip().splitlines() if line.strip()]
-    return lines[0] if lines else None
-
-
-def experiment_row(record: RunRecord) -> dict[str, Any]:
-    """A row per experiment-cycle: identity, status, key metrics and energy provenance."""
-    row: dict[str, Any] = dict.fromkeys(EXPERIMENT_COLUMNS)
-    row.update(
-        exp_id=record.exp_id,
-        name=record.name,
-        cycle=record.cycle,
-        status=record.status,
-        backend=record.backend,
-        model=record.model,
-        precision=record.precision,
-        config_hash=record.config_hash,
-        error=_headline(record.error),
-        result_path=record.result_path,
-    )
-    result = record.result
-    if result is None:
-        return row
-    m, e, t = result.metrics, result.energy, result.timings
-    row.update(
-        model=result.config["model"]["name"],
-        precision=result.config["fp_precision"],
-        output_tokens=m.output_tokens,
-        measured_window_s=m.measured_window_s,
-        tokens_per_second=m.tokens_per_second,
-        energy_j=m.energy_j,
-        energy_adjusted_j=m.energy_adjusted_j,
-        energy_per_token_j=m.energy_per_token_j,
-        energy_basis=m.energy_basis,
-        energy_source=e.source,
-        energy_method=e.method,
-        energy_is_estimate=e.is_estimate,
-        mean_power_w=m.mean_power_w,
-        quality_flags="; ".join(f"{f.code} ({f.severity})" for f in result.flags) or None,
-        excluded_from_summary=bool(withheld_by(result)),
-        model_load_s=t.model_load_s,
-        model_reused=t.model_reused,
-        baseline_s=t.baseline_s,
-        warmup_s=t.warmup_s,
-        total_s=t.total_s,
-        started_at=t.started_at,
-        finished_at=t.finished_at,
-    )
-    for metric in ("latency_p50_s", "latency_p90_s", "latency_p99_s", "ttft_p50_s", "itl_p50_s"):
-        row[metric] = CYCLE_METRICS[metric](result)
-    return row
-
-
 __all__ = [
     "ADJUSTED_UNRESOLVED",
     "BOOTSTRAP_RESAMPLES",
     "CYCLE_METRICS",
-    "EXPERIMENT_COLUMNS",
     "EXTRA_COLUMNS",
     "HEADLINE_METRICS",
     "HIGH_VARIABILITY_CV",
@@ -591,7 +539,6 @@ __all__ = [
     "adjusted_unresolved",
     "aggregate",
     "energy_per_token",
-    "experiment_row",
     "low_cycles_note",
     "summarize_config",
     "summary_columns",

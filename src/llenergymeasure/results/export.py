@@ -23,11 +23,9 @@ from llenergymeasure.exceptions import LLEMError, UnavailableError
 from llenergymeasure.files import write_atomic, write_bytes_atomic, write_json_atomic
 from llenergymeasure.results.aggregation import (
     BOOTSTRAP_RESAMPLES,
-    EXPERIMENT_COLUMNS,
     ConfigSummary,
     RunRecord,
     aggregate,
-    experiment_row,
     summary_columns,
 )
 from llenergymeasure.results.config_columns import (
@@ -36,6 +34,7 @@ from llenergymeasure.results.config_columns import (
     flat_config,
     with_config_columns,
 )
+from llenergymeasure.results.experiment_rows import EXPERIMENT_COLUMNS, experiment_row
 from llenergymeasure.results.schema import RESULT_FILE, load_result
 from llenergymeasure.results.statistics import CIMethod
 

@@ -14,14 +14,13 @@ import pytest
 
 from llenergymeasure.config.campaign_config import BOOTSTRAP_MIN_CYCLES
 from llenergymeasure.results.aggregation import (
-    EXPERIMENT_COLUMNS,
     RunRecord,
     aggregate,
-    experiment_row,
     summary_columns,
     table_basis,
 )
 from llenergymeasure.results.config_columns import with_config_columns
+from llenergymeasure.results.experiment_rows import EXPERIMENT_COLUMNS, experiment_row
 from llenergymeasure.results.export import records_from_folder, write_tables
 from llenergymeasure.results.schema import QualityFlag
 from llenergymeasure.results.statistics import (
