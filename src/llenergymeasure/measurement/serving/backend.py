@@ -71,6 +71,17 @@ def _platform() -> str:
     return "cpu" if current_platform.is_cpu() else str(current_platform.device_type)
 
 
+def _engine_arg_defaults() -> dict[str, Any]:
+    """Every ``vllm.EngineArgs`` field -> its default (a factory default: unset, never equal)."""
+    from vllm.engine.arg_utils import EngineArgs
+
+    unset = object()
+    return {
+        f.name: f.default if f.default is not dataclasses.MISSING else unset
+        for f in dataclasses.fields(EngineArgs)
+    }
+
+
 class VLLMServerBackend:
     """A vLLM server on this machine, measured under traffic. One instance, one server."""
 
@@ -157,11 +168,8 @@ class VLLMServerBackend:
                     where="vllm",
                     fix="change these settings for CPU, or run on a GPU machine",
                 )
-        from vllm.engine.arg_utils import EngineArgs
-
-        fields = dataclasses.fields(EngineArgs)
-        check_engine_kwargs(section.engine_kwargs, {f.name for f in fields})
-        defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+        defaults = _engine_arg_defaults()
+        check_engine_kwargs(section.engine_kwargs, set(defaults))
         args = engine_args(config, section, source, platform)
         port = free_port()
         command = serve_command(args, port, defaults)
