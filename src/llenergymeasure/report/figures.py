@@ -9,6 +9,7 @@ from typing import Any
 from llenergymeasure.report import data as D
 from llenergymeasure.report import params as P
 from llenergymeasure.report import specs as S
+from llenergymeasure.report.serving import serving_figure
 from llenergymeasure.report.source import ReportSource
 
 
@@ -78,6 +79,9 @@ def sections(
     variability.empty = "No cycle has a J/token value."
 
     found = [pareto, effects, timeline, accounting, variability]
+    served = serving_figure(sources)  # served runs only (report/serving.py)
+    if served is not None:
+        found.append(Section("serving", "Served: energy against latency", [served]))
     if len(sources) > 1:
         comparison = Section("comparison", "Comparison across directories")
         diff, sentences = D.comparison_data(sources)
