@@ -508,6 +508,13 @@ class ExperimentConfig(StrictModel):
                     "fix: choose one quantisation",
                     ("pytorch", "load_in_4bit"),
                 )
+            if pytorch.device_map is not None and pytorch.device == "cpu":
+                raise combination_error(
+                    "device_map + device cpu",
+                    f"pytorch.device_map={pytorch.device_map} spreads the weights over GPUs but "
+                    "pytorch.device is cpu; fix: set device: cuda (or auto), or drop device_map",
+                    ("pytorch", "device_map"),
+                )
             if pytorch.attn_implementation == "flash_attention_2" and precision == "float32":
                 raise combination_error(
                     "flash_attention_2 + float32",

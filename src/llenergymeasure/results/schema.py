@@ -59,6 +59,11 @@ class EnergyProvenance(_Record):
         default_factory=list,
         description="Each measured device: name, uuid, nvml_index, cuda_index (GPU sources).",
     )
+    per_device_energy_j: dict[str, float] = Field(
+        default_factory=dict,
+        description="Each measured device's share of energy_j (their sum), by UUID where the "
+        "device has one (GPUs), else by its label (package-0, cpu).",
+    )
     update_period_s: float | None = Field(
         None, description="How often the source's reading can change (see update_period_method)."
     )
