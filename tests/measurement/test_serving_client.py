@@ -5,6 +5,8 @@ mid-run, which fails the experiment with the server's log tail and leaves nothin
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -199,3 +201,46 @@ def test_an_external_server_is_used_as_it_is(tmp_path: Path, fake_vllm_serve: li
     assert fake_vllm_serve == []  # llem started nothing
     assert result.serving is not None and result.serving.server["mode"] == "external"
     assert any("external server" in note for note in result.model["notes"])
+
+
+def test_a_load_that_fails_after_the_start_stops_the_server(
+    tmp_path: Path, fake_vllm_serve: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_model(url: str) -> str:
+        raise ExperimentError("no model listed")
+
+    monkeypatch.setattr(served, "served_model_id", no_model)
+    with pytest.raises(ExperimentError, match="no model listed"):
+        harness.run_experiment(_config(), tmp_path, experiment_id="nomodel")
+    assert fake_vllm_serve and not port_in_use(fake_vllm_serve[0])
+    assert not server_module._running
+
+
+CHILD = """
+import sys, time
+from pathlib import Path
+from llenergymeasure.measurement.serving.server import ServerProcess, free_port
+port = free_port()
+server = ServerProcess([sys.executable, sys.argv[1], "--port", str(port)], port, Path(sys.argv[2]))
+server.start()
+server.wait_ready(30, "the fake")
+print(server.pid, port, flush=True)
+time.sleep(120)
+"""
+
+
+def test_sigterm_to_llem_stops_the_server_it_started(tmp_path: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, fake_openai_server.__file__, str(tmp_path / "s.log")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        pid, port = (int(v) for v in child.stdout.readline().split())
+        assert port_in_use(port)
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == -signal.SIGTERM  # then it ended as SIGTERM does
+    finally:
+        child.kill()
+    assert _gone(pid) and not port_in_use(port)

@@ -99,6 +99,13 @@ class VLLMServerBackend:
     # ------------------------------------------------------------------ loading
 
     def load(self, config: ExperimentConfig) -> ModelInfo:
+        try:
+            return self._load(config)
+        except BaseException:  # a started server never outlives a failed load
+            self.unload()
+            raise
+
+    def _load(self, config: ExperimentConfig) -> ModelInfo:
         served = _served(config)
         section = config.vllm or VLLMConfig()
         notes: list[str] = []
