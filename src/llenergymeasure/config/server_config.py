@@ -71,7 +71,11 @@ class ServerConfig(StrictModel):
         description="Most seconds to wait for the server to answer /health after its start.",
     )
     request_timeout_s: float = Field(
-        600.0, gt=0, le=86400, description="Most seconds one request may take."
+        600.0,
+        gt=0,
+        le=86400,
+        description="Most seconds a request waits for the server's next bytes (the connection, "
+        "the first token, each chunk); past it the request fails with a timeout.",
     )
 
     @field_validator("url")
