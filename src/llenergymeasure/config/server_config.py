@@ -7,7 +7,6 @@ Pure data: nothing here starts a process or opens a socket.
 """
 
 # No `from __future__ import annotations`: pydantic compiles field annotations from strings.
-import ipaddress
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -22,6 +21,8 @@ def is_loopback_host(host: str) -> bool:
     """Whether ``host`` names this machine's loopback interface (127.0.0.0/8, ::1, localhost)."""
     if host.lower() in LOOPBACK_NAMES:
         return True
+    import ipaddress  # only for a config that names a server: validate stays fast
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
