@@ -7,8 +7,6 @@ Pure data: nothing here starts a process or opens a socket.
 """
 
 # No `from __future__ import annotations`: pydantic compiles field annotations from strings.
-from urllib.parse import urlsplit
-
 from pydantic import Field, field_validator
 
 from llenergymeasure.config._base import StrictModel, factory, meta
@@ -21,7 +19,7 @@ def is_loopback_host(host: str) -> bool:
     """Whether ``host`` names this machine's loopback interface (127.0.0.0/8, ::1, localhost)."""
     if host.lower() in LOOPBACK_NAMES:
         return True
-    import ipaddress  # only for a config that names a server: validate stays fast
+    import ipaddress
 
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -85,6 +83,8 @@ class ServerConfig(StrictModel):
         """Only a server on this machine: its energy is measured on this machine's devices."""
         if value is None:
             return None
+        from urllib.parse import urlsplit  # only for a config that names a server
+
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(
