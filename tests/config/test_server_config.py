@@ -73,3 +73,20 @@ def test_the_served_mode_has_its_own_load_key_and_traffic_does_not_change_it() -
     assert model_load_key(offline) != model_load_key(started)
     assert model_load_key(started) == model_load_key(other_rate)  # one server for a rate sweep
     assert model_load_key(started) != model_load_key(external)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_serving_examples_load_and_the_rate_sweep_shares_one_server() -> None:
+    from llenergymeasure.config.loader import load_campaign_config
+    from llenergymeasure.orchestration.grid import expand_campaign_grid
+
+    experiment = load_experiment_config(REPO / "examples" / "experiment-serve.yaml")
+    assert experiment.server is not None and experiment.traffic.mode == "poisson"
+    campaign = load_campaign_config(REPO / "examples" / "campaign-serve.yaml")
+    assert campaign.grid is not None
+    points = expand_campaign_grid(campaign.grid, campaign.base_config)
+    configs = [ExperimentConfig.model_validate(p) for p in points]
+    assert sorted(c.traffic.target_qps or 0 for c in configs) == [2, 4, 8]
+    assert len({model_load_key(c) for c in configs}) == 1
