@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from llenergymeasure.cli.render import err, escape, new_table, out, print_json
+from llenergymeasure.cli.serving import serving_rows
 from llenergymeasure.exceptions import ConfigError
 
 
@@ -69,6 +70,9 @@ def render_result(result: Any, path: Path) -> None:
         table.add_row(
             "TTFT p50 / ITL p50", f"{_fmt(m.ttft_s.p50, ' s')} / {_fmt(m.itl_s.p50, ' s')}"
         )
+    if result.serving is not None:  # a served run (server: section)
+        for name, value in serving_rows(result.serving, m):
+            table.add_row(name, escape(value))
     label = "estimated" if e.is_estimate else "measured"
     if e.unavailable_reason:
         table.add_row("energy", f"[red]unavailable[/]: {escape(e.unavailable_reason)}")

@@ -81,6 +81,21 @@ class PyTorchConfig(BackendSection):
         description="auto: CUDA when available, else CPU.",
         json_schema_extra=meta(short="dev", requires=[{"when": "cuda", "needs": "an NVIDIA GPU"}]),
     )
+    device_map: Literal["auto", "balanced", "balanced_low_0", "sequential"] | None = Field(
+        None,
+        description="Spread the weights over every visible GPU (accelerate's device_map; "
+        "CUDA_VISIBLE_DEVICES picks them); energy is measured on the GPUs that hold weights. "
+        "None: the whole model on one device.",
+        json_schema_extra=meta(
+            short="dmap",
+            requires=[
+                {
+                    "when": {"in": ["auto", "balanced", "balanced_low_0", "sequential"]},
+                    "needs": MULTI_GPU,
+                }
+            ],
+        ),
+    )
 
 
 class VLLMConfig(BackendSection):

@@ -40,6 +40,8 @@ class BackendSpec:
     """The libraries it imports (timed on their own, not hidden in the model load)."""
     roles: Mapping[str, str] = field(default_factory=dict)
     """Role (see :data:`ROLES`) -> this backend's field in its section."""
+    server_engine: str | None = None
+    """``module:Class`` of its served mode (a ``server:`` section), None: no served mode."""
 
     @property
     def batching_key(self) -> str:
@@ -84,6 +86,7 @@ BACKENDS: dict[str, BackendSpec] = {
                 "pipeline_parallel": "pipeline_parallel_size",
                 "quantization": "quantization",
             },
+            "llenergymeasure.measurement.serving.backend:VLLMServerBackend",
         ),
         BackendSpec(
             "tensorrt",

@@ -189,6 +189,8 @@ def model_load_key(config: ExperimentConfig) -> tuple[Any, ...]:
         config.model.trust_remote_code,
         config.fp_precision,
         tuple(_hashable(getattr(section, p)) for p in load_params),
+        # served: one server per url (None: the one llem starts); traffic and SLO are per run
+        None if config.server is None else ("server", config.server.url),
     )
 
 

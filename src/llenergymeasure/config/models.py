@@ -23,6 +23,7 @@ from llenergymeasure.config.backend_configs import (
 )
 from llenergymeasure.config.backends import BACKENDS
 from llenergymeasure.config.energy_sources import ENERGY_SOURCE_SPECS
+from llenergymeasure.config.server_config import ServerConfig
 from llenergymeasure.config.text import PlainText
 
 Backend = Literal["pytorch", "vllm", "tensorrt"]
@@ -412,6 +413,11 @@ class ExperimentConfig(StrictModel):
     random_seed: int = Field(
         42, description="Seeds prompts, sampling and traffic.", json_schema_extra=meta(short="seed")
     )
+    server: ServerConfig | None = Field(
+        None,
+        description="Serve the model over an OpenAI-compatible API and measure it under the "
+        "traffic (see docs/serving.md); None: the backend runs in llem's process.",
+    )
     pytorch: PyTorchConfig | None = None
     vllm: VLLMConfig | None = None
     tensorrt: TensorRTConfig | None = None
@@ -485,6 +491,14 @@ class ExperimentConfig(StrictModel):
                 ("warmup", "max_prompts"),
             )
         _check_traffic(values["traffic"])
+        if values["server"] is not None and BACKENDS[backend].server_engine is None:
+            served = [name for name, spec in BACKENDS.items() if spec.server_engine]
+            raise combination_error(
+                f"server + backend {backend}",
+                f"a 'server:' section is set but backend {backend} has no served mode; "
+                f"fix: set backend to {' or '.join(served)}, or remove the 'server:' section",
+                ("server",),
+            )
         pytorch = values["pytorch"]
         if pytorch is not None:
             if pytorch.load_in_4bit and pytorch.load_in_8bit:
@@ -493,6 +507,13 @@ class ExperimentConfig(StrictModel):
                     "pytorch.load_in_4bit and pytorch.load_in_8bit are both true; "
                     "fix: choose one quantisation",
                     ("pytorch", "load_in_4bit"),
+                )
+            if pytorch.device_map is not None and pytorch.device == "cpu":
+                raise combination_error(
+                    "device_map + device cpu",
+                    f"pytorch.device_map={pytorch.device_map} spreads the weights over GPUs but "
+                    "pytorch.device is cpu; fix: set device: cuda (or auto), or drop device_map",
+                    ("pytorch", "device_map"),
                 )
             if pytorch.attn_implementation == "flash_attention_2" and precision == "float32":
                 raise combination_error(

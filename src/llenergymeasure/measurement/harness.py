@@ -43,7 +43,7 @@ from llenergymeasure.measurement.energy import (
 from llenergymeasure.measurement.environment import collect_environment
 from llenergymeasure.measurement.host_load import HostLoadSampler
 from llenergymeasure.measurement.inference.base import InferenceBackend, ModelInfo
-from llenergymeasure.measurement.inference.registry import create_backend
+from llenergymeasure.measurement.inference.registry import create_backend, create_served_backend
 from llenergymeasure.measurement.provenance import energy_provenance
 from llenergymeasure.measurement.quality_flags import quality_flags
 from llenergymeasure.measurement.run_metrics import window_metrics
@@ -78,7 +78,8 @@ class ModelPool:
             self._backend.prepare(config)
             return self._backend, self._info, True
         self.release()
-        backend = create_backend(config.backend)
+        make = create_served_backend if config.server is not None else create_backend
+        backend = make(config.backend)
         info = backend.load(config)
         self._backend, self._info, self._key = backend, info, key
         return backend, info, False
@@ -394,6 +395,10 @@ def run_experiment(
     timings = _timings(started_at, started, run, measured, host)
     result = _result(config, experiment_id, digest, run, measured, timings)
     window = measured.window
+    if config.server is not None:  # a served run: traffic, goodput, requests, server log
+        from llenergymeasure.measurement.serving.summary import attach_serving
+
+        attach_serving(result, run.backend, window, config, output_dir / experiment_id)
     series = (
         _timeseries_csv(window.reading)
         if result.timeseries_file and window.reading is not None

@@ -3,10 +3,16 @@ cross-check, processes and device state, as the result records it."""
 
 from __future__ import annotations
 
-from llenergymeasure.measurement.energy import BaselineReading, EnergySource
+from llenergymeasure.measurement.energy import BaselineReading, EnergyReading, EnergySource
 from llenergymeasure.measurement.energy.crosscheck import crosscheck
 from llenergymeasure.measurement.window import MeasuredWindow
 from llenergymeasure.results.schema import EnergyProvenance
+
+
+def per_device_energy(reading: EnergyReading) -> dict[str, float]:
+    """The reading's per-device joules, keyed by UUID where the device record gives one."""
+    uuids = {d.get("label"): d.get("uuid") for d in reading.device_records}
+    return {str(uuids.get(label) or label): j for label, j in reading.per_device_energy_j.items()}
 
 
 def energy_provenance(
@@ -39,6 +45,7 @@ def energy_provenance(
         throttle_reasons=list(reading.throttle_reasons),
         notes=list(reading.notes),
         device_info=[dict(d) for d in reading.device_records],
+        per_device_energy_j=per_device_energy(reading),
         update_period_s=reading.update_period_s,
         update_period_method=reading.update_period_method,
         error_bound_pct=reading.error_bound_pct(),

@@ -11,6 +11,7 @@ from llenergymeasure.report import params as P
 from llenergymeasure.report import specs as S
 from llenergymeasure.report.comparison import comparison_data
 from llenergymeasure.report.power_trace import power_data
+from llenergymeasure.report.serving import serving_figure
 from llenergymeasure.report.source import ReportSource
 
 
@@ -80,6 +81,9 @@ def sections(
     variability.empty = "No cycle has a J/token value."
 
     found = [pareto, effects, timeline, accounting, variability]
+    served = serving_figure(sources)  # served runs only (report/serving.py)
+    if served is not None:
+        found.append(Section("serving", "Served: energy against latency", [served]))
     if len(sources) > 1:
         comparison = Section("comparison", "Comparison across directories")
         diff, sentences = comparison_data(sources)

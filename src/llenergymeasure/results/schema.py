@@ -59,6 +59,11 @@ class EnergyProvenance(_Record):
         default_factory=list,
         description="Each measured device: name, uuid, nvml_index, cuda_index (GPU sources).",
     )
+    per_device_energy_j: dict[str, float] = Field(
+        default_factory=dict,
+        description="Each measured device's share of energy_j (their sum), by UUID where the "
+        "device has one (GPUs), else by its label (package-0, cpu).",
+    )
     update_period_s: float | None = Field(
         None, description="How often the source's reading can change (see update_period_method)."
     )
@@ -194,6 +199,8 @@ class QualityFlag(_Record):
     * ``warmup_not_converged`` (warning): warmup ended at max_prompts without steady state.
     * ``energy_unavailable`` (warning): no energy could be read; throughput figures stand.
     * ``error_bound_unknown`` (warning): the source cannot say how often its reading updates.
+    * ``serving_requests_failed`` (untrusted): requests of a served run failed or were not
+      sent in the measured window; the energy covers a load that was not the one asked for.
     """
 
     code: str = Field(description="Stable identifier, e.g. adjusted_energy_nonpositive.")
@@ -237,6 +244,56 @@ class Timings(_Record):
     )
 
 
+class ServedRequest(_Record):
+    """One request of a served run's measured window (seconds from its first arrival)."""
+
+    arrival_s: float = Field(description="When the traffic pattern said it arrives.")
+    sent_s: float = Field(description="When it was sent (later under max_concurrency).")
+    input_tokens: int
+    output_tokens: int
+    requested_output_tokens: int | None = Field(None, description="max_tokens it asked for.")
+    latency_s: float = Field(description="Last token (or failure) minus arrival.")
+    ttft_s: float | None = Field(None, description="First token minus arrival (queue included).")
+    tpot_s: float | None = Field(None, description="(last - first token) / (output - 1).")
+    error: str | None = Field(None, description="Why it failed; None: it completed.")
+    meets_slo: bool | None = Field(None, description="Within the SLO (None: no SLO set).")
+
+
+class ServingSummary(_Record):
+    """A served run: the server, the traffic it got, goodput, and every request.
+
+    Token counts are the server's ``usage`` (``token_counts`` says when they were counted from
+    the stream instead); times are client-side ``perf_counter`` stamps on the same machine.
+    """
+
+    server: dict[str, Any] = Field(
+        description="mode (started | external), url, model_id, command, pid, ready_s, log_file."
+    )
+    traffic_mode: str
+    requested_rate_rps: float | None = Field(
+        None, description="The rate the traffic asked for (None: all at once)."
+    )
+    sent_rate_rps: float | None = Field(
+        None, description="Requests sent / span of their send times, as achieved."
+    )
+    completed_rate_rps: float = Field(description="Completed requests / measured window.")
+    max_concurrency: int | None = None
+    requests_sent: int
+    requests_completed: int
+    requests_failed: int
+    errors: list[str] = Field(default_factory=list, description="Distinct errors, first ten.")
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
+    goodput_requests: int | None = Field(None, description="Completed within the SLO.")
+    goodput_fraction: float | None = Field(None, description="goodput_requests / sent.")
+    goodput_rps: float | None = Field(None, description="goodput_requests / measured window.")
+    token_counts: str = Field(
+        "usage", description="usage (the server's) or chunks (counted from the stream)."
+    )
+    notes: list[str] = Field(default_factory=list)
+    requests: list[ServedRequest] = Field(default_factory=list)
+
+
 class ExperimentResult(_Record):
     """Everything about one experiment run."""
 
@@ -254,6 +311,9 @@ class ExperimentResult(_Record):
     timeseries_file: str | None = None
     flags: list[QualityFlag] = Field(
         default_factory=list, description="Measurement-quality findings; see QualityFlag."
+    )
+    serving: ServingSummary | None = Field(
+        None, description="Served runs only (a server: section): traffic, goodput, requests."
     )
 
     _saved_path: Path | None = PrivateAttr(None)

@@ -27,11 +27,14 @@ from typing import Any
 
 from llenergymeasure.config.models import DatasetConfig
 from llenergymeasure.exceptions import DatasetError
+from llenergymeasure.measurement.datasets import conversations
 from llenergymeasure.measurement.datasets.synthetic import synthetic_prompts, token_ids
 
 BUILTIN_DATASETS: dict[str, str] = {
     "builtin:synthetic": "seeded word sequences of exactly dataset.synthetic_input_tokens tokens",
     "builtin:prompts": "52 varied prompts written for this project (questions, summaries, code)",
+    "builtin:conversations": "48 ShareGPT-style conversations made for this project (a human "
+    "turn and its reply: the reply's length is the request's output length when served)",
 }
 """Built-in dataset name -> what it is."""
 
@@ -57,6 +60,9 @@ def load_prompts(
         return synthetic_prompts(tokenizer, count=wanted, target_tokens=target, seed=seed)
     if name == "builtin:prompts":
         source = builtin_prompts()
+    elif name == "builtin:conversations":
+        text = conversations.builtin_conversations_text()
+        source = _parse_jsonl(text.splitlines(), name, dataset.column)
     elif name.startswith("builtin:"):
         known = ", ".join(BUILTIN_DATASETS)
         raise DatasetError(
@@ -171,6 +177,8 @@ def _parse_jsonl(lines: Iterable[str], shown: str, column: str | None) -> list[s
             ) from None
         if isinstance(record, str):
             value: Any = record
+        elif isinstance(record, dict) and column is None and "conversations" in record:
+            value = conversations.conversation_turns(record, where)[0]  # ShareGPT style
         elif isinstance(record, dict):
             key = _pick_column(list(record), column, where, f"line {lineno}")
             value = record[key]

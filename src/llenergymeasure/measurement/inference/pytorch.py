@@ -63,6 +63,7 @@ class PyTorchBackend:
         self._model: Any = None
         self._tokenizer: Any = None
         self._device: Any = None
+        self._devices: tuple[DeviceRef, ...] = ()
         self._gen_kwargs: dict[str, Any] = {}
         self._memory_method: PeakMemoryMethod = "unavailable"
 
@@ -94,6 +95,9 @@ class PyTorchBackend:
             kwargs["quantization_config"] = quantization
             kwargs["device_map"] = {"": device.index or 0}
             notes.append(f"bitsandbytes {'4' if section.load_in_4bit else '8'}-bit weights")
+        if section.device_map is not None:
+            _require_cuda_for_device_map(section.device_map, device)
+            kwargs["device_map"] = section.device_map  # accelerate places (and moves) them
 
         started = time.perf_counter()
         try:
@@ -101,7 +105,7 @@ class PyTorchBackend:
                 model = transformers.AutoModelForCausalLM.from_pretrained(
                     source, **kwargs, **hub_access(source)
                 )
-            if quantization is None:
+            if quantization is None and section.device_map is None:
                 model.to(device)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -127,10 +131,16 @@ class PyTorchBackend:
                 "it compiles during the first generate calls (warmup)"
             )
 
+        devices = _device_refs(torch, device)
+        if section.device_map is not None:
+            devices, spread = weight_devices(torch, getattr(model, "hf_device_map", {}))
+            device = model.get_input_embeddings().weight.device  # where the inputs go
+            notes.append(spread)
         self._config = config
         self._model = model
         self._tokenizer = tokenizer
         self._device = device
+        self._devices = devices
         self._gen_kwargs = _generation_kwargs(config, section, tokenizer)
         self._memory_method = memory_method(device.type)
         notes.append(MEMORY_NOTES[self._memory_method])
@@ -145,7 +155,7 @@ class PyTorchBackend:
             num_parameters=total,
             load_time_s=load_time_s,
             notes=tuple(notes),
-            devices=_device_refs(torch, device),
+            devices=devices,
             non_embedding_parameters=body,
             output_projection_parameters=head,
         )
@@ -295,7 +305,8 @@ class PyTorchBackend:
         if self._device is not None and self._device.type == "cuda":
             import torch
 
-            torch.cuda.synchronize(self._device)
+            for ref in self._devices:  # every GPU holding weights (device_map), else the one
+                torch.cuda.synchronize(ref.cuda_index)
 
     @property
     def peak_memory_method(self) -> PeakMemoryMethod:
@@ -326,6 +337,40 @@ def _device_refs(torch: Any, device: Any) -> tuple[DeviceRef, ...]:
         return (CPU,)
     index = device.index if device.index is not None else torch.cuda.current_device()
     return (cuda_device_ref(torch, int(index)),)
+
+
+def weight_devices(torch: Any, device_map: dict[str, Any]) -> tuple[tuple[DeviceRef, ...], str]:
+    """The GPUs a dispatched model's weights are on (``hf_device_map``: module -> device), in
+    index order with their UUIDs, and a note saying where they went."""
+    indices: set[int] = set()
+    offloaded: set[str] = set()
+    for place in device_map.values():
+        text = str(place)
+        if isinstance(place, int) or text.isdigit():
+            indices.add(int(text))
+        elif text.startswith("cuda"):
+            indices.add(int(text.partition(":")[2] or 0))
+        else:
+            offloaded.add(text)
+    refs = tuple(cuda_device_ref(torch, i) for i in sorted(indices))
+    note = (
+        f"device_map: weights on {len(refs)} GPU(s) (cuda {', '.join(map(str, sorted(indices)))})"
+    )
+    if offloaded:
+        note += (
+            f"; some offloaded to {', '.join(sorted(offloaded))}, whose energy the GPU "
+            "reading does not hold"
+        )
+    return refs, note
+
+
+def _require_cuda_for_device_map(device_map: str, device: Any) -> None:
+    if device.type != "cuda":
+        raise UnavailableError(
+            f"pytorch.device_map={device_map} spreads the weights over GPUs, and torch sees none",
+            where="pytorch.device_map",
+            fix="run on a machine with NVIDIA GPUs, or drop pytorch.device_map",
+        )
 
 
 def _not_loaded() -> ExperimentError:

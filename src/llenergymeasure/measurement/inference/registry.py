@@ -18,8 +18,19 @@ from llenergymeasure.measurement.inference.base import InferenceBackend
 
 def create_backend(name: str) -> InferenceBackend:
     """A fresh, unloaded backend; unknown names -> ``ConfigError`` with a suggestion."""
+    return _instantiate(name, served=False)
+
+
+def create_served_backend(name: str) -> InferenceBackend:
+    """A fresh, unloaded backend in its served mode (``BackendSpec.server_engine``: a
+    ``server:`` section); the config check refuses a backend without one before this."""
+    return _instantiate(name, served=True)
+
+
+def _instantiate(name: str, *, served: bool) -> InferenceBackend:
     try:
-        target = BACKENDS[name].engine
+        spec = BACKENDS[name]
+        target = spec.server_engine if served and spec.server_engine else spec.engine
     except KeyError:
         close = difflib.get_close_matches(name, list(BACKENDS), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
