@@ -57,7 +57,14 @@ def test_one_point_per_rate_in_rate_order_on_the_mean_of_used_cycles() -> None:
     assert "concurrency 8" in low["setup"] and data.estimate
     figure = serving_figure([source(records)])
     assert figure is not None and figure.stem == "serving_curve"
-    assert figure.spec["encoding"]["order"]["field"] == "requested_rate_rps"
+    line = next(layer for layer in figure.spec["layer"] if layer["mark"]["type"] == "line")
+    assert line["encoding"]["order"]["field"] == "requested_rate_rps"
+    # a point carries its 95% CIs (the table's statistics), drawn as bars in both directions
+    assert low["energy_per_request_j_low"] < low["energy_per_request_j"]
+    assert low["energy_per_request_j"] < low["energy_per_request_j_high"]
+    assert low["latency_p90_s_low"] < low["latency_p90_s"] < low["latency_p90_s_high"]
+    rules = [layer for layer in figure.spec["layer"] if layer["mark"]["type"] == "rule"]
+    assert {"x2", "y2"} <= {channel for rule in rules for channel in rule["encoding"]}
 
 
 def test_the_section_is_there_only_for_served_results() -> None:

@@ -1,9 +1,9 @@
 """The served runs' figure: energy per request against latency, one point per request rate,
 joined in rate order per server setup (what ML.ENERGY and ``vllm bench serve`` sweeps show).
 
-Read from the results' ``serving`` summaries; a point is the mean over a config's used
-cycles (untrusted cycles left out, as in every aggregate), on one energy basis for the whole
-figure (adjusted when every served result has it, else raw).
+A point is a served config's summary statistics (the table's: mean over its used cycles,
+untrusted cycles left out, 95% CI, on the table's energy basis); its rate, achieved rate and
+goodput come from the results' ``serving`` summaries.
 """
 
 from __future__ import annotations
@@ -12,10 +12,17 @@ from collections.abc import Sequence
 from statistics import fmean
 from typing import Any
 
-from llenergymeasure.report.data import FigureData
+from llenergymeasure.report.axes import Clip, axis_scale, axis_title
+from llenergymeasure.report.data import EPR, FigureData, derived, energy_label, requests_per_cycle
 from llenergymeasure.report.source import ReportSource
-from llenergymeasure.report.specs import WIDTH, Figure, _base, _legend, _q, _tooltip
-from llenergymeasure.results.aggregation import adjusted_energy, table_basis
+from llenergymeasure.report.specs import (
+    WIDTH,
+    Figure,
+    base_spec,
+    quantitative,
+    tooltip_fields,
+    wrapped_legend,
+)
 from llenergymeasure.results.schema import ExperimentResult
 
 
@@ -54,102 +61,160 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return fmean(present) if len(present) == len(values) and present else None
 
 
+LATENCY = "latency_p90_s"
+STATISTIC = "mean, bars: 95% CI"
+
+
 def serving_data(sources: Sequence[ReportSource]) -> FigureData:
-    """One row per served config: mean J/request, latency and TTFT p90, rates, goodput."""
-    grouped = [(s, cycles) for s in sources for cycles in _cycles(s).values()]
-    basis = table_basis(r for _, cycles in grouped for r in cycles)
+    """One row per served config: J/request and p90 latency with their 95% CIs (the config's
+    summary statistics, as in the table), its request rate, the rate achieved and goodput."""
     rows: list[dict[str, Any]] = []
     many = len(sources) > 1
-    for source, cycles in grouped:
-        first = cycles[0]
-        serving = first.serving
-        assert serving is not None
-
-        def per_request(result: ExperimentResult) -> float | None:
-            m = result.metrics
-            energy = adjusted_energy(result) if basis == "adjusted" else m.energy_j
-            return energy / m.num_requests if energy is not None and m.num_requests else None
-
-        energy = _mean([per_request(r) for r in cycles])
-        latency = _mean([r.metrics.latency_s.p90 for r in cycles])
-        if energy is None or latency is None:
-            continue
-        ttft = _mean(
-            [
-                r.metrics.ttft_from_arrival_s.p90 if r.metrics.ttft_from_arrival_s else None
-                for r in cycles
-            ]
-        )
-        goodput = _mean([r.serving.goodput_fraction if r.serving else None for r in cycles])
-        rate = serving.requested_rate_rps
-        rows.append(
-            {
-                "config": f"{source.label}: {first.name}" if many else first.name,
-                "setup": (f"{source.label}: " if many else "") + _setup(first),
-                "requested_rate_rps": rate,
-                "rate": f"{rate:g} req/s" if rate is not None else "all at once",
-                "sent_rate_rps": _mean(
-                    [r.serving.sent_rate_rps if r.serving else None for r in cycles]
-                ),
-                "energy_per_request_j": energy,
-                "latency_p90_s": latency,
-                "ttft_p90_s": ttft,
-                "goodput_pct": goodput * 100 if goodput is not None else None,
-                "cycles": len(cycles),
-                "estimate": any(r.energy.is_estimate for r in cycles),
-            }
-        )
+    bases: set[str] = set()
+    for source in sources:
+        served = _cycles(source)
+        requests = requests_per_cycle(source.records)
+        for summary in source.summaries:
+            cycles = served.get(summary.config_hash)
+            latency = summary.stats.get(LATENCY)
+            energy = derived(summary, requests.get(summary.config_hash))
+            if not cycles or latency is None or energy[EPR.column] is None:
+                continue
+            bases.update(summary.energy_bases)
+            first = cycles[0]
+            rate = first.serving.requested_rate_rps if first.serving else None
+            goodput = _mean([r.serving.goodput_fraction if r.serving else None for r in cycles])
+            rows.append(
+                {
+                    "config": f"{source.label}: {first.name}" if many else first.name,
+                    "setup": (f"{source.label}: " if many else "") + _setup(first),
+                    "requested_rate_rps": rate,
+                    "rate": f"{rate:g} req/s" if rate is not None else "all at once",
+                    "sent_rate_rps": _mean(
+                        [r.serving.sent_rate_rps if r.serving else None for r in cycles]
+                    ),
+                    **{k: v for k, v in energy.items() if k.startswith(EPR.column)},
+                    LATENCY: latency.mean,
+                    f"{LATENCY}_low": latency.ci_low,
+                    f"{LATENCY}_high": latency.ci_high,
+                    "goodput_pct": goodput * 100 if goodput is not None else None,
+                    "cycles": latency.n,
+                    "energy_label": energy_label(summary),
+                    "estimate": bool(summary.energy_is_estimate),
+                }
+            )
     rows.sort(key=lambda r: (r["setup"], r["requested_rate_rps"] or float("inf")))
+    basis = "/".join(sorted(bases)) or "no"
     caption = (
-        f"Each point is one served config: mean J per request ({basis or 'no'} energy basis) "
-        "against mean p90 latency from arrival, over its used cycles; points of one server "
-        "setup are joined in order of requested rate."
+        f"Each point is one served config: its mean J per request ({basis} energy basis) "
+        "against its mean p90 latency from arrival, over its used cycles, bars 95% CIs; "
+        "points of one server setup are joined in order of requested rate."
     )
     return FigureData(rows, caption, any(r["estimate"] for r in rows))
 
 
 def serving_spec(data: FigureData) -> Figure:
     """J/request against p90 latency, a line per setup through its request rates, each point
-    labelled with its rate."""
-    spec = _base("Served: energy per request against latency, by request rate", data)
+    labelled with its rate and barred with its CIs (clipped and marked at an axis edge)."""
+    x, y = LATENCY, EPR.column
+    xs, ys = axis_scale(data.rows, x), axis_scale(data.rows, y)
+    xclip, yclip = Clip.of(data.rows, x, f"{x}_low", xs), Clip.of(data.rows, y, f"{y}_low", ys)
+    barred = [r for r in data.rows if r.get(f"{x}_low") is not None]
+    x_title = axis_title(
+        "p90 latency from arrival (s)",
+        STATISTIC,
+        xs.get("type") == "log",
+        xclip.axis_note(barred, f"{x}_low", f"{x}_high", "x"),
+    )
+    y_title = axis_title(
+        EPR.label,
+        STATISTIC,
+        ys.get("type") == "log",
+        yclip.axis_note(barred, f"{y}_low", f"{y}_high", "y"),
+    )
+    colour = {
+        "field": "setup",
+        "type": "nominal",
+        "title": None,
+        "legend": {**wrapped_legend(None), "orient": "bottom", "direction": "vertical"},
+    }
+    at_x, at_y = {**quantitative(x), "scale": xs}, {**quantitative(y), "scale": ys}
+    spec = base_spec("Served: energy per request against latency, by request rate", data)
     spec.update(
         width=WIDTH,
         height=320,
-        encoding={
-            "x": _q("latency_p90_s", "p90 latency from arrival (s)"),
-            "y": _q("energy_per_request_j", "energy per request (J)"),
-            "color": {
-                "field": "setup",
-                "type": "nominal",
-                "title": None,
-                "legend": {**_legend(None), "orient": "bottom", "direction": "vertical"},
-            },
-            "order": {"field": "requested_rate_rps", "type": "quantitative"},
-        },
         layer=[
+            {
+                "transform": [
+                    {"filter": f"datum['{x}_low'] != null"},
+                    *xclip.transforms(f"{x}_low", f"{x}_high"),
+                ],
+                "mark": {"type": "rule", "opacity": 0.5},
+                "encoding": {
+                    "x": {**quantitative(f"{x}_low_drawn", x_title), "scale": xs},
+                    "x2": {"field": f"{x}_high_drawn"},
+                    "y": at_y,
+                    "color": colour,
+                },
+            },
+            {
+                "transform": [
+                    {"filter": f"datum['{y}_low'] != null"},
+                    *yclip.transforms(f"{y}_low", f"{y}_high"),
+                ],
+                "mark": {"type": "rule", "opacity": 0.5},
+                "encoding": {
+                    "y": {**quantitative(f"{y}_low_drawn", y_title), "scale": ys},
+                    "y2": {"field": f"{y}_high_drawn"},
+                    "x": at_x,
+                    "color": colour,
+                },
+            },
+            *xclip.markers("x", f"{x}_low", f"{x}_high", at_y, xs),
+            *yclip.markers("y", f"{y}_low", f"{y}_high", at_x, ys),
             {
                 "mark": {"type": "line", "point": {"filled": True, "size": 60}, "tooltip": True},
                 "encoding": {
-                    "tooltip": _tooltip(
+                    "x": {**quantitative(x, x_title), "scale": xs},
+                    "y": {**quantitative(y, y_title), "scale": ys},
+                    "color": colour,
+                    "order": {"field": "requested_rate_rps", "type": "quantitative"},
+                    "tooltip": tooltip_fields(
                         ("config", "config"),
                         ("rate", "requested rate"),
                         ("sent_rate_rps", "sent rate (req/s, achieved)"),
-                        ("energy_per_request_j", "J/request"),
-                        ("latency_p90_s", "p90 latency (s)"),
-                        ("ttft_p90_s", "p90 TTFT from arrival (s)"),
-                        ("goodput_pct", "goodput (% within SLO)"),
+                        (y, "J/request"),
+                        (f"{y}_low", "95% CI low"),
+                        (f"{y}_high", "95% CI high"),
+                        (x, "p90 latency (s)"),
+                        (f"{x}_low", "95% CI low"),
+                        (f"{x}_high", "95% CI high"),
+                        ("goodput_pct", "goodput (% within SLO, mean of cycles)"),
+                        ("energy_label", "energy"),
                         ("cycles", "cycles used"),
-                    )
+                    ),
                 },
             },
             {
                 "mark": {"type": "text", "dx": 8, "align": "left", "fontSize": 11},
-                "encoding": {"text": {"field": "rate"}},
+                "encoding": {"x": at_x, "y": at_y, "text": {"field": "rate"}},
             },
         ],
     )
+    notes = [
+        n
+        for n in (
+            yclip.note(barred, f"{y}_low", f"{y}_high", EPR.label, "y"),
+            xclip.note(barred, f"{x}_low", f"{x}_high", "p90 latency", "x"),
+        )
+        if n
+    ]
     return Figure(
-        "serving_curve", "Served: energy against latency", spec, data.caption, data.estimate
+        "serving_curve",
+        "Served: energy against latency",
+        spec,
+        " ".join([data.caption, *notes]),
+        data.estimate,
     )
 
 

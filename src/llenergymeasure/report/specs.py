@@ -50,7 +50,7 @@ TICK_FORMAT = ".4~g"
 """d3 format of every quantitative axis: enough significant digits to read the value."""
 
 
-def _base(title: str, data: FigureData) -> dict[str, Any]:
+def base_spec(title: str, data: FigureData) -> dict[str, Any]:
     return {
         "title": _title(title, data.estimate),
         "data": {"values": data.rows},
@@ -60,7 +60,7 @@ def _base(title: str, data: FigureData) -> dict[str, Any]:
             # Ticks keep four significant digits (1.307 reads 1.307, never a bare "1").
             "axisQuantitative": {"format": TICK_FORMAT},
             # Text is never cut with an ellipsis, on the page and in SVG/PNG alike; long
-            # legend labels are wrapped instead (``_legend``).
+            # legend labels are wrapped instead (``wrapped_legend``).
             "legend": {"labelLimit": 0, "titleLimit": 0},
             "axis": {"labelLimit": 0, "titleLimit": 0},
             "header": {"labelLimit": 0, "titleLimit": 0},
@@ -69,7 +69,7 @@ def _base(title: str, data: FigureData) -> dict[str, Any]:
     }
 
 
-def _q(field: str, title: str | list[str] | None = None, **extra: Any) -> dict[str, Any]:
+def quantitative(field: str, title: str | list[str] | None = None, **extra: Any) -> dict[str, Any]:
     encoding = {"field": field, "type": "quantitative", "scale": {"zero": False}, **extra}
     if title is not None:
         encoding["title"] = title
@@ -88,17 +88,17 @@ def _colour(rows: list[dict[str, Any]]) -> dict[str, Any]:
     config when there are few; one colour otherwise."""
     for field, title in (("source", "campaign"), ("group", "backend · model")):
         if len({r[field] for r in rows}) > 1:
-            return {"field": field, "type": "nominal", "legend": _legend(title)}
+            return {"field": field, "type": "nominal", "legend": wrapped_legend(title)}
     if len(rows) <= FEW:
-        return {"field": "config", "type": "nominal", "legend": _legend("config")}
+        return {"field": "config", "type": "nominal", "legend": wrapped_legend("config")}
     return {"value": "#1f77b4"}
 
 
-def _tooltip(*fields: tuple[str, str]) -> list[dict[str, Any]]:
+def tooltip_fields(*fields: tuple[str, str]) -> list[dict[str, Any]]:
     return [{"field": f, "title": t} for f, t in fields]
 
 
-def _legend(title: str | None) -> dict[str, Any]:
+def wrapped_legend(title: str | None) -> dict[str, Any]:
     """A legend whose labels break at each ', ' (one parameter a line): never cut, never wider
     than its longest parameter."""
     return {"title": title, "labelExpr": "split(datum.label, ', ')"}
@@ -135,7 +135,7 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
         yclip.axis_note(yrows, f"{y}_low", f"{y}_high", "y"),
     )
     crowded = len(data.rows) > CROWD
-    tooltip = _tooltip(
+    tooltip = tooltip_fields(
         ("config", "config"),
         ("source", "campaign"),
         ("source_path", "directory"),
@@ -160,7 +160,7 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
         )
         if n
     ]
-    spec = _base(f"{energy.label} against {against.label}", data)
+    spec = base_spec(f"{energy.label} against {against.label}", data)
     spec.update(
         width=WIDTH,
         height=360,
@@ -169,9 +169,9 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
                 "transform": [xbars, *xclip.transforms(f"{x}_low", f"{x}_high")],
                 "mark": {"type": "rule", "opacity": 0.5},
                 "encoding": {
-                    "x": {**_q(f"{x}_low_drawn", x_title), "scale": xs},
+                    "x": {**quantitative(f"{x}_low_drawn", x_title), "scale": xs},
                     "x2": {"field": f"{x}_high_drawn"},
-                    "y": {**_q(y), "scale": ys},
+                    "y": {**quantitative(y), "scale": ys},
                     "color": colour,
                 },
             },
@@ -179,20 +179,24 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
                 "transform": [bars, *yclip.transforms(f"{y}_low", f"{y}_high")],
                 "mark": {"type": "rule", "opacity": 0.5},
                 "encoding": {
-                    "y": {**_q(f"{y}_low_drawn", y_title), "scale": ys},
+                    "y": {**quantitative(f"{y}_low_drawn", y_title), "scale": ys},
                     "y2": {"field": f"{y}_high_drawn"},
-                    "x": {**_q(x), "scale": xs},
+                    "x": {**quantitative(x), "scale": xs},
                     "color": colour,
                 },
             },
-            *_shown(xclip.markers("x", f"{x}_low", f"{x}_high", {**_q(y), "scale": ys}, xs)),
-            *_shown(yclip.markers("y", f"{y}_low", f"{y}_high", {**_q(x), "scale": xs}, ys)),
+            *_shown(
+                xclip.markers("x", f"{x}_low", f"{x}_high", {**quantitative(y), "scale": ys}, xs)
+            ),
+            *_shown(
+                yclip.markers("y", f"{y}_low", f"{y}_high", {**quantitative(x), "scale": xs}, ys)
+            ),
             {
                 "transform": [{"filter": "datum.on_front"}],
                 "mark": {"type": "line", "color": "#333", "strokeDash": [4, 3]},
                 "encoding": {
-                    "x": {**_q(x), "scale": xs},
-                    "y": {**_q(y), "scale": ys},
+                    "x": {**quantitative(x), "scale": xs},
+                    "y": {**quantitative(y), "scale": ys},
                     "detail": {"field": "source"},
                     "order": {"field": x, "type": "quantitative"},
                 },
@@ -206,8 +210,8 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
                     "tooltip": True,
                 },
                 "encoding": {
-                    "x": {**_q(x, x_title), "scale": xs},
-                    "y": {**_q(y, y_title), "scale": ys},
+                    "x": {**quantitative(x, x_title), "scale": xs},
+                    "y": {**quantitative(y, y_title), "scale": ys},
                     "color": colour,
                     # Shape by backend only where colour does not already say the backend.
                     "shape": {"field": "backend", "type": "nominal", "title": "backend"}
@@ -225,8 +229,8 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
                 "transform": [{"filter": "datum.show_label"}],
                 "mark": {"type": "text", "align": "left", "dx": 7, "dy": -7, "fontSize": 10},
                 "encoding": {
-                    "x": {**_q(x), "scale": xs},
-                    "y": {**_q(y), "scale": ys},
+                    "x": {**quantitative(x), "scale": xs},
+                    "y": {**quantitative(y), "scale": ys},
                     "text": {"field": "config"},
                 },
             },
@@ -271,8 +275,8 @@ def effect_spec(
     }
     # Lines at the same x stand side by side within its band, so no bar hides another's.
     offset: dict[str, Any] = {"xOffset": {"field": "line", "type": "nominal"}}
-    colour = {"field": "line", "type": "nominal", "legend": _legend("other parameters")}
-    tooltip = _tooltip(
+    colour = {"field": "line", "type": "nominal", "legend": wrapped_legend("other parameters")}
+    tooltip = tooltip_fields(
         ("config", "config"),
         ("line", "other parameters"),
         ("value", label),
@@ -298,7 +302,7 @@ def effect_spec(
             scale.get("type") == "log",
             clip.axis_note(barred, "low", "high"),
         )
-        y = {**_q("mean", y_title), "scale": scale}
+        y = {**quantitative("mean", y_title), "scale": scale}
         inner = {
             "width": 260,
             "height": 170,
@@ -318,7 +322,7 @@ def effect_spec(
                     "mark": {"type": "rule", "opacity": 0.6},
                     "encoding": {
                         "x": encoding_x,
-                        "y": {**_q("low_drawn", y_title), "scale": scale},
+                        "y": {**quantitative("low_drawn", y_title), "scale": scale},
                         "y2": {"field": "high_drawn"},
                         "color": colour,
                     }
@@ -336,7 +340,7 @@ def effect_spec(
         else:
             block.update(inner)
         blocks.append(block)
-    spec = _base(title or f"Effect of {label}", data)
+    spec = base_spec(title or f"Effect of {label}", data)
     spec.update(vconcat=blocks, resolve={"scale": {"y": "independent"}})
     return Figure(
         stem or f"effect_{key.replace('.', '_')}",
@@ -374,7 +378,7 @@ def _rows_height(data: FigureData, field: str) -> dict[str, Any]:
 
 def accounting_spec(data: FigureData) -> Figure:
     """Per config, raw energy stacked as idle baseline + above baseline."""
-    spec = _base("Energy accounting: raw = idle baseline + above baseline", data)
+    spec = base_spec("Energy accounting: raw = idle baseline + above baseline", data)
     spec.update(
         width=WIDTH,
         height=_rows_height(data, "config"),
@@ -391,7 +395,7 @@ def accounting_spec(data: FigureData) -> Figure:
                     "range": ["#bbb", "#1f77b4", "#9467bd"],
                 },
             },
-            "tooltip": _tooltip(
+            "tooltip": tooltip_fields(
                 ("config", "config"),
                 ("part", "part"),
                 ("energy_j", "J (mean over cycles)"),
@@ -404,7 +408,7 @@ def accounting_spec(data: FigureData) -> Figure:
 
 def variability_spec(data: FigureData) -> Figure:
     """Per-cycle J/token per config (strip plot), left-out cycles as red crosses."""
-    spec = _base("Variability: J/token of every cycle", data)
+    spec = base_spec("Variability: J/token of every cycle", data)
     spec.update(
         width=WIDTH,
         height=_rows_height(data, "config"),
@@ -412,7 +416,7 @@ def variability_spec(data: FigureData) -> Figure:
         encoding={
             "y": {"field": "config", "type": "nominal", "sort": None, "title": None},
             "x": {
-                **_q("energy_per_token_j", JPT.label),
+                **quantitative("energy_per_token_j", JPT.label),
                 "scale": axis_scale(data.rows, "energy_per_token_j"),
             },
             "shape": {
@@ -428,7 +432,7 @@ def variability_spec(data: FigureData) -> Figure:
                 "scale": {"domain": [True, False], "range": ["#1f77b4", RED]},
                 "legend": {"labelExpr": "datum.value ? 'used' : 'left out (untrusted)'"},
             },
-            "tooltip": _tooltip(
+            "tooltip": tooltip_fields(
                 ("config", "config"),
                 ("cycle", "cycle"),
                 ("energy_per_token_j", "J/token"),
@@ -450,7 +454,7 @@ def power_spec(data: FigureData) -> Figure:
         ],
         "groupby": ["experiment"],
     }
-    spec = _base("Power over time", data)
+    spec = base_spec("Power over time", data)
     del spec["data"]
     spec.update(
         data={"values": data.rows},
@@ -517,9 +521,9 @@ def power_spec(data: FigureData) -> Figure:
 
 def comparison_spec(data: FigureData) -> Figure:
     """Difference in % per paired config and metric, with its Welch 95% interval."""
-    spec = _base("Comparison: (B - A) / A, with Welch 95% intervals", data)
+    spec = base_spec("Comparison: (B - A) / A, with Welch 95% intervals", data)
     del spec["data"]
-    tooltip = _tooltip(("sentence", "comparison"), ("pct", "B - A (%)"))
+    tooltip = tooltip_fields(("sentence", "comparison"), ("pct", "B - A (%)"))
     spec.update(
         data={"values": data.rows},
         facet={"column": {"field": "metric", "type": "nominal", "title": None}},
