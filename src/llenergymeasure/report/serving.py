@@ -19,6 +19,7 @@ from llenergymeasure.report.specs import (
     WIDTH,
     Figure,
     base_spec,
+    interval_bars,
     quantitative,
     tooltip_fields,
     wrapped_legend,
@@ -101,6 +102,7 @@ def serving_data(sources: Sequence[ReportSource]) -> FigureData:
                     "cycles": latency.n,
                     "energy_label": energy_label(summary),
                     "estimate": bool(summary.energy_is_estimate),
+                    "show_bars": True,
                 }
             )
     rows.sort(key=lambda r: (r["setup"], r["requested_rate_rps"] or float("inf")))
@@ -144,34 +146,7 @@ def serving_spec(data: FigureData) -> Figure:
         width=WIDTH,
         height=320,
         layer=[
-            {
-                "transform": [
-                    {"filter": f"datum['{x}_low'] != null"},
-                    *xclip.transforms(f"{x}_low", f"{x}_high"),
-                ],
-                "mark": {"type": "rule", "opacity": 0.5},
-                "encoding": {
-                    "x": {**quantitative(f"{x}_low_drawn", x_title), "scale": xs},
-                    "x2": {"field": f"{x}_high_drawn"},
-                    "y": at_y,
-                    "color": colour,
-                },
-            },
-            {
-                "transform": [
-                    {"filter": f"datum['{y}_low'] != null"},
-                    *yclip.transforms(f"{y}_low", f"{y}_high"),
-                ],
-                "mark": {"type": "rule", "opacity": 0.5},
-                "encoding": {
-                    "y": {**quantitative(f"{y}_low_drawn", y_title), "scale": ys},
-                    "y2": {"field": f"{y}_high_drawn"},
-                    "x": at_x,
-                    "color": colour,
-                },
-            },
-            *xclip.markers("x", f"{x}_low", f"{x}_high", at_y, xs),
-            *yclip.markers("y", f"{y}_low", f"{y}_high", at_x, ys),
+            *interval_bars(x, y, (xs, ys), (xclip, yclip), (x_title, y_title), colour),
             {
                 "mark": {"type": "line", "point": {"filled": True, "size": 60}, "tooltip": True},
                 "encoding": {

@@ -112,6 +112,42 @@ def _with_clip_note(caption: str, notes: list[str]) -> str:
     return " ".join([caption, *notes])
 
 
+def interval_bars(
+    x: str,
+    y: str,
+    scales: tuple[dict[str, Any], dict[str, Any]],
+    clips: tuple[Clip, Clip],
+    titles: tuple[str | list[str], list[str] | str],
+    colour: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The layers of a scatter's 95% CI bars in both directions (``scales``, ``clips`` and
+    ``titles``: x's, then y's): each drawn within its axis with a marker at a clipped end, for
+    rows whose ``show_bars`` is true."""
+    (xs, ys), (xclip, yclip), (x_title, y_title) = scales, clips, titles
+    layers: list[dict[str, Any]] = []
+    axes = ((x, y, xs, ys, xclip, x_title), (y, x, ys, xs, yclip, y_title))
+    for along, across, scale, other, clip, title in axes:
+        channel, other_channel = ("x", "y") if along == x else ("y", "x")
+        at_other = {**quantitative(across), "scale": other}
+        layers.append(
+            {
+                "transform": [
+                    {"filter": f"datum.show_bars && datum['{along}_low'] != null"},
+                    *clip.transforms(f"{along}_low", f"{along}_high"),
+                ],
+                "mark": {"type": "rule", "opacity": 0.5},
+                "encoding": {
+                    channel: {**quantitative(f"{along}_low_drawn", title), "scale": scale},
+                    f"{channel}2": {"field": f"{along}_high_drawn"},
+                    other_channel: at_other,
+                    "color": colour,
+                },
+            }
+        )
+        layers += _shown(clip.markers(channel, f"{along}_low", f"{along}_high", at_other, scale))
+    return layers
+
+
 def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figure:
     """``energy`` (y) against one metric (x): every config a point with CI bars (clipped, and
     marked, at an axis edge), the front drawn as a line through its members, front members
@@ -150,8 +186,6 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
         ("cycles_used", "cycles used"),
         ("front_step", "along the front"),
     )
-    bars = {"filter": f"datum.show_bars && datum['{y}_low'] != null"}
-    xbars = {"filter": f"datum.show_bars && datum['{x}_low'] != null"}
     notes = [
         n
         for n in (
@@ -165,32 +199,7 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
         width=WIDTH,
         height=360,
         layer=[
-            {
-                "transform": [xbars, *xclip.transforms(f"{x}_low", f"{x}_high")],
-                "mark": {"type": "rule", "opacity": 0.5},
-                "encoding": {
-                    "x": {**quantitative(f"{x}_low_drawn", x_title), "scale": xs},
-                    "x2": {"field": f"{x}_high_drawn"},
-                    "y": {**quantitative(y), "scale": ys},
-                    "color": colour,
-                },
-            },
-            {
-                "transform": [bars, *yclip.transforms(f"{y}_low", f"{y}_high")],
-                "mark": {"type": "rule", "opacity": 0.5},
-                "encoding": {
-                    "y": {**quantitative(f"{y}_low_drawn", y_title), "scale": ys},
-                    "y2": {"field": f"{y}_high_drawn"},
-                    "x": {**quantitative(x), "scale": xs},
-                    "color": colour,
-                },
-            },
-            *_shown(
-                xclip.markers("x", f"{x}_low", f"{x}_high", {**quantitative(y), "scale": ys}, xs)
-            ),
-            *_shown(
-                yclip.markers("y", f"{y}_low", f"{y}_high", {**quantitative(x), "scale": xs}, ys)
-            ),
+            *interval_bars(x, y, (xs, ys), (xclip, yclip), (x_title, y_title), colour),
             {
                 "transform": [{"filter": "datum.on_front"}],
                 "mark": {"type": "line", "color": "#333", "strokeDash": [4, 3]},
@@ -572,6 +581,7 @@ __all__ = [
     "batching_spec",
     "comparison_spec",
     "effect_spec",
+    "interval_bars",
     "pareto_spec",
     "power_spec",
     "variability_spec",
