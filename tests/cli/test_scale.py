@@ -36,7 +36,10 @@ def test_listing_a_million_point_grid_stays_in_bounded_memory(tmp_path: Path) ->
     # one line per experiment, streamed; and the big one's warning about its size
     assert big_lines - small_lines == 1_000_000 - 1_000 + 1
     assert big < 200 * MIB, f"peak {big / MIB:.0f} MiB"
-    assert big - small < 120 * MIB, f"grew {(big - small) / MIB:.0f} MiB over 999,000 more points"
+    # ~100 bytes a kept point (KeptPoints' arrays and its two tables); the high-water mark
+    # also catches an array mid-reallocation, so it reads 93-121 MiB depending on the hash
+    # values and the allocator's timing. A dict per point would be ~1 GiB.
+    assert big - small < 150 * MIB, f"grew {(big - small) / MIB:.0f} MiB over 999,000 more points"
 
 
 def test_a_dry_run_holds_no_manifest_entry_per_run(tmp_path: Path) -> None:

@@ -30,3 +30,24 @@ def test_existing_campaign_plans_the_same_ids_and_hashes(campaign_file: str) -> 
         [e.name, e.config_hash, new_entry(e, 1, used).exp_id] for e in planned_experiments(result)
     ]
     assert planned == RECORDED[campaign_file]
+
+
+def test_a_section_or_field_added_later_changes_a_hash_only_when_set() -> None:
+    """``server:`` and ``pytorch.device_map`` came after campaigns were run: unset, the hash
+    is the one recorded before them; set, the config is another config."""
+    from llenergymeasure.config.identity import config_hash
+    from llenergymeasure.config.models import ExperimentConfig
+
+    plain = {"model": "builtin:tiny-gpt2"}
+    before = config_hash(ExperimentConfig.model_validate(plain))
+    assert config_hash(ExperimentConfig.model_validate({**plain, "server": None})) == before
+    served = {**plain, "backend": "vllm", "server": {"max_concurrency": 4}}
+    offline = {**plain, "backend": "vllm"}
+    assert config_hash(ExperimentConfig.model_validate(served)) != config_hash(
+        ExperimentConfig.model_validate(offline)
+    )
+    spread = {**plain, "pytorch": {"device": "cuda", "device_map": "auto"}}
+    one_gpu = {**plain, "pytorch": {"device": "cuda"}}
+    assert config_hash(ExperimentConfig.model_validate(spread)) != config_hash(
+        ExperimentConfig.model_validate(one_gpu)
+    )

@@ -28,6 +28,11 @@ SECTION_NAMES = tuple(
 )
 # baseline.reuse_across_runs (added later) is left out so that every config keeps its hash
 _EXCLUDED = {"decoder": {"preset"}, "baseline": {"reuse_across_runs"}}
+ADDED_LATER_SECTIONS = frozenset({"server"})
+"""Sections added after campaigns were run: hashed only when set, so that every config
+without them keeps the hash it had (a manifest keys its results on it)."""
+ADDED_LATER_FIELDS = {"pytorch": frozenset({"device_map"})}
+"""Section fields added later: hashed only when not None, for the same reason."""
 SCALAR_NAMES = tuple(
     name for name in ExperimentConfig.model_fields if name not in SECTION_NAMES and name != "name"
 )
@@ -39,12 +44,27 @@ def section_json(name: str, section: BaseModel | None) -> bytes:
     """The hashed JSON of one section of a config."""
     if section is None:
         return b"null"
-    return section.__pydantic_serializer__.to_json(section, exclude=_EXCLUDED.get(name))
+    exclude = _EXCLUDED.get(name)
+    unset = {f for f in ADDED_LATER_FIELDS.get(name, ()) if getattr(section, f) is None}
+    if unset:
+        exclude = (exclude or set()) | unset
+    return section.__pydantic_serializer__.to_json(section, exclude=exclude)
+
+
+def _hashed(names: tuple[str, ...], parts: list[bytes]) -> bytes:
+    """The sections' JSON joined, an unset section added later left out."""
+    return b"\n".join(
+        [
+            j
+            for n, j in zip(names, parts, strict=True)
+            if j != b"null" or n not in ADDED_LATER_SECTIONS
+        ]
+    )
 
 
 def _sections_hasher(sections: tuple[BaseModel | None, ...]) -> hashlib._Hash:
-    joined = b"\n".join([section_json(n, s) for n, s in zip(SECTION_NAMES, sections, strict=True)])
-    return hashlib.sha256(joined)
+    parts = [section_json(n, s) for n, s in zip(SECTION_NAMES, sections, strict=True)]
+    return hashlib.sha256(_hashed(SECTION_NAMES, parts))
 
 
 class SectionMemo:
@@ -71,7 +91,7 @@ class SectionMemo:
         found = self._hashers.get(ids)
         if found is None:
             try:
-                found = hashlib.sha256(b"\n".join([self._json[i] for i in ids]))
+                found = hashlib.sha256(_hashed(SECTION_NAMES, [self._json[i] for i in ids]))
             except KeyError:
                 return _sections_hasher(sections)
             self._hashers[ids] = found
