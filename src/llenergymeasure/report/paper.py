@@ -5,6 +5,7 @@ scaled to the column's width exactly (SVG in inches, PDF in points, fonts embedd
 
 from __future__ import annotations
 
+import textwrap
 from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +61,14 @@ def paper_spec(
     title = copy.get("title")
     if isinstance(title, dict):
         title.update(fontSize=size + 2, subtitleFontSize=size - 1)
+        if isinstance(title.get("text"), str):  # a title no wider than the column
+            per_line = round(layout.inches * static.POINTS_PER_INCH / (CHAR_EM * (size + 2)))
+            title["text"] = textwrap.wrap(title["text"], per_line)
     return copy
+
+
+CHAR_EM = 0.55
+"""An average character's width in ems (sans-serif): how many fit on a title line."""
 
 
 def _views(spec: dict[str, Any]) -> list[dict[str, Any]]:
