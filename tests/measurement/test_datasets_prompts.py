@@ -180,6 +180,15 @@ def test_bad_json_line_names_its_line(tokenizer: Any, tmp_path: Path) -> None:
     assert "line 3 is not valid JSON" in str(info.value)
 
 
+def test_a_line_nested_too_deep_is_named_not_a_crash(tokenizer: Any, tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"prompt": "ok"}\n' + "[" * 200_000 + "]" * 200_000 + "\n")
+    with pytest.raises(DatasetError) as info:
+        load(tokenizer, name=str(path))
+    assert info.value.where == f"{path}:2"
+    assert "nests JSON too deeply" in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("filename", "content", "column", "where_line"),
     [

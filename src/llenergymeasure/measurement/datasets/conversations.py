@@ -85,7 +85,7 @@ def _rows(text: str, shown: str, suffix: str) -> list[tuple[str, int | str | Non
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue  # load_prompts reports a broken line with its fix
         if not isinstance(record, dict):
             rows.append((str(record), None))

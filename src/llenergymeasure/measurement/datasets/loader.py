@@ -175,6 +175,12 @@ def _parse_jsonl(lines: Iterable[str], shown: str, column: str | None) -> list[s
                 where=where,
                 fix='write one JSON object per line, e.g. {"prompt": "What is energy?"}',
             ) from None
+        except RecursionError:  # a line of thousands of nested brackets
+            raise DatasetError(
+                f"line {lineno} nests JSON too deeply to read",
+                where=where,
+                fix='write one flat JSON object per line, e.g. {"prompt": "What is energy?"}',
+            ) from None
         if isinstance(record, str):
             value: Any = record
         elif isinstance(record, dict) and column is None and "conversations" in record:
