@@ -42,6 +42,8 @@ def test_a_loopback_url_is_kept_as_the_server_root(url: str, kept: str) -> None:
         ("http://gpu-node-3:8000", "not a loopback address"),
         ("127.0.0.1:8000", "not an http(s) URL"),
         ("http://127.0.0.1:8000/v1/completions", "has a path or query"),
+        ("http://127.0.0.1:99999", "no valid port"),
+        ("http://127.0.0.1:port", "no valid port"),
     ],
 )
 def test_a_server_elsewhere_is_refused_with_the_fix(url: str, said: str) -> None:

@@ -91,6 +91,12 @@ class ServerConfig(StrictModel):
                 f"'{value}' is not an http(s) URL with a host; fix: write it like "
                 "http://127.0.0.1:8000"
             )
+        try:
+            _ = parts.port  # urlsplit checks the port only when it is read
+        except ValueError:
+            raise ValueError(
+                f"'{value}' has no valid port (1-65535); fix: write it like http://127.0.0.1:8000"
+            ) from None
         if not is_loopback_host(parts.hostname):
             raise ValueError(
                 f"'{parts.hostname}' is not a loopback address: llem measures the devices of "
