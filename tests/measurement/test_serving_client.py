@@ -229,15 +229,21 @@ time.sleep(120)
 """
 
 
-def test_sigterm_to_llem_stops_the_server_it_started(tmp_path: Path) -> None:
+def _llem_serving(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int]:
+    """A process standing in for llem with a server it started: (it, server PID, port)."""
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, fake_openai_server.__file__, str(tmp_path / "s.log")],
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert child.stdout is not None
+    pid, port = (int(v) for v in child.stdout.readline().split())
+    return child, pid, port
+
+
+def test_sigterm_to_llem_stops_the_server_it_started(tmp_path: Path) -> None:
+    child, pid, port = _llem_serving(tmp_path)
     try:
-        assert child.stdout is not None
-        pid, port = (int(v) for v in child.stdout.readline().split())
         assert port_in_use(port)
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=60) == -signal.SIGTERM  # then it ended as SIGTERM does
@@ -250,14 +256,8 @@ def test_a_killed_llem_takes_its_server_with_it(tmp_path: Path) -> None:
     """SIGKILL runs no handler: the kernel's parent-death signal stops the server (Linux)."""
     if sys.platform != "linux":
         pytest.skip("PR_SET_PDEATHSIG is Linux's")
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, fake_openai_server.__file__, str(tmp_path / "s.log")],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    child, pid, port = _llem_serving(tmp_path)
     try:
-        assert child.stdout is not None
-        pid, port = (int(v) for v in child.stdout.readline().split())
         child.kill()
         child.wait(timeout=30)
         deadline = time.perf_counter() + 30

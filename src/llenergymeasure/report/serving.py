@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from statistics import fmean
 from typing import Any
 
-from llenergymeasure.report.axes import Clip, axis_scale, axis_title
 from llenergymeasure.report.data import EPR, FigureData, derived, energy_label, requests_per_cycle
 from llenergymeasure.report.source import ReportSource
 from llenergymeasure.report.specs import (
@@ -20,7 +19,7 @@ from llenergymeasure.report.specs import (
     Figure,
     base_spec,
     interval_bars,
-    quantitative,
+    scatter_axes,
     tooltip_fields,
     wrapped_legend,
 )
@@ -119,39 +118,24 @@ def serving_spec(data: FigureData) -> Figure:
     """J/request against p90 latency, a line per setup through its request rates, each point
     labelled with its rate and barred with its CIs (clipped and marked at an axis edge)."""
     x, y = LATENCY, EPR.column
-    xs, ys = axis_scale(data.rows, x), axis_scale(data.rows, y)
-    xclip, yclip = Clip.of(data.rows, x, f"{x}_low", xs), Clip.of(data.rows, y, f"{y}_low", ys)
-    barred = [r for r in data.rows if r.get(f"{x}_low") is not None]
-    x_title = axis_title(
-        "p90 latency from arrival (s)",
-        STATISTIC,
-        xs.get("type") == "log",
-        xclip.axis_note(barred, f"{x}_low", f"{x}_high", "x"),
-    )
-    y_title = axis_title(
-        EPR.label,
-        STATISTIC,
-        ys.get("type") == "log",
-        yclip.axis_note(barred, f"{y}_low", f"{y}_high", "y"),
-    )
+    axes = scatter_axes(data.rows, (x, y), ("p90 latency from arrival (s)", EPR.label), STATISTIC)
     colour = {
         "field": "setup",
         "type": "nominal",
         "title": None,
         "legend": {**wrapped_legend(None), "orient": "bottom", "direction": "vertical"},
     }
-    at_x, at_y = {**quantitative(x), "scale": xs}, {**quantitative(y), "scale": ys}
     spec = base_spec("Served: energy per request against latency, by request rate", data)
     spec.update(
         width=WIDTH,
         height=320,
         layer=[
-            *interval_bars(x, y, (xs, ys), (xclip, yclip), (x_title, y_title), colour),
+            *interval_bars(axes, colour),
             {
                 "mark": {"type": "line", "point": {"filled": True, "size": 60}, "tooltip": True},
                 "encoding": {
-                    "x": {**quantitative(x, x_title), "scale": xs},
-                    "y": {**quantitative(y, y_title), "scale": ys},
+                    "x": axes.at(0, title=True),
+                    "y": axes.at(1, title=True),
                     "color": colour,
                     "order": {"field": "requested_rate_rps", "type": "quantitative"},
                     "tooltip": tooltip_fields(
@@ -172,23 +156,15 @@ def serving_spec(data: FigureData) -> Figure:
             },
             {
                 "mark": {"type": "text", "dx": 8, "align": "left", "fontSize": 11},
-                "encoding": {"x": at_x, "y": at_y, "text": {"field": "rate"}},
+                "encoding": {"x": axes.at(0), "y": axes.at(1), "text": {"field": "rate"}},
             },
         ],
     )
-    notes = [
-        n
-        for n in (
-            yclip.note(barred, f"{y}_low", f"{y}_high", EPR.label, "y"),
-            xclip.note(barred, f"{x}_low", f"{x}_high", "p90 latency", "x"),
-        )
-        if n
-    ]
     return Figure(
         "serving_curve",
         "Served: energy against latency",
         spec,
-        " ".join([data.caption, *notes]),
+        " ".join([data.caption, *axes.notes]),
         data.estimate,
     )
 

@@ -112,23 +112,56 @@ def _with_clip_note(caption: str, notes: list[str]) -> str:
     return " ".join([caption, *notes])
 
 
-def interval_bars(
-    x: str,
-    y: str,
-    scales: tuple[dict[str, Any], dict[str, Any]],
-    clips: tuple[Clip, Clip],
-    titles: tuple[str | list[str], list[str] | str],
-    colour: dict[str, Any],
-) -> list[dict[str, Any]]:
-    """The layers of a scatter's 95% CI bars in both directions (``scales``, ``clips`` and
-    ``titles``: x's, then y's): each drawn within its axis with a marker at a clipped end, for
-    rows whose ``show_bars`` is true."""
-    (xs, ys), (xclip, yclip), (x_title, y_title) = scales, clips, titles
+@dataclass(frozen=True)
+class ScatterAxes:
+    """A scatter's two axes with 95% CI bars on both: field, scale, clipping, title and the
+    caption's clip note of each (x first, then y)."""
+
+    fields: tuple[str, str]
+    scales: tuple[dict[str, Any], dict[str, Any]]
+    clips: tuple[Clip, Clip]
+    titles: tuple[list[str], list[str]]
+    notes: list[str]
+
+    def at(self, axis: int, title: bool = False) -> dict[str, Any]:
+        """The encoding of a position on axis 0 (x) or 1 (y), with its title or without."""
+        shown = self.titles[axis] if title else None
+        return {**quantitative(self.fields[axis], shown), "scale": self.scales[axis]}
+
+
+def scatter_axes(
+    rows: list[dict[str, Any]], fields: tuple[str, str], labels: tuple[str, str], statistic: str
+) -> ScatterAxes:
+    """The axes of ``fields`` (x, y) over ``rows`` (positive domains, clipping where an
+    interval runs far off), titled ``labels`` and ``statistic``, with each axis's clip note."""
+    scales, clips, titles, notes = [], [], [], []
+    for field, label, channel in zip(fields, labels, ("x", "y"), strict=True):
+        scale = axis_scale(rows, field)
+        clip = Clip.of(rows, field, f"{field}_low", scale)
+        barred = _barred(rows, field)
+        ends = (f"{field}_low", f"{field}_high")
+        log = scale.get("type") == "log"
+        titles.append(axis_title(label, statistic, log, clip.axis_note(barred, *ends, channel)))
+        note = clip.note(barred, *ends, label, channel)
+        notes += [note] if note else []
+        scales.append(scale)
+        clips.append(clip)
+    return ScatterAxes(
+        fields,
+        (scales[0], scales[1]),
+        (clips[0], clips[1]),
+        (titles[0], titles[1]),
+        notes[::-1],  # the energy axis (y) said first
+    )
+
+
+def interval_bars(axes: ScatterAxes, colour: dict[str, Any]) -> list[dict[str, Any]]:
+    """The layers of a scatter's 95% CI bars in both directions: each drawn within its axis
+    with a marker at a clipped end, for rows whose ``show_bars`` is true."""
     layers: list[dict[str, Any]] = []
-    axes = ((x, y, xs, ys, xclip, x_title), (y, x, ys, xs, yclip, y_title))
-    for along, across, scale, other, clip, title in axes:
-        channel, other_channel = ("x", "y") if along == x else ("y", "x")
-        at_other = {**quantitative(across), "scale": other}
+    for axis, channel in ((0, "x"), (1, "y")):
+        along, scale, clip = axes.fields[axis], axes.scales[axis], axes.clips[axis]
+        other_channel, at_other = ("y", "x")[axis], axes.at(1 - axis)
         layers.append(
             {
                 "transform": [
@@ -137,7 +170,10 @@ def interval_bars(
                 ],
                 "mark": {"type": "rule", "opacity": 0.5},
                 "encoding": {
-                    channel: {**quantitative(f"{along}_low_drawn", title), "scale": scale},
+                    channel: {
+                        **quantitative(f"{along}_low_drawn", axes.titles[axis]),
+                        "scale": scale,
+                    },
                     f"{channel}2": {"field": f"{along}_high_drawn"},
                     other_channel: at_other,
                     "color": colour,
@@ -154,22 +190,7 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
     labelled."""
     colour = _colour(data.rows)
     x, y = against.column, energy.column
-    xs, ys = axis_scale(data.rows, x), axis_scale(data.rows, y)
-    xclip, yclip = Clip.of(data.rows, x, f"{x}_low", xs), Clip.of(data.rows, y, f"{y}_low", ys)
-    stat = "mean, bars: 95% CI"
-    xrows, yrows = _barred(data.rows, x), _barred(data.rows, y)
-    x_title = axis_title(
-        against.label,
-        stat,
-        xs.get("type") == "log",
-        xclip.axis_note(xrows, f"{x}_low", f"{x}_high", "x"),
-    )
-    y_title = axis_title(
-        energy.label,
-        stat,
-        ys.get("type") == "log",
-        yclip.axis_note(yrows, f"{y}_low", f"{y}_high", "y"),
-    )
+    axes = scatter_axes(data.rows, (x, y), (against.label, energy.label), "mean, bars: 95% CI")
     crowded = len(data.rows) > CROWD
     tooltip = tooltip_fields(
         ("config", "config"),
@@ -186,26 +207,18 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
         ("cycles_used", "cycles used"),
         ("front_step", "along the front"),
     )
-    notes = [
-        n
-        for n in (
-            yclip.note(yrows, f"{y}_low", f"{y}_high", energy.label, "y"),
-            xclip.note(xrows, f"{x}_low", f"{x}_high", against.label, "x"),
-        )
-        if n
-    ]
     spec = base_spec(f"{energy.label} against {against.label}", data)
     spec.update(
         width=WIDTH,
         height=360,
         layer=[
-            *interval_bars(x, y, (xs, ys), (xclip, yclip), (x_title, y_title), colour),
+            *interval_bars(axes, colour),
             {
                 "transform": [{"filter": "datum.on_front"}],
                 "mark": {"type": "line", "color": "#333", "strokeDash": [4, 3]},
                 "encoding": {
-                    "x": {**quantitative(x), "scale": xs},
-                    "y": {**quantitative(y), "scale": ys},
+                    "x": axes.at(0),
+                    "y": axes.at(1),
                     "detail": {"field": "source"},
                     "order": {"field": x, "type": "quantitative"},
                 },
@@ -219,8 +232,8 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
                     "tooltip": True,
                 },
                 "encoding": {
-                    "x": {**quantitative(x, x_title), "scale": xs},
-                    "y": {**quantitative(y, y_title), "scale": ys},
+                    "x": axes.at(0, title=True),
+                    "y": axes.at(1, title=True),
                     "color": colour,
                     # Shape by backend only where colour does not already say the backend.
                     "shape": {"field": "backend", "type": "nominal", "title": "backend"}
@@ -238,8 +251,8 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
                 "transform": [{"filter": "datum.show_label"}],
                 "mark": {"type": "text", "align": "left", "dx": 7, "dy": -7, "fontSize": 10},
                 "encoding": {
-                    "x": {**quantitative(x), "scale": xs},
-                    "y": {**quantitative(y), "scale": ys},
+                    "x": axes.at(0),
+                    "y": axes.at(1),
                     "text": {"field": "config"},
                 },
             },
@@ -250,7 +263,7 @@ def pareto_spec(data: FigureData, against: Metric, energy: Metric = JPT) -> Figu
         stem,
         f"Pareto front: {energy.label} against {against.label}",
         spec,
-        _with_clip_note(data.caption, notes),
+        _with_clip_note(data.caption, axes.notes),
         data.estimate,
     )
 
@@ -584,5 +597,6 @@ __all__ = [
     "interval_bars",
     "pareto_spec",
     "power_spec",
+    "scatter_axes",
     "variability_spec",
 ]
