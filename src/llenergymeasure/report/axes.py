@@ -164,4 +164,11 @@ def axis_title(metric: str, statistic: str, log: bool, note: str | None) -> list
     return [metric, statistic + (" (log scale)" if log else ""), *([note] if note else [])]
 
 
-__all__ = ["CLIP_ABOVE", "LOG_SPAN", "Clip", "axis_scale", "axis_title"]
+def quantitative(field: str, title: str | list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    encoding = {"field": field, "type": "quantitative", "scale": {"zero": False}, **extra}
+    if title is not None:
+        encoding["title"] = title
+    return encoding
+
+
+__all__ = ["CLIP_ABOVE", "LOG_SPAN", "Clip", "axis_scale", "axis_title", "quantitative"]

@@ -13,16 +13,9 @@ from statistics import fmean
 from typing import Any
 
 from llenergymeasure.report.data import EPR, FigureData, derived, energy_label, requests_per_cycle
+from llenergymeasure.report.scatter import interval_bars, scatter_axes
 from llenergymeasure.report.source import ReportSource
-from llenergymeasure.report.specs import (
-    WIDTH,
-    Figure,
-    base_spec,
-    interval_bars,
-    scatter_axes,
-    tooltip_fields,
-    wrapped_legend,
-)
+from llenergymeasure.report.specs import WIDTH, Figure, base_spec, tooltip_fields, wrapped_legend
 from llenergymeasure.results.schema import ExperimentResult
 
 
