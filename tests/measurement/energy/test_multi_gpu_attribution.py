@@ -112,3 +112,19 @@ def test_the_ray_executor_reserves_a_served_engines_gpus() -> None:
         "server": {"max_concurrency": 8},
     }
     assert gpus_for(config, "auto", 8) == 4
+
+
+def test_a_device_map_without_accelerate_says_what_to_install(monkeypatch: Any) -> None:
+    import importlib.util
+    from types import SimpleNamespace
+
+    from llenergymeasure.exceptions import UnavailableError
+    from llenergymeasure.measurement.inference import pytorch
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "accelerate" else real(name)
+    )
+    with pytest.raises(UnavailableError, match="accelerate") as caught:
+        pytorch._require_cuda_for_device_map("auto", SimpleNamespace(type="cuda"))
+    assert "pip install accelerate" in str(caught.value.fix)

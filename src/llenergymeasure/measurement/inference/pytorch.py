@@ -365,11 +365,20 @@ def weight_devices(torch: Any, device_map: dict[str, Any]) -> tuple[tuple[Device
 
 
 def _require_cuda_for_device_map(device_map: str, device: Any) -> None:
+    """A device_map needs GPUs, and accelerate (which transformers places the weights with)."""
+    import importlib.util
+
     if device.type != "cuda":
         raise UnavailableError(
             f"pytorch.device_map={device_map} spreads the weights over GPUs, and torch sees none",
             where="pytorch.device_map",
             fix="run on a machine with NVIDIA GPUs, or drop pytorch.device_map",
+        )
+    if importlib.util.find_spec("accelerate") is None:
+        raise UnavailableError(
+            f"pytorch.device_map={device_map} needs the accelerate package, which is not installed",
+            where="pytorch.device_map",
+            fix="pip install accelerate, or drop pytorch.device_map",
         )
 
 
