@@ -76,7 +76,7 @@ def run_once(
 ) -> dict[str, Any]:
     from llenergymeasure.config.loader import load_campaign_config
     from llenergymeasure.orchestration.campaign.experiments import plan_campaign
-    from llenergymeasure.orchestration.campaign.plan import prepare_campaign
+    from llenergymeasure.orchestration.campaign.prepare import prepare_campaign
     from llenergymeasure.orchestration.campaign.runner import CampaignRunner
     from llenergymeasure.results.schema import load_result
 

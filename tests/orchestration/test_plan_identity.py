@@ -15,7 +15,7 @@ import pytest
 
 from llenergymeasure.config.loader import load_campaign_config
 from llenergymeasure.orchestration.campaign.experiments import plan_campaign
-from llenergymeasure.orchestration.campaign.planned import new_entry, planned_experiments
+from llenergymeasure.orchestration.campaign.plan import new_entry, planned_experiments
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDED = json.loads((Path(__file__).parent / "data" / "planned_before_grid_v2.json").read_text())

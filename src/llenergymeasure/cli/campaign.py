@@ -81,8 +81,11 @@ def large_campaign_warning(campaign: Any, grid: Any) -> str | None:
     """For a campaign of more than ``LARGE_CAMPAIGN`` experiments: how long it would take."""
     if grid.valid <= LARGE_CAMPAIGN:
         return None
-    from llenergymeasure.orchestration.campaign.plan import NewRuns, duration_text
-    from llenergymeasure.orchestration.campaign.planned import planned_experiments
+    from llenergymeasure.orchestration.campaign.plan import (
+        NewRuns,
+        duration_text,
+        planned_experiments,
+    )
 
     execution = campaign.execution
     estimate = NewRuns(planned_experiments(grid), execution).estimate()
@@ -383,7 +386,7 @@ def run(
     import sys
 
     from llenergymeasure.log import logger
-    from llenergymeasure.orchestration.campaign.plan import prepare_campaign_file
+    from llenergymeasure.orchestration.campaign.prepare import prepare_campaign_file
     from llenergymeasure.orchestration.campaign.runner import CampaignRunner
 
     campaign, grid, plan = prepare_campaign_file(

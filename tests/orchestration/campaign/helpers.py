@@ -8,7 +8,8 @@ from typing import Any
 from fakes.results import experiment_result
 from llenergymeasure.config.loader import load_campaign_config
 from llenergymeasure.orchestration.campaign.experiments import plan_campaign
-from llenergymeasure.orchestration.campaign.plan import CampaignPlan, prepare_campaign
+from llenergymeasure.orchestration.campaign.plan import CampaignPlan
+from llenergymeasure.orchestration.campaign.prepare import prepare_campaign
 from llenergymeasure.orchestration.executors.base import ExecutionOutcome, ExperimentTask
 from llenergymeasure.results.aggregation import RunRecord
 from llenergymeasure.results.schema import (

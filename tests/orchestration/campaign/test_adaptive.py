@@ -23,7 +23,7 @@ from llenergymeasure.orchestration.campaign.adaptive import (
     summary_columns,
 )
 from llenergymeasure.orchestration.campaign.manifest import ManifestEntry, load_manifest
-from llenergymeasure.orchestration.campaign.planned import PlannedExperiment
+from llenergymeasure.orchestration.campaign.plan import PlannedExperiment
 from llenergymeasure.orchestration.executors.base import ExecutionOutcome, ExperimentTask
 from llenergymeasure.results.aggregation import RunRecord
 from llenergymeasure.results.schema import QualityFlag

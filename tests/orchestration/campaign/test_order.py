@@ -16,7 +16,7 @@ from llenergymeasure.orchestration.campaign.order import (
     plan_order,
     williams_design,
 )
-from llenergymeasure.orchestration.campaign.planned import safe_name
+from llenergymeasure.orchestration.campaign.plan import safe_name
 
 
 def names(order: list[tuple[int, int]]) -> list[str]:

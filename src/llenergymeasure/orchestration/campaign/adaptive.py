@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 from llenergymeasure.config.campaign_config import CIMethod, ExecutionConfig
 from llenergymeasure.orchestration.campaign.manifest import ManifestEntry
-from llenergymeasure.orchestration.campaign.planned import PlannedExperiment, new_entry
+from llenergymeasure.orchestration.campaign.plan import PlannedExperiment, new_entry
 from llenergymeasure.results.aggregation import (
     CYCLE_METRICS,
     RunRecord,

@@ -1,89 +1,192 @@
-"""Planning a campaign: what will run, in which order, with which executor, and how long it
-may take. :func:`prepare_campaign` reads the disk (an existing manifest, earlier results) and
-writes nothing, so a dry run and a confirmation prompt can sit between planning and running.
+"""The plan of a campaign: its valid experiments, the runs they make, what those will take,
+and :class:`CampaignPlan`, everything decided before anything runs (``prepare`` decides it).
+
+Experiment ids are ``<name>_c<cycle>`` (the name made filesystem-safe); results land in
+``DIR/<exp_id>/result.json``. Validation keeps names unique as directory names, so a new
+campaign's ids are unique without looking at any other.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
-import os
-import statistics
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from llenergymeasure.config.campaign_config import CampaignConfig, ExecutionConfig
-from llenergymeasure.config.models import NODE_WIDE_SOURCES
-from llenergymeasure.exceptions import ConfigError, LLEMError
-from llenergymeasure.orchestration.campaign.adaptive import plan_note
+from llenergymeasure.exceptions import LLEMError
+from llenergymeasure.files import safe_name
 from llenergymeasure.orchestration.campaign.manifest import (
     Manifest,
-    ManifestDamaged,
     ManifestEntry,
     design_hash,
-    directory_contents,
-    load_manifest,
     manifest_fingerprint,
-    manifest_path,
-    now_iso,
-    result_file,
 )
-from llenergymeasure.orchestration.campaign.order import balance_note, gap_between, iter_order
-from llenergymeasure.orchestration.campaign.planned import (
-    PlannedExperiment,
-    PlannedExperiments,
-    new_entry,
-    planned_experiments,
-    safe_name,
-)
-from llenergymeasure.orchestration.campaign.resume import DesignChange, reconcile
+from llenergymeasure.orchestration.campaign.order import gap_between, iter_order
+from llenergymeasure.orchestration.grid_kept import KeptPoints, PointInfo
 from llenergymeasure.orchestration.grid_validation import ValidatedGrid
 
 
-def choose_executor(execution: ExecutionConfig) -> tuple[str, list[str]]:
-    """The executor that will run, with a note when it differs from the one asked for."""
-    if execution.experiment_timeout_seconds is not None and execution.executor == "inprocess":
-        return "subprocess", [
-            f"execution.experiment_timeout_seconds={execution.experiment_timeout_seconds:g}: "
-            "each experiment runs in its own process so the timeout can be enforced "
-            "(models are loaded cold, no reuse); set executor: subprocess to silence this note"
-        ]
-    if execution.executor == "ray":
-        notes = [
-            f"executor ray (address {execution.ray.address}): several experiments at once, a "
-            "config's cycle k+1 never before its cycle k ends; each result records its host, "
-            "node and devices"
-        ]
-        if execution.config_gap_seconds or execution.cycle_gap_seconds:
-            notes.append(
-                "config/cycle gaps and the thermal wait are not applied between experiments that "
-                "run in parallel"
-            )
-        return "ray", notes
-    return execution.executor, []
+@dataclass(frozen=True)
+class PlannedExperiment:
+    """One valid experiment of the campaign (before cycles)."""
+
+    name: str
+    config_hash: str
+    backend: str
+    model: str
+    precision: str
+    build: Callable[[], dict[str, Any]] = field(repr=False, compare=False)
+    """Builds the experiment's config dict (a fresh one per call)."""
+    baseline_s: float | None = None
+    """Idle baseline it measures (None: disabled)."""
+    baseline_cached: bool = True
+    energy_source: str = "auto"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.build()
+
+    @cached_property
+    def dir_name(self) -> str:
+        """The name made filesystem-safe: its result directories are ``<dir_name>_c<cycle>``."""
+        return safe_name(self.name)
 
 
-def node_wide_note(experiments: PlannedExperiments, executor: str) -> str | None:
-    """With parallel experiments: which ones will run alone on their machine, and why."""
-    if executor != "ray":
-        return None
-    sources: Counter[str] = Counter()
-    for info, count in experiments.info_counts():
-        sources[info.energy_source] += count
-    alone = sum(n for source, n in sources.items() if source in NODE_WIDE_SOURCES)
-    auto = sources["auto"]
-    if not alone and not auto:
-        return None
-    parts = [f"{alone} read node-wide energy (RAPL, CodeCarbon or the estimate)"] if alone else []
-    if auto:
-        parts.append(f"{auto} use energy source auto, node-wide on a machine without an NVIDIA GPU")
-    return (
-        f"of {len(experiments)} experiment(s), {' and '.join(parts)}: a node-wide experiment "
-        "runs alone on its machine (the others there wait), so its energy is its own"
+class PlannedExperiments(Sequence[PlannedExperiment]):
+    """The campaign's valid experiments in validation order, held as compactly as validation
+    kept them (see ``KeptPoints``): an experiment, and its config, is built when asked for."""
+
+    def __init__(self, kept: KeptPoints) -> None:
+        self._kept = kept
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    @overload
+    def __getitem__(self, index: int) -> PlannedExperiment: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[PlannedExperiment]: ...
+    def __getitem__(self, index: int | slice) -> PlannedExperiment | list[PlannedExperiment]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        kept, info = self._kept, self._kept.info(index)
+        return PlannedExperiment(
+            name=kept.name(index),
+            config_hash=kept.digest(index),
+            backend=info.backend,
+            model=info.model,
+            precision=info.precision,
+            build=lambda: kept.config(index),
+            baseline_s=info.baseline_s,
+            baseline_cached=info.baseline_cached,
+            energy_source=info.energy_source,
+        )
+
+    def __iter__(self) -> Iterator[PlannedExperiment]:
+        return (self[i] for i in range(len(self)))
+
+    def get(self, config_hash: str) -> PlannedExperiment | None:
+        """The experiment with this config hash, or None."""
+        index = self._kept.find_hash(config_hash)
+        return None if index is None else self[index]
+
+    def info(self, index: int) -> PointInfo:
+        """What tables and estimates need of one experiment, without building it."""
+        return self._kept.info(index)
+
+    def info_counts(self) -> list[tuple[PointInfo, int]]:
+        """Each distinct info with how many experiments have it."""
+        return list(zip(self._kept.infos, self._kept.info_counts, strict=True))
+
+    def config_hashes(self) -> Iterator[str]:
+        return (self._kept.digest(i) for i in range(len(self)))
+
+
+def planned_experiments(grid: ValidatedGrid) -> PlannedExperiments:
+    """The grid's valid experiments, each with its hash and the fields tables show."""
+    return PlannedExperiments(grid.kept)
+
+
+def new_entry(
+    experiment: PlannedExperiment, cycle: int, used_ids: set[str], *, exp_id: str | None = None
+) -> ManifestEntry:
+    """The entry of (experiment, cycle): ``exp_id`` as given (a result found on disk), else
+    ``<name>_c<cycle>``, made unique against ``used_ids`` (taken names and directories)."""
+    if exp_id is None:
+        base, n = experiment.dir_name, 1
+        exp_id = f"{base}_c{cycle}"
+        while exp_id in used_ids:  # the name once belonged to another config: keep both
+            suffix = experiment.config_hash[:8] + (f"-{n}" if n > 1 else "")
+            exp_id, n = f"{base}-{suffix}_c{cycle}", n + 1
+    used_ids.add(exp_id)
+    return ManifestEntry(
+        exp_id=exp_id,
+        name=experiment.name,
+        config_hash=experiment.config_hash,
+        backend=experiment.backend,
+        model=experiment.model,
+        precision=experiment.precision,
+        cycle=cycle,
+        result_path=f"{exp_id}/result.json",
     )
+
+
+@dataclass
+class DesignChange:
+    """How the campaign file's experiment list differs from the manifest being resumed."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    cycles: tuple[int, int] | None = None
+    order: tuple[str, str] | None = None
+    campaign_name: tuple[str, str] | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.added
+            or self.removed
+            or self.renamed
+            or self.cycles
+            or self.order
+            or self.campaign_name
+        )
+
+    def lines(self) -> list[str]:
+        def names(items: Sequence[str]) -> str:
+            shown = ", ".join(items[:10])
+            return shown + (f", ... ({len(items) - 10} more)" if len(items) > 10 else "")
+
+        lines = []
+        if self.campaign_name:
+            lines.append(f"campaign name: {self.campaign_name[0]} -> {self.campaign_name[1]}")
+        if self.added:
+            lines.append(f"added {len(self.added)} experiment(s), to run: {names(self.added)}")
+        if self.removed:
+            lines.append(
+                f"removed {len(self.removed)} experiment(s), kept as skipped with their results: "
+                f"{names(self.removed)}"
+            )
+        if self.renamed:
+            lines.append(
+                "renamed (same config): " + names([f"{a} -> {b}" for a, b in self.renamed])
+            )
+        if self.cycles:
+            before, after = self.cycles
+            what = "adds cycles" if after > before else "later cycles kept as skipped"
+            lines.append(f"cycles: {before} -> {after} ({what})")
+        if self.order:
+            lines.append(
+                f"order: {self.order[0]} -> {self.order[1]} (only the remaining runs' order changes)"
+            )
+        return lines
 
 
 @dataclass
@@ -152,7 +255,7 @@ class NewRuns:
         )
 
     def entries(self) -> Iterator[ManifestEntry]:
-        """Each run's manifest entry, in run order (ids are unique: see ``planned``)."""
+        """Each run's manifest entry, in run order (ids are unique: see the module docstring)."""
         used: set[str] = set()
         experiments = self.experiments
         if self.execution.first_cycles == 1:
@@ -293,274 +396,3 @@ class CampaignPlan:
         return DurationEstimate(
             len(entries), gaps, sum(known), len(entries) - len(known), baselines
         )
-
-
-def _earlier_timings(directory: Path, entries: Sequence[ManifestEntry]) -> dict[str, float]:
-    from llenergymeasure.results.schema import load_result
-
-    seen: dict[str, list[float]] = {}
-    for entry in entries:
-        if entry.status != "completed":
-            continue
-        try:
-            result = load_result(result_file(directory, entry))
-        except LLEMError:
-            continue
-        seen.setdefault(entry.config_hash, []).append(result.timings.total_s)
-    return {digest: statistics.fmean(values) for digest, values in seen.items()}
-
-
-def no_valid_experiment() -> LLEMError:
-    """What preparing a campaign whose grid kept no experiment says."""
-    return LLEMError(
-        "the campaign has no valid experiment to run",
-        fix="`llem campaign validate FILE` shows why each one was filtered",
-    )
-
-
-def prepare_campaign_file(
-    campaign_file: Path,
-    output_dir: Path | None = None,
-    *,
-    resume: bool = False,
-    fresh: bool = False,
-    cycles: int | None = None,
-) -> tuple[CampaignConfig, ValidatedGrid, CampaignPlan | None]:
-    """Every step before running a campaign file: loaded, its grid planned, its directory
-    (``output_dir``, else ``io.results_dir``) checked, the plan prepared. The plan is None when
-    the grid kept no experiment (the grid says why); reads the disk, writes nothing."""
-    from llenergymeasure.files import check_output_dir
-    from llenergymeasure.orchestration.campaign.experiments import load_and_plan
-
-    campaign, grid = load_and_plan(campaign_file)
-    directory = (output_dir or Path(campaign.io.results_dir)).expanduser()
-    check_output_dir(directory, what="campaign directory", create=False)
-    if not grid.valid:
-        return campaign, grid, None
-    plan = prepare_campaign(
-        campaign,
-        grid,
-        directory,
-        resume=resume,
-        fresh=fresh,
-        cycles=cycles,
-        campaign_file=campaign_file,
-    )
-    return campaign, grid, plan
-
-
-def prepare_campaign(
-    campaign: CampaignConfig,
-    grid: ValidatedGrid,
-    output_dir: Path,
-    *,
-    resume: bool = False,
-    fresh: bool = False,
-    cycles: int | None = None,
-    campaign_file: Path | None = None,
-) -> CampaignPlan:
-    """Decide what will run and in which order; reads the disk, writes nothing.
-
-    An existing manifest without ``resume`` or ``fresh`` is a ConfigError naming both flags.
-    """
-    if resume and fresh:
-        raise ConfigError(
-            "--resume and --fresh exclude each other",
-            fix="--resume continues the campaign in the directory; --fresh moves it aside and starts over",
-        )
-    campaign = _with_cycles(campaign, cycles)
-    experiments = planned_experiments(grid)
-    if not experiments:
-        raise no_valid_experiment()
-    executor, notes = choose_executor(campaign.execution)
-    notes.extend(_planning_notes(campaign, experiments, executor))
-    existing, damaged = _existing_manifest(output_dir, resume=resume or fresh)
-    owned, foreign = _directory_contents(output_dir, existing, campaign)
-    common: dict[str, Any] = {
-        "campaign": campaign,
-        "output_dir": output_dir,
-        "experiments": experiments,
-        "executor": executor,
-        "reuse_models": not campaign.cold_start.force_cold_start and executor != "subprocess",
-        "notes": notes,
-        "basis": manifest_fingerprint(output_dir),
-        "replan": functools.partial(
-            prepare_campaign,
-            campaign,
-            grid,
-            output_dir,
-            resume=resume,
-            fresh=fresh,
-            campaign_file=campaign_file,
-        ),
-    }
-    file_text = str(campaign_file.expanduser().resolve()) if campaign_file is not None else None
-    recorded = {  # what report and export need, so they never re-plan the grid
-        "campaign_file": file_text,
-        "filtered": grid.filtered_examples(),
-        "execution": campaign.execution.model_dump(mode="json"),
-        "ci_method": campaign.statistics.ci_method,
-    }
-    if resume and owned:
-        return _resumed_plan(existing, damaged, recorded, common)
-    return _new_plan(recorded, common, owned, foreign, resume=resume, fresh=fresh)
-
-
-def _with_cycles(campaign: CampaignConfig, cycles: int | None) -> CampaignConfig:
-    """``--cycles N``: N cycles for every config (adaptive: the first N)."""
-    if cycles is None:
-        return campaign
-    update: dict[str, Any] = {"cycles": cycles}
-    if campaign.execution.min_cycles is not None:
-        update["min_cycles"] = cycles
-    execution = campaign.execution.model_copy(update=update)
-    return campaign.model_copy(update={"execution": execution})
-
-
-def _planning_notes(
-    campaign: CampaignConfig, experiments: PlannedExperiments, executor: str
-) -> list[str]:
-    """What the plan's header says about how the campaign will run."""
-    execution = campaign.execution
-    notes = [node_wide_note(experiments, executor)]
-    if execution.structure == "grouped" and campaign.schedule.interval_seconds:
-        notes.append(
-            "structure grouped: schedule.interval_seconds paces the start of each experiment's block"
-        )
-    if execution.structure == "balanced":
-        notes.append(balance_note(len(experiments), execution.first_cycles))
-    notes.append(plan_note(execution))
-    return [note for note in notes if note]
-
-
-def _existing_manifest(output_dir: Path, *, resume: bool) -> tuple[Manifest | None, str | None]:
-    """The directory's manifest (None: none, or damaged and being resumed or replaced) and
-    what damaged it. Without ``resume`` (--resume or --fresh) an existing one is refused."""
-    try:
-        existing = load_manifest(output_dir)
-    except ManifestDamaged as err:
-        if not resume:
-            raise
-        return None, err.what
-    if existing is not None and not resume:
-        counts = existing.counts()
-        total = len([e for e in existing.entries if e.status != "skipped"])
-        raise ConfigError(
-            f"{output_dir} already holds campaign '{existing.campaign_name}' "
-            f"({counts['completed']}/{total} completed, last update {existing.updated_at})",
-            where=str(manifest_path(output_dir)),
-            fix="--resume to continue it, --fresh to move it aside (nothing is deleted) and "
-            "start over, or -o to use another directory",
-        )
-    return existing, None
-
-
-def _directory_contents(
-    output_dir: Path, existing: Manifest | None, campaign: CampaignConfig
-) -> tuple[list[Path], list[Path]]:
-    """(what the campaign owns, what it does not) in the directory; refused when it holds only
-    things that are not a campaign's."""
-    owned, foreign = directory_contents(output_dir, existing)
-    if not owned and foreign:
-        raise ConfigError(
-            f"{output_dir} is not empty and is not a campaign directory (it holds "
-            f"{_listed(foreign)})",
-            fix="a campaign writes many files into its directory: give -o a new or empty "
-            f"directory, e.g. -o {output_dir / safe_name(campaign.campaign_name)}",
-        )
-    return owned, foreign
-
-
-def _listed(paths: Sequence[Path]) -> str:
-    return ", ".join(p.name for p in paths[:5]) + (", ..." if len(paths) > 5 else "")
-
-
-def _resumed_plan(
-    existing: Manifest | None,
-    damaged: str | None,
-    recorded: dict[str, Any],
-    common: dict[str, Any],
-) -> CampaignPlan:
-    """Continue the campaign in the directory: its manifest reconciled with this plan."""
-    from llenergymeasure.orchestration.campaign.manifest import lock_holder
-
-    output_dir: Path = common["output_dir"]
-    holder = lock_holder(output_dir)
-    if holder is not None and holder != os.getpid():
-        common["notes"].append(
-            f"a campaign process (pid {holder}) is still running in {output_dir}: "
-            "running entries below may be live"
-        )
-    manifest, change, more = reconcile(
-        existing, common["experiments"], common["campaign"], output_dir, common["executor"]
-    )
-    if existing is None:
-        why = f"could not be read ({damaged})" if damaged else "is missing"
-        more.insert(
-            0,
-            f"the campaign manifest {why}: rebuilt from the result files on disk"
-            + (", the damaged file kept as manifest.json.damaged-<time>" if damaged else ""),
-        )
-    recorded["campaign_file"] = recorded["campaign_file"] or manifest.campaign_file
-    for key, value in recorded.items():
-        setattr(manifest, key, value)
-    plan = CampaignPlan(
-        built=manifest,
-        mode="resume",
-        change=change,
-        damaged_manifest=damaged is not None,
-        **common,
-    )
-    plan.notes.extend(more)
-    plan.timings_s = _earlier_timings(output_dir, manifest.entries)
-    return plan
-
-
-def _new_plan(
-    recorded: dict[str, Any],
-    common: dict[str, Any],
-    owned: list[Path],
-    foreign: list[Path],
-    *,
-    resume: bool,
-    fresh: bool,
-) -> CampaignPlan:
-    """A new campaign (or ``--fresh``: the old one moved aside first); its manifest is built
-    only when first read."""
-    campaign: CampaignConfig = common["campaign"]
-    output_dir: Path = common["output_dir"]
-    execution = campaign.execution
-    now = now_iso()
-    header = {
-        "campaign_name": campaign.campaign_name,
-        "created_at": now,
-        "updated_at": now,
-        "cycles": execution.first_cycles,
-        "structure": execution.structure,
-        "seed": execution.seed,
-        "executor": common["executor"],
-        **recorded,
-    }
-    runs = NewRuns(common["experiments"], execution, header)
-    plan = CampaignPlan(new_runs=runs, mode="fresh" if fresh else "new", **common)
-    if fresh:
-        plan.move_aside = owned
-        if foreign:
-            plan.notes.append(
-                f"--fresh leaves what is not the campaign's in place: {_listed(foreign)}"
-            )
-        return plan
-    if resume:
-        plan.notes.append(f"nothing to resume in {output_dir}: starting a new campaign")
-    # results on disk are listed once; the plan's ids are checked against them in memory
-    found = {p.name for p in owned if (p / "result.json").exists()}
-    clash = next((e for e in runs.entries() if e.exp_id in found), None) if found else None
-    if clash is not None:
-        raise ConfigError(
-            f"{output_dir} already holds results without a campaign manifest "
-            f"(e.g. {result_file(output_dir, clash)})",
-            fix="--resume adopts the results that belong to this campaign (the manifest is "
-            "rebuilt from them), --fresh moves them aside (nothing is deleted), or -o to use "
-            "another directory",
-        )
-    return plan

@@ -1,13 +1,13 @@
 """Resume: an earlier manifest reconciled with the campaign file as it is now.
 
 Completed runs are kept (a result on disk is the proof), the rest rerun, new experiments added,
-removed ones kept as skipped with their results; :class:`DesignChange` says what differs.
+removed ones kept as skipped with their results; ``plan.DesignChange`` says what differs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from llenergymeasure.config.campaign_config import CampaignConfig, ExecutionConfig
@@ -21,59 +21,7 @@ from llenergymeasure.orchestration.campaign.manifest import (
     results_on_disk,
 )
 from llenergymeasure.orchestration.campaign.order import plan_order
-from llenergymeasure.orchestration.campaign.planned import PlannedExperiment, new_entry
-
-
-@dataclass
-class DesignChange:
-    """How the campaign file's experiment list differs from the manifest being resumed."""
-
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    renamed: list[tuple[str, str]] = field(default_factory=list)
-    cycles: tuple[int, int] | None = None
-    order: tuple[str, str] | None = None
-    campaign_name: tuple[str, str] | None = None
-
-    @property
-    def changed(self) -> bool:
-        return bool(
-            self.added
-            or self.removed
-            or self.renamed
-            or self.cycles
-            or self.order
-            or self.campaign_name
-        )
-
-    def lines(self) -> list[str]:
-        def names(items: Sequence[str]) -> str:
-            shown = ", ".join(items[:10])
-            return shown + (f", ... ({len(items) - 10} more)" if len(items) > 10 else "")
-
-        lines = []
-        if self.campaign_name:
-            lines.append(f"campaign name: {self.campaign_name[0]} -> {self.campaign_name[1]}")
-        if self.added:
-            lines.append(f"added {len(self.added)} experiment(s), to run: {names(self.added)}")
-        if self.removed:
-            lines.append(
-                f"removed {len(self.removed)} experiment(s), kept as skipped with their results: "
-                f"{names(self.removed)}"
-            )
-        if self.renamed:
-            lines.append(
-                "renamed (same config): " + names([f"{a} -> {b}" for a, b in self.renamed])
-            )
-        if self.cycles:
-            before, after = self.cycles
-            what = "adds cycles" if after > before else "later cycles kept as skipped"
-            lines.append(f"cycles: {before} -> {after} ({what})")
-        if self.order:
-            lines.append(
-                f"order: {self.order[0]} -> {self.order[1]} (only the remaining runs' order changes)"
-            )
-        return lines
+from llenergymeasure.orchestration.campaign.plan import DesignChange, PlannedExperiment, new_entry
 
 
 def reconcile(

@@ -31,8 +31,8 @@ from llenergymeasure.orchestration.campaign.manifest import (
 )
 from llenergymeasure.orchestration.campaign.order import gap_between
 from llenergymeasure.orchestration.campaign.outcome import CampaignObserver, CampaignOutcome
-from llenergymeasure.orchestration.campaign.plan import (
-    CampaignPlan,
+from llenergymeasure.orchestration.campaign.plan import CampaignPlan
+from llenergymeasure.orchestration.campaign.prepare import (
     no_valid_experiment,
     prepare_campaign_file,
 )
