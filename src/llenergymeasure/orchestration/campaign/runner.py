@@ -1,5 +1,6 @@
-"""The campaign runner: a prepared plan run entry by entry through an executor, the manifest
-rewritten atomically after every change, statistics and tables at the end.
+"""The campaign runner: a prepared plan's directory checked and locked, its run loop
+(``loop``) guarded (Ctrl-C, SIGTERM, a full disk, a bug each recorded), then its final status,
+tables and webhook. The manifest is rewritten atomically after every change.
 
 The executor (``executors/``) is the only thing the runner knows about where an experiment
 runs; torch is never imported here.
@@ -11,14 +12,14 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from llenergymeasure.files import check_output_dir, remove_stray_temp_files
 from llenergymeasure.log import logger
 from llenergymeasure.orchestration.campaign.log_file import CampaignLog
+from llenergymeasure.orchestration.campaign.loop import RunLoop
 from llenergymeasure.orchestration.campaign.manifest import (
     LOG_FILE,
     Manifest,
@@ -29,25 +30,20 @@ from llenergymeasure.orchestration.campaign.manifest import (
     now_iso,
     result_is_valid,
 )
-from llenergymeasure.orchestration.campaign.order import gap_between
 from llenergymeasure.orchestration.campaign.outcome import CampaignObserver, CampaignOutcome
 from llenergymeasure.orchestration.campaign.plan import CampaignPlan
 from llenergymeasure.orchestration.campaign.prepare import (
     no_valid_experiment,
     prepare_campaign_file,
 )
-from llenergymeasure.orchestration.campaign.records import campaign_records, export_tables
-from llenergymeasure.orchestration.campaign.remaining import Remaining
-from llenergymeasure.orchestration.campaign.schedule import Clock, Scheduler, Sleep
+from llenergymeasure.orchestration.campaign.records import export_tables
+from llenergymeasure.orchestration.campaign.schedule import Clock, Sleep
 from llenergymeasure.orchestration.campaign.thermal import TemperatureProbe, ThermalGuard
+from llenergymeasure.orchestration.executors.base import Executor as ExecutorProtocol
 from llenergymeasure.orchestration.executors.base import (
-    ExecutionOutcome,
-    ExperimentTask,
     ParallelExecutor,
     describe_error,
-    error_headline,
 )
-from llenergymeasure.orchestration.executors.base import Executor as ExecutorProtocol
 
 
 @contextlib.contextmanager
@@ -65,29 +61,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-PARALLEL_POLL_S = 0.5
-"""How long a parallel run waits for an experiment to end before looking again."""
-
-
-@dataclass
-class _RunState:
-    """Where the loop is: what is left, what ran, how long it took."""
-
-    pending: Remaining
-    total: int = 0
-    done: int = 0
-    slots: int = 1
-    consecutive: int = 0
-    timed: int = 0
-    timed_s: float = 0.0
-    started: dict[str, float] = field(default_factory=dict)
-    units: set[Any] = field(default_factory=set)
-    previous: ManifestEntry | None = None
-
-    def __post_init__(self) -> None:
-        self.total = self.total or len(self.pending)
 
 
 class CampaignRunner:
@@ -187,7 +160,8 @@ class CampaignRunner:
         """The campaign once its directory is locked: started, looped, finished."""
         executor = self._make_executor()  # before anything is marked running: it may refuse
         self.manifest = self.plan.manifest  # a new campaign's is built now
-        self._start(moved_to)
+        to_run = self.plan.to_run
+        self._start(moved_to, len(to_run))
         thermal = ThermalGuard(
             self.plan.campaign.execution,
             temperatures=self._temperatures,
@@ -205,7 +179,7 @@ class CampaignRunner:
             notes=list(self.plan.notes),
         )
         try:
-            self._guarded_loop(executor, thermal, outcome)
+            self._guarded_loop(to_run, executor, thermal, outcome)
         finally:
             self._in_flight.clear()
             released = time.perf_counter()
@@ -214,7 +188,7 @@ class CampaignRunner:
         self._finish(outcome, thermal, started)
         return outcome
 
-    def _start(self, moved_to: Path | None) -> None:
+    def _start(self, moved_to: Path | None, runs: int) -> None:
         """Say what runs, and mark the manifest running (saved)."""
         plan, manifest = self.plan, self.manifest
         if moved_to is not None:
@@ -223,7 +197,7 @@ class CampaignRunner:
             "campaign {} ({}): {} run(s) to do, executor {}, model reuse {}",
             manifest.campaign_name,
             plan.mode,
-            len(plan.to_run),
+            runs,
             plan.executor,
             "on" if plan.reuse_models else "off",
         )
@@ -240,6 +214,7 @@ class CampaignRunner:
 
     def _guarded_loop(
         self,
+        to_run: Sequence[ManifestEntry],
         executor: ExecutorProtocol | ParallelExecutor,
         thermal: ThermalGuard,
         outcome: CampaignOutcome,
@@ -250,7 +225,17 @@ class CampaignRunner:
         manifest = self.manifest
         try:
             with _sigterm_as_interrupt():
-                self._loop(executor, thermal, outcome)
+                loop = RunLoop(
+                    self.plan,
+                    manifest,
+                    observer=self.observer,
+                    save=self._save,
+                    in_flight=self._in_flight,
+                    sleep=self.sleep,
+                    clock=self.clock,
+                    bootstrap_resamples=self.bootstrap_resamples,
+                )
+                loop.run(to_run, executor, thermal, outcome)
         except KeyboardInterrupt:
             outcome.status = "interrupted"
             self._mark_interrupted()
@@ -338,217 +323,6 @@ class CampaignRunner:
             else:
                 entry.status = "interrupted"
                 entry.error = "interrupted (Ctrl-C or SIGTERM); --resume runs it again"
-
-    def _adopted(self, entry: ManifestEntry) -> bool:
-        """A result already on disk for ``entry`` is adopted: measured once, never again."""
-        if not result_is_valid(self.plan.output_dir, entry):
-            return False
-        entry.status, entry.error, entry.reason = "completed", None, None
-        entry.result_path = f"{entry.exp_id}/result.json"
-        self._save(entry)
-        logger.info("{}: its result is already on disk; adopted, not measured", entry.exp_id)
-        return True
-
-    def _begin(
-        self, entry: ManifestEntry, index: int, total: int, eta: float | None
-    ) -> ExperimentTask:
-        """Mark ``entry`` running (saved) and say so; the task that runs it."""
-        entry.status, entry.error, entry.reason = "running", None, None
-        entry.started_at, entry.finished_at = now_iso(), None
-        entry.attempts += 1
-        self._in_flight[entry.exp_id] = entry
-        self._save(entry)
-        logger.info(
-            "[{}/{}] {} (cycle {}, {}) started",
-            index,
-            total,
-            entry.exp_id,
-            entry.cycle,
-            entry.backend,
-        )
-        self.observer.on_experiment_start(index, total, entry, eta)
-        return ExperimentTask(
-            exp_id=entry.exp_id,
-            name=entry.name,
-            config=self.plan.experiment(entry.config_hash).config,
-            config_hash=entry.config_hash,
-            cycle=entry.cycle,
-            output_dir=self.plan.output_dir,
-        )
-
-    def _end(
-        self,
-        entry: ManifestEntry,
-        result: ExecutionOutcome,
-        run: _RunState,
-        outcome: CampaignOutcome,
-    ) -> None:
-        """Record how ``entry`` ended (saved), and whether the campaign must stop."""
-        took = time.perf_counter() - run.started.pop(entry.exp_id)
-        run.timed, run.timed_s = run.timed + 1, run.timed_s + took
-        outcome.executor_s += took
-        outcome.executed += 1
-        run.done += 1
-        entry.finished_at = now_iso()
-        if result.status == "completed":
-            entry.status, entry.error = "completed", None
-            entry.result_path = f"{entry.exp_id}/result.json"
-            run.consecutive = 0
-            logger.info("[{}/{}] {} completed in {:.1f} s", run.done, run.total, entry.exp_id, took)
-        else:
-            entry.status, entry.error = result.status, result.error or result.status
-            run.consecutive += result.status == "failed"
-            logger.warning("{} {}: {}", entry.exp_id, result.status, error_headline(entry.error))
-        self._save(entry)
-        del self._in_flight[entry.exp_id]
-        self.observer.on_experiment_end(run.done, run.total, entry, self._eta(run))
-        limit = self.plan.campaign.execution.max_consecutive_failures
-        if result.fatal:
-            outcome.stop_reason = (
-                f"{error_headline(entry.error)}; the campaign stopped: fix the cause, then --resume"
-            )
-        elif limit is not None and run.consecutive >= limit:
-            outcome.stop_reason = (
-                f"{run.consecutive} consecutive failures (execution.max_consecutive_failures="
-                f"{limit}); fix the cause, then --resume"
-            )
-
-    def _loop(
-        self,
-        executor: ExecutorProtocol | ParallelExecutor,
-        thermal: ThermalGuard,
-        outcome: CampaignOutcome,
-    ) -> None:
-        """Every entry still to run, then adaptive rounds while there are any."""
-        run = _RunState(
-            pending=self._remaining(self.plan.to_run), slots=getattr(executor, "slots", 1)
-        )
-        self.observer.on_start(self.plan, run.total)
-        scheduler = Scheduler(self.plan.campaign.schedule, clock=self.clock, sleep=self.sleep)
-        if scheduler.active:
-            scheduler.wait_for_start(self.observer.on_wait)
-            outcome.schedule_wait_s = scheduler.waited_s
-        while True:
-            if isinstance(executor, ParallelExecutor):
-                self._run_parallel(executor, run, outcome)
-            else:
-                self._run_in_turn(executor, thermal, scheduler, run, outcome)
-            if outcome.stop_reason:
-                return
-            run.pending = self._remaining(self._adaptive_round(outcome))
-            if not run.pending:
-                return
-            run.total += len(run.pending)
-
-    def _run_in_turn(
-        self,
-        executor: ExecutorProtocol,
-        thermal: ThermalGuard,
-        scheduler: Scheduler,
-        run: _RunState,
-        outcome: CampaignOutcome,
-    ) -> None:
-        """One at a time, in plan order, with the configured gaps, thermal waits and schedule."""
-        campaign = self.plan.campaign
-        execution = campaign.execution
-        while run.pending and not outcome.stop_reason:
-            entry = run.pending.popleft()
-            unit = entry.config_hash if execution.structure == "grouped" else entry.cycle
-            if scheduler.active and unit not in run.units:
-                run.units.add(unit)
-                if not scheduler.before_cycle(self.observer.on_wait):
-                    outcome.stop_reason = (
-                        f"schedule.total_duration_seconds ({campaign.schedule.total_duration_seconds:g} s) "
-                        f"reached; {len(run.pending) + 1} run(s) left for --resume"
-                    )
-                    return
-                outcome.schedule_wait_s = scheduler.waited_s
-            if run.previous is not None:
-                gap, kind = gap_between(run.previous, entry, execution)
-                if gap > 0:
-                    logger.info("{}: {:g} s", kind, gap)
-                    self.observer.on_wait(kind, gap)
-                    self.sleep(gap)
-                    outcome.gaps_s += gap
-            if self._adopted(entry):
-                run.done += 1
-                self.observer.on_experiment_end(run.done, run.total, entry, None)
-                continue
-            thermal.wait(self.observer.on_wait)
-            task = self._begin(entry, run.done + 1, run.total, self._eta(run, entry))
-            run.started[entry.exp_id] = time.perf_counter()
-            result = executor.run(task, self._progress_for(entry))
-            self._end(entry, result, run, outcome)
-            run.previous = entry
-
-    def _run_parallel(
-        self, executor: ParallelExecutor, run: _RunState, outcome: CampaignOutcome
-    ) -> None:
-        """Up to ``executor.slots`` at once, in plan order, a config's cycle k+1 never before
-        its cycle k has ended. Once the campaign must stop, nothing new starts and what is in
-        flight is waited for (its measurements are kept)."""
-        while (run.pending and not outcome.stop_reason) or self._in_flight:
-            busy = {e.config_hash for e in self._in_flight.values()}
-            for entry in list(run.pending):
-                if outcome.stop_reason or len(self._in_flight) >= executor.slots:
-                    break
-                if entry.config_hash in busy:
-                    continue
-                busy.add(entry.config_hash)  # its later cycles wait, even when this one is done
-                run.pending.remove(entry)
-                if self._adopted(entry):
-                    run.done += 1
-                    self.observer.on_experiment_end(run.done, run.total, entry, None)
-                    continue
-                task = self._begin(entry, run.done + len(self._in_flight) + 1, run.total, None)
-                run.started[entry.exp_id] = time.perf_counter()
-                executor.submit(task)
-            if not self._in_flight:
-                continue
-            for task, result in executor.wait(PARALLEL_POLL_S):
-                self._end(self._in_flight[task.exp_id], result, run, outcome)
-
-    def _adaptive_round(self, outcome: CampaignOutcome) -> list[ManifestEntry]:
-        """Once every entry has run: the next adaptive round (one more cycle for each config
-        whose interval is still too wide), added to the manifest with why; [] when none."""
-        execution = self.plan.campaign.execution
-        if not execution.adaptive:
-            return []
-        from llenergymeasure.orchestration.campaign.adaptive import next_round, round_event
-        from llenergymeasure.results.aggregation import BOOTSTRAP_RESAMPLES
-
-        manifest = self.manifest
-        new, decisions = next_round(
-            manifest.entries,
-            campaign_records(self.plan.output_dir, manifest),
-            self.plan.experiments,
-            execution,
-            ci_method=self.plan.campaign.statistics.ci_method,
-            seed=execution.seed,
-            resamples=self.bootstrap_resamples or BOOTSTRAP_RESAMPLES,
-        )
-        event = round_event(new, decisions)
-        manifest.entries.extend(new)
-        manifest.log("adaptive cycles", event)
-        self._save(*new)
-        logger.info("adaptive cycles: {}", event)
-        self.observer.on_adaptive_round(new, decisions)
-        if not new:
-            outcome.notes.append(f"adaptive cycles: {event}")
-        return new
-
-    def _progress_for(self, entry: ManifestEntry) -> Callable[[str], None]:
-        def progress(message: str) -> None:
-            self.observer.on_progress(entry, message)
-
-        return progress
-
-    def _eta(self, run: _RunState, current: ManifestEntry | None = None) -> float | None:
-        mean = run.timed_s / run.timed if run.timed else None
-        return run.pending.eta_s(current, mean, run.slots)
-
-    def _remaining(self, entries: Sequence[ManifestEntry]) -> Remaining:
-        return Remaining(entries, self.plan.campaign.execution, self.plan.timings_s)
 
 
 def run_campaign(
