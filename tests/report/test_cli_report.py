@@ -102,9 +102,7 @@ def test_after_a_campaign_a_failed_report_is_a_note(
 
     monkeypatch.setattr(build, "write_report", broken)
     outcome = _outcome()
-    report_cmd.campaign_report(
-        folder, outcome, campaign=None, grid=SimpleNamespace(filtered_examples=list)
-    )
+    report_cmd.campaign_report(folder, outcome)
     assert outcome.notes == ["report.html not written: RuntimeError: disk on fire"]
     assert outcome.exports == []
 
@@ -114,9 +112,7 @@ def test_after_a_campaign_a_missing_extra_is_a_note(
 ) -> None:
     monkeypatch.setattr(static, "available", lambda: False)
     outcome = _outcome()
-    report_cmd.campaign_report(
-        folder, outcome, campaign=None, grid=SimpleNamespace(filtered_examples=list)
-    )
+    report_cmd.campaign_report(folder, outcome)
     assert "report extra is not installed" in outcome.notes[0]
 
 
@@ -134,9 +130,7 @@ def test_the_cli_imports_no_plotting_library_until_a_report_is_written() -> None
 
 def test_after_an_interrupted_campaign_the_report_waits_for_resume(folder: Path) -> None:
     outcome = _outcome("interrupted")
-    report_cmd.campaign_report(
-        folder, outcome, campaign=None, grid=SimpleNamespace(filtered_examples=list)
-    )
+    report_cmd.campaign_report(folder, outcome)
     assert outcome.notes == ["report.html not refreshed (interrupted); --resume writes it"]
     assert not (folder / "report.html").exists()
 
@@ -151,9 +145,7 @@ def test_ctrl_c_while_drawing_after_a_campaign_is_a_note(
 
     monkeypatch.setattr(build, "write_report", interrupted)
     outcome = _outcome()
-    report_cmd.campaign_report(
-        folder, outcome, campaign=None, grid=SimpleNamespace(filtered_examples=list)
-    )
+    report_cmd.campaign_report(folder, outcome)
     assert "not written (interrupted)" in outcome.notes[0]
 
 

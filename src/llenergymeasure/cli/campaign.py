@@ -287,23 +287,6 @@ def _render_header(plan: Any, *, dry_run: bool) -> None:
     out.print(f"results: {escape(str(plan.output_dir))}")
 
 
-def _check_plan_size(plan: Any, *, allow_large: bool) -> None:
-    """Refuse a plan larger than ``execution.max_experiments`` unless ``--allow-large``: ``--yes``
-    answers the prompt, it does not say the size was meant."""
-    from llenergymeasure.exceptions import ConfigError
-
-    limit = plan.campaign.execution.max_experiments
-    experiments = len(plan.experiments)
-    if experiments <= limit or allow_large:
-        return
-    raise ConfigError(
-        f"the plan has {experiments:,} experiments ({plan.runs:,} runs, estimated "
-        f"{plan.estimate().text()}), more than execution.max_experiments ({limit:,})",
-        fix="check the grid (`llem campaign validate FILE` shows what it expands to); to run "
-        "it anyway pass --allow-large, or raise execution.max_experiments in the campaign file",
-    )
-
-
 def _render_headline(directory: Path) -> None:
     """The best configs and the Pareto set; a failure to read them never fails the run."""
     from llenergymeasure.cli.headline import render_headline
@@ -390,7 +373,12 @@ def run(
     from llenergymeasure.orchestration.campaign.runner import CampaignRunner
 
     campaign, grid, plan = prepare_campaign_file(
-        file, output, resume=resume, fresh=fresh, cycles=cycles
+        file,
+        output,
+        resume=resume,
+        fresh=fresh,
+        cycles=cycles,
+        allow_large=allow_large or dry_run,  # a dry run shows any plan; running one is refused
     )
     if plan is None:
         render_plan(grid, list_names=False)
@@ -403,7 +391,6 @@ def run(
         _render_order(plan)
         out.print("[dim]dry run: nothing was run or written[/]")
         return
-    _check_plan_size(plan, allow_large=allow_large)
     if not plan.runs and not plan.move_aside:
         out.print("nothing left to run: every run is completed")
     if not yes and not quiet and sys.stdin.isatty() and not typer.confirm("Proceed?", default=True):
@@ -418,7 +405,7 @@ def run(
         raise typer.Exit(130) from None
     from llenergymeasure.cli.report_cmd import campaign_report
 
-    campaign_report(plan.output_dir, outcome, campaign=campaign, grid=grid)  # never fails the run
+    campaign_report(plan.output_dir, outcome)  # never fails the run
     _render_outcome(outcome, quiet=quiet)
     if not quiet and outcome.status != "interrupted":
         _render_headline(plan.output_dir)

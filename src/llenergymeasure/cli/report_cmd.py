@@ -33,14 +33,11 @@ def load_source(
     *,
     label: str | None = None,
     ci_method: str | None = None,
-    campaign: Any = None,
-    filtered: list[tuple[str, str]] | None = None,
 ) -> Any:
     """A ``ReportSource`` for a campaign directory or a folder of ``llem run`` results.
 
-    ``campaign`` (the loaded campaign config) and ``filtered`` come from ``llem campaign run``;
-    otherwise from what the manifest recorded (execution settings, ci method, filtered
-    configs), whatever the working directory; a manifest older than those fields has its
+    The execution settings, ci method and filtered configs come from what the manifest
+    recorded, whatever the working directory; a manifest older than those fields has its
     campaign file read again when it is still there.
     """
     from llenergymeasure.orchestration.campaign.adaptive import summary_columns
@@ -55,9 +52,8 @@ def load_source(
     except ManifestDamaged:
         manifest = None
     execution, run_method = None, None
-    if campaign is not None:
-        execution, run_method = campaign.execution, campaign.statistics.ci_method
-    elif manifest is not None and manifest.execution is not None:
+    filtered: list[tuple[str, str]] = []
+    if manifest is not None and manifest.execution is not None:
         execution = manifest.execution_config()
         run_method, filtered = manifest.ci_method, list(manifest.filtered or [])
     elif manifest is not None:
@@ -94,7 +90,7 @@ def load_source(
         summaries=summaries,
         ci_method=method,
         campaign=facts,
-        filtered=(filtered or []) + skipped,
+        filtered=filtered + skipped,
         notes=notes,
     )
 
@@ -259,8 +255,10 @@ def report(
         )
 
 
-def campaign_report(directory: Path, outcome: Any, *, campaign: Any, grid: Any) -> None:
-    """After ``llem campaign run``: write DIR/report.html, listed with the campaign's exports.
+def campaign_report(directory: Path, outcome: Any) -> None:
+    """After ``llem campaign run``: write DIR/report.html, listed with the campaign's exports,
+    from what the directory holds (as ``llem report DIR`` does: the manifest records the
+    execution settings, ci method and filtered configs).
 
     A missing extra or any failure here is a note on the outcome; the measurements are done and
     the campaign's result never depends on its report.
@@ -278,8 +276,7 @@ def campaign_report(directory: Path, outcome: Any, *, campaign: Any, grid: Any) 
     try:
         from llenergymeasure.report.build import write_report
 
-        filtered = grid.filtered_examples()
-        source = load_source(directory, campaign=campaign, filtered=filtered)
+        source = load_source(directory)
         written = write_report([source], directory / REPORT_FILE)
     except KeyboardInterrupt:  # Ctrl-C while drawing: the campaign itself is done
         outcome.notes.append(

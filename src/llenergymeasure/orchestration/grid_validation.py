@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
@@ -53,10 +53,11 @@ class ValidatedGrid:
 
     tally: GridTally
     kept: KeptPoints
+    valid: int = field(init=False)
+    """How many experiments were kept."""
 
-    @property
-    def valid(self) -> int:
-        return len(self.kept)
+    def __post_init__(self) -> None:
+        self.valid = len(self.kept)
 
     def filtered_examples(self) -> list[tuple[str, str]]:
         """(config, reason) of the filtered points the tally kept, and a last row saying how

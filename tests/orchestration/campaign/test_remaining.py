@@ -7,9 +7,9 @@ import itertools
 import pytest
 
 from llenergymeasure.config.campaign_config import ExecutionConfig
+from llenergymeasure.orchestration.campaign.loop import Remaining
 from llenergymeasure.orchestration.campaign.manifest import ManifestEntry
 from llenergymeasure.orchestration.campaign.order import gap_between
-from llenergymeasure.orchestration.campaign.loop import Remaining
 
 
 def _entries() -> list[ManifestEntry]:

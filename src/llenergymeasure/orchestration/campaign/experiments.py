@@ -25,7 +25,8 @@ def iter_campaign_experiments(
     """
     base = campaign.base_config if isinstance(campaign.base_config, dict) else {}
     points = iter_campaign_grid(campaign.grid, base) if campaign.grid is not None else GridPoints()
-    return points.followed_by(OverridePoints(_explicit_experiments(campaign, campaign_file, base)))
+    explicit = list(_explicit_experiments(campaign, campaign_file, base))  # each file read now
+    return points.followed_by(OverridePoints(explicit))
 
 
 def _explicit_experiments(

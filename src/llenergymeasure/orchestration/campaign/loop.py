@@ -150,6 +150,7 @@ class RunLoop:
         self,
         plan: CampaignPlan,
         manifest: Manifest,
+        to_run: Sequence[ManifestEntry],
         *,
         observer: CampaignObserver,
         save: Callable[..., None],
@@ -159,6 +160,8 @@ class RunLoop:
         bootstrap_resamples: int | None,
     ) -> None:
         self.plan, self.manifest, self.observer = plan, manifest, observer
+        self.to_run = to_run
+        """The entries still to run when the loop starts, in run order."""
         self._save = save
         self._in_flight = in_flight
         """Entries running now, by exp_id (the runner's: it records them when the loop stops)."""
@@ -241,13 +244,12 @@ class RunLoop:
 
     def run(
         self,
-        to_run: Sequence[ManifestEntry],
         executor: ExecutorProtocol | ParallelExecutor,
         thermal: ThermalGuard,
         outcome: CampaignOutcome,
     ) -> None:
         """Every entry still to run, then adaptive rounds while there are any."""
-        run = _RunState(pending=self._remaining(to_run), slots=getattr(executor, "slots", 1))
+        run = _RunState(pending=self._remaining(self.to_run), slots=getattr(executor, "slots", 1))
         self.observer.on_start(self.plan, run.total)
         scheduler = Scheduler(self.plan.campaign.schedule, clock=self.clock, sleep=self.sleep)
         if scheduler.active:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, overload
 
 from llenergymeasure.config.campaign_config import CampaignConfig, ExecutionConfig
-from llenergymeasure.exceptions import LLEMError
+from llenergymeasure.exceptions import ConfigError, LLEMError
 from llenergymeasure.files import safe_name
 from llenergymeasure.orchestration.campaign.manifest import (
     Manifest,
@@ -104,8 +104,10 @@ class PlannedExperiments(Sequence[PlannedExperiment]):
         """Each distinct info with how many experiments have it."""
         return list(zip(self._kept.infos, self._kept.info_counts, strict=True))
 
-    def config_hashes(self) -> Iterator[str]:
-        return (self._kept.digest(i) for i in range(len(self)))
+    def design_hash(self) -> str:
+        """The digest of their config hashes in order (the manifest's ``design_hash``)."""
+        kept = self._kept
+        return design_hash(kept.digest(i) for i in range(len(kept)))
 
 
 def planned_experiments(grid: ValidatedGrid) -> PlannedExperiments:
@@ -243,7 +245,7 @@ class NewRuns:
     def manifest(self) -> Manifest:
         return Manifest(
             **self.header,
-            design_hash=design_hash(self.experiments.config_hashes()),
+            design_hash=self.experiments.design_hash(),
             entries=list(self.entries()),
         )
 
@@ -336,6 +338,21 @@ class CampaignPlan:
     def _pending(self) -> NewRuns | None:
         """The new runs while no manifest is built (None once it is, or when resuming)."""
         return self.new_runs if self.built is None else None
+
+    def check_size(self) -> None:
+        """Refuse a plan of more than ``execution.max_experiments`` experiments (``allow_large``,
+        ``--allow-large``, runs it anyway): a prompt answered with ``--yes`` does not say the size
+        was meant."""
+        limit = self.campaign.execution.max_experiments
+        experiments = len(self.experiments)
+        if experiments <= limit:
+            return
+        raise ConfigError(
+            f"the plan has {experiments:,} experiments ({self.runs:,} runs, estimated "
+            f"{self.estimate().text()}), more than execution.max_experiments ({limit:,})",
+            fix="check the grid (`llem campaign validate FILE` shows what it expands to); to run "
+            "it anyway pass --allow-large, or raise execution.max_experiments in the campaign file",
+        )
 
     def stale(self) -> bool:
         """True when the manifest on disk changed since this plan was made (another run moved

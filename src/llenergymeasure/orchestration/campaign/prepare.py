@@ -33,7 +33,6 @@ from llenergymeasure.orchestration.campaign.order import balance_note
 from llenergymeasure.orchestration.campaign.plan import (
     CampaignPlan,
     NewRuns,
-    PlannedExperiments,
     planned_experiments,
 )
 from llenergymeasure.orchestration.campaign.resume import reconcile
@@ -63,12 +62,12 @@ def choose_executor(execution: ExecutionConfig) -> tuple[str, list[str]]:
     return execution.executor, []
 
 
-def node_wide_note(experiments: PlannedExperiments, executor: str) -> str | None:
+def node_wide_note(grid: ValidatedGrid, executor: str) -> str | None:
     """With parallel experiments: which ones will run alone on their machine, and why."""
     if executor != "ray":
         return None
     sources: Counter[str] = Counter()
-    for info, count in experiments.info_counts():
+    for info, count in zip(grid.kept.infos, grid.kept.info_counts, strict=True):
         sources[info.energy_source] += count
     alone = sum(n for source, n in sources.items() if source in NODE_WIDE_SOURCES)
     auto = sources["auto"]
@@ -78,7 +77,7 @@ def node_wide_note(experiments: PlannedExperiments, executor: str) -> str | None
     if auto:
         parts.append(f"{auto} use energy source auto, node-wide on a machine without an NVIDIA GPU")
     return (
-        f"of {len(experiments)} experiment(s), {' and '.join(parts)}: a node-wide experiment "
+        f"of {grid.valid} experiment(s), {' and '.join(parts)}: a node-wide experiment "
         "runs alone on its machine (the others there wait), so its energy is its own"
     )
 
@@ -113,10 +112,12 @@ def prepare_campaign_file(
     resume: bool = False,
     fresh: bool = False,
     cycles: int | None = None,
+    allow_large: bool = False,
 ) -> tuple[CampaignConfig, ValidatedGrid, CampaignPlan | None]:
     """Every step before running a campaign file: loaded, its grid planned, its directory
-    (``output_dir``, else ``io.results_dir``) checked, the plan prepared. The plan is None when
-    the grid kept no experiment (the grid says why); reads the disk, writes nothing."""
+    (``output_dir``, else ``io.results_dir``) checked, the plan prepared and its size checked
+    (see :meth:`CampaignPlan.check_size`). The plan is None when the grid kept no experiment (the grid
+    says why); reads the disk, writes nothing."""
     from llenergymeasure.files import check_output_dir
     from llenergymeasure.orchestration.campaign.experiments import load_and_plan
 
@@ -134,6 +135,8 @@ def prepare_campaign_file(
         cycles=cycles,
         campaign_file=campaign_file,
     )
+    if not allow_large:
+        plan.check_size()
     return campaign, grid, plan
 
 
@@ -156,18 +159,24 @@ def prepare_campaign(
             "--resume and --fresh exclude each other",
             fix="--resume continues the campaign in the directory; --fresh moves it aside and starts over",
         )
-    campaign = _with_cycles(campaign, cycles)
-    experiments = planned_experiments(grid)
-    if not experiments:
+    if not grid.valid:
         raise no_valid_experiment()
+    campaign = _with_cycles(campaign, cycles)
     executor, notes = choose_executor(campaign.execution)
-    notes.extend(_planning_notes(campaign, experiments, executor))
+    notes.extend(_planning_notes(campaign, grid, executor))
     existing, damaged = _existing_manifest(output_dir, resume=resume or fresh)
     owned, foreign = _directory_contents(output_dir, existing, campaign)
+    file_text = str(campaign_file.expanduser().resolve()) if campaign_file is not None else None
+    recorded = {  # what report and export need, so they never re-plan the grid
+        "campaign_file": file_text,
+        "filtered": grid.filtered_examples(),
+        "execution": campaign.execution.model_dump(mode="json"),
+        "ci_method": campaign.statistics.ci_method,
+    }
     common: dict[str, Any] = {
         "campaign": campaign,
         "output_dir": output_dir,
-        "experiments": experiments,
+        "experiments": planned_experiments(grid),
         "executor": executor,
         "reuse_models": not campaign.cold_start.force_cold_start and executor != "subprocess",
         "notes": notes,
@@ -181,13 +190,6 @@ def prepare_campaign(
             fresh=fresh,
             campaign_file=campaign_file,
         ),
-    }
-    file_text = str(campaign_file.expanduser().resolve()) if campaign_file is not None else None
-    recorded = {  # what report and export need, so they never re-plan the grid
-        "campaign_file": file_text,
-        "filtered": grid.filtered_examples(),
-        "execution": campaign.execution.model_dump(mode="json"),
-        "ci_method": campaign.statistics.ci_method,
     }
     if resume and owned:
         return _resumed_plan(existing, damaged, recorded, common)
@@ -205,18 +207,16 @@ def _with_cycles(campaign: CampaignConfig, cycles: int | None) -> CampaignConfig
     return campaign.model_copy(update={"execution": execution})
 
 
-def _planning_notes(
-    campaign: CampaignConfig, experiments: PlannedExperiments, executor: str
-) -> list[str]:
+def _planning_notes(campaign: CampaignConfig, grid: ValidatedGrid, executor: str) -> list[str]:
     """What the plan's header says about how the campaign will run."""
     execution = campaign.execution
-    notes = [node_wide_note(experiments, executor)]
+    notes = [node_wide_note(grid, executor)]
     if execution.structure == "grouped" and campaign.schedule.interval_seconds:
         notes.append(
             "structure grouped: schedule.interval_seconds paces the start of each experiment's block"
         )
     if execution.structure == "balanced":
-        notes.append(balance_note(len(experiments), execution.first_cycles))
+        notes.append(balance_note(grid.valid, execution.first_cycles))
     notes.append(plan_note(execution))
     return [note for note in notes if note]
 

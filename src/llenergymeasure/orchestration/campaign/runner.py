@@ -162,6 +162,17 @@ class CampaignRunner:
         self.manifest = self.plan.manifest  # a new campaign's is built now
         to_run = self.plan.to_run
         self._start(moved_to, len(to_run))
+        loop = RunLoop(
+            self.plan,
+            self.manifest,
+            to_run,
+            observer=self.observer,
+            save=self._save,
+            in_flight=self._in_flight,
+            sleep=self.sleep,
+            clock=self.clock,
+            bootstrap_resamples=self.bootstrap_resamples,
+        )
         thermal = ThermalGuard(
             self.plan.campaign.execution,
             temperatures=self._temperatures,
@@ -179,7 +190,7 @@ class CampaignRunner:
             notes=list(self.plan.notes),
         )
         try:
-            self._guarded_loop(to_run, executor, thermal, outcome)
+            self._guarded_loop(loop, executor, thermal, outcome)
         finally:
             self._in_flight.clear()
             released = time.perf_counter()
@@ -214,7 +225,7 @@ class CampaignRunner:
 
     def _guarded_loop(
         self,
-        to_run: Sequence[ManifestEntry],
+        loop: RunLoop,
         executor: ExecutorProtocol | ParallelExecutor,
         thermal: ThermalGuard,
         outcome: CampaignOutcome,
@@ -225,17 +236,7 @@ class CampaignRunner:
         manifest = self.manifest
         try:
             with _sigterm_as_interrupt():
-                loop = RunLoop(
-                    self.plan,
-                    manifest,
-                    observer=self.observer,
-                    save=self._save,
-                    in_flight=self._in_flight,
-                    sleep=self.sleep,
-                    clock=self.clock,
-                    bootstrap_resamples=self.bootstrap_resamples,
-                )
-                loop.run(to_run, executor, thermal, outcome)
+                loop.run(executor, thermal, outcome)
         except KeyboardInterrupt:
             outcome.status = "interrupted"
             self._mark_interrupted()
@@ -332,12 +333,18 @@ def run_campaign(
     resume: bool = False,
     fresh: bool = False,
     cycles: int | None = None,
+    allow_large: bool = False,
     observer: CampaignObserver | None = None,
     **runner_options: Any,
 ) -> CampaignOutcome:
     """Load, plan and run a campaign file in one call (no prompt; see ``llem campaign run``)."""
     _, _, plan = prepare_campaign_file(
-        campaign_file, output_dir, resume=resume, fresh=fresh, cycles=cycles
+        campaign_file,
+        output_dir,
+        resume=resume,
+        fresh=fresh,
+        cycles=cycles,
+        allow_large=allow_large,
     )
     if plan is None:
         raise no_valid_experiment()
