@@ -91,7 +91,6 @@ def export(
     """
     from llenergymeasure.exceptions import LLEMError, UnavailableError
     from llenergymeasure.orchestration.campaign.records import MISSING_RESULT
-    from llenergymeasure.results.aggregation import low_cycles_note
     from llenergymeasure.results.export import (
         FORMATS,
         PARQUET_HINT,
@@ -121,9 +120,8 @@ def export(
     )
     for note in report.notes:
         out.print(f"[yellow]note:[/] {escape(note)}")
-    low = low_cycles_note(report.summaries)
-    if low:
-        out.print(f"[yellow]warning:[/] {escape(low)}")
+    if report.low_cycles:
+        out.print(f"[yellow]warning:[/] {escape(report.low_cycles)}")
     if any(s.energy_is_estimate for s in report.summaries):
         out.print("[yellow]note:[/] some energy figures are ESTIMATES (column energy_is_estimate)")
     out.print(f"{len(report.summaries)} config(s), {report.experiments} experiment-cycle(s)")

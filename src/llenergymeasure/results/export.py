@@ -26,6 +26,7 @@ from llenergymeasure.results.aggregation import (
     ConfigSummary,
     RunRecord,
     aggregate,
+    low_cycles_note,
     summary_columns,
 )
 from llenergymeasure.results.config_columns import (
@@ -51,6 +52,8 @@ class ExportReport:
     notes: list[str] = field(default_factory=list)
     summaries: list[ConfigSummary] = field(default_factory=list)
     experiments: int = 0
+    low_cycles: str | None = None
+    """The sentence about configs with too few usable cycles (None: there are none)."""
 
 
 def _cell(value: Any) -> Any:
@@ -146,6 +149,7 @@ def write_tables(
     summaries = aggregate(
         records, seed=seed, resamples=resamples, ci_method=ci_method, execution=execution
     )
+    low_cycles = low_cycles_note(summaries)
     for summary in summaries:
         summary.extra.update((extra or {}).get(summary.config_hash, {}))
     flat = {id(r): flat_config(r.result.config) for r in records if r.result is not None}
@@ -161,7 +165,9 @@ def write_tables(
     ]
     scolumns = with_config_columns(summary_columns(), config)
     ecolumns = with_config_columns(EXPERIMENT_COLUMNS, config)
-    report = ExportReport(summaries=summaries, experiments=len(experiment_rows))
+    report = ExportReport(
+        summaries=summaries, experiments=len(experiment_rows), low_cycles=low_cycles
+    )
     for fmt in chosen:
         if fmt == "csv":
             for name, columns, rows in (

@@ -228,9 +228,10 @@ class RunLoop:
             entry.status, entry.error = result.status, result.error or result.status
             run.consecutive += result.status == "failed"
             logger.warning("{} {}: {}", entry.exp_id, result.status, error_headline(entry.error))
+        eta = self._eta(run)
         self._save(entry)
         del self._in_flight[entry.exp_id]
-        self.observer.on_experiment_end(run.done, run.total, entry, self._eta(run))
+        self.observer.on_experiment_end(run.done, run.total, entry, eta)
         limit = self.plan.campaign.execution.max_consecutive_failures
         if result.fatal:
             outcome.stop_reason = (
@@ -302,9 +303,10 @@ class RunLoop:
                 self.observer.on_experiment_end(run.done, run.total, entry, None)
                 continue
             thermal.wait(self.observer.on_wait)
+            progress = self._progress_for(entry)
             task = self._begin(entry, run.done + 1, run.total, self._eta(run, entry))
             run.started[entry.exp_id] = time.perf_counter()
-            result = executor.run(task, self._progress_for(entry))
+            result = executor.run(task, progress)
             self._end(entry, result, run, outcome)
             run.previous = entry
 

@@ -88,7 +88,7 @@ def export_tables(
     if not formats:
         return
     from llenergymeasure.orchestration.campaign.adaptive import summary_columns
-    from llenergymeasure.results.aggregation import BOOTSTRAP_RESAMPLES, low_cycles_note
+    from llenergymeasure.results.aggregation import BOOTSTRAP_RESAMPLES
     from llenergymeasure.results.export import write_tables
 
     execution, ci_method = campaign.execution, campaign.statistics.ci_method
@@ -119,9 +119,8 @@ def export_tables(
         return
     outcome.exports = report.paths
     outcome.notes.extend(report.notes)
-    low = low_cycles_note(report.summaries)
-    if low:
-        outcome.notes.append(low)
+    if report.low_cycles:
+        outcome.notes.append(report.low_cycles)
 
 
 __all__ = ["MISSING_RESULT", "campaign_records", "export_tables"]
