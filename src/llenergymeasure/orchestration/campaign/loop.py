@@ -179,9 +179,19 @@ class RunLoop:
         return True
 
     def _begin(
-        self, entry: ManifestEntry, index: int, total: int, eta: float | None
-    ) -> ExperimentTask:
-        """Mark ``entry`` running (saved) and say so; the task that runs it."""
+        self,
+        entry: ManifestEntry,
+        index: int,
+        total: int,
+        eta: float | None,
+        thermal: ThermalGuard | None = None,
+    ) -> ExperimentTask | None:
+        """Start ``entry``: None when its result is already on disk (adopted); else, after the
+        thermal wait, marked running (saved) and said, with the task that runs it."""
+        if self._adopted(entry):
+            return None
+        if thermal is not None:
+            thermal.wait(self.observer.on_wait)
         entry.status, entry.error, entry.reason = "running", None, None
         entry.started_at, entry.finished_at = now_iso(), None
         entry.attempts += 1
@@ -251,7 +261,6 @@ class RunLoop:
     ) -> None:
         """Every entry still to run, then adaptive rounds while there are any."""
         run = _RunState(pending=self._remaining(self.to_run), slots=getattr(executor, "slots", 1))
-        self.observer.on_start(self.plan, run.total)
         scheduler = Scheduler(self.plan.campaign.schedule, clock=self.clock, sleep=self.sleep)
         if scheduler.active:
             scheduler.wait_for_start(self.observer.on_wait)
@@ -298,13 +307,12 @@ class RunLoop:
                     self.observer.on_wait(kind, gap)
                     self.sleep(gap)
                     outcome.gaps_s += gap
-            if self._adopted(entry):
+            progress = self._progress_for(entry)
+            task = self._begin(entry, run.done + 1, run.total, self._eta(run, entry), thermal)
+            if task is None:
                 run.done += 1
                 self.observer.on_experiment_end(run.done, run.total, entry, None)
                 continue
-            thermal.wait(self.observer.on_wait)
-            progress = self._progress_for(entry)
-            task = self._begin(entry, run.done + 1, run.total, self._eta(run, entry))
             run.started[entry.exp_id] = time.perf_counter()
             result = executor.run(task, progress)
             self._end(entry, result, run, outcome)
@@ -325,11 +333,11 @@ class RunLoop:
                     continue
                 busy.add(entry.config_hash)  # its later cycles wait, even when this one is done
                 run.pending.remove(entry)
-                if self._adopted(entry):
+                task = self._begin(entry, run.done + len(self._in_flight) + 1, run.total, None)
+                if task is None:
                     run.done += 1
                     self.observer.on_experiment_end(run.done, run.total, entry, None)
                     continue
-                task = self._begin(entry, run.done + len(self._in_flight) + 1, run.total, None)
                 run.started[entry.exp_id] = time.perf_counter()
                 executor.submit(task)
             if not self._in_flight:

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llenergymeasure.config.campaign_config import NotifyConfig
 from llenergymeasure.config.urls import redact_url, webhook_problem
 from llenergymeasure.files import finite, json_bytes
 from llenergymeasure.log import logger
+from llenergymeasure.orchestration.executors.base import error_headline
+
+if TYPE_CHECKING:
+    from llenergymeasure.orchestration.campaign.manifest import Manifest
+    from llenergymeasure.orchestration.campaign.outcome import CampaignOutcome
 
 TIMEOUT_S = 10.0
 
@@ -55,9 +60,33 @@ def send_webhook(url: str, payload: dict[str, Any], *, timeout_s: float = TIMEOU
         return False
 
 
-def notify(config: NotifyConfig, status: str, payload: dict[str, Any]) -> bool | None:
-    """Send the webhook if one is configured for this status's event; None when not sent."""
-    event = event_for(status)
+def notify(config: NotifyConfig, outcome: CampaignOutcome, manifest: Manifest) -> bool | None:
+    """Send the webhook if one is configured for the outcome's event; None when not sent."""
+    event = event_for(outcome.status)
     if not config.webhook_url or event is None or event not in config.on:
         return None
-    return send_webhook(config.webhook_url, {"event": event, **payload})
+    return send_webhook(config.webhook_url, {"event": event, **payload(outcome, manifest)})
+
+
+def payload(outcome: CampaignOutcome, manifest: Manifest) -> dict[str, Any]:
+    """A JSON-ready summary (for the webhook)."""
+    return {
+        "campaign_name": manifest.campaign_name,
+        "status": outcome.status,
+        "output_dir": str(outcome.output_dir),
+        "counts": outcome.counts,
+        "executed": outcome.executed,
+        "wall_s": round(outcome.wall_s, 3),
+        "stop_reason": outcome.stop_reason,
+        "failures": [
+            {
+                "exp_id": e.exp_id,
+                "name": e.name,
+                "cycle": e.cycle,
+                "error": error_headline(e.error),
+            }
+            for e in outcome.failures
+        ],
+        "created_at": manifest.created_at,
+        "updated_at": manifest.updated_at,
+    }

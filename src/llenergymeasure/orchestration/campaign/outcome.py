@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from llenergymeasure.orchestration.campaign.manifest import Manifest, ManifestEntry
-from llenergymeasure.orchestration.executors.base import error_headline
+from llenergymeasure.orchestration.campaign.manifest import ManifestEntry
 
 if TYPE_CHECKING:
     from llenergymeasure.orchestration.campaign.adaptive import Decision
@@ -69,26 +68,3 @@ class CampaignOutcome:
         if self.status == "interrupted":
             return INTERRUPT_EXIT
         return 0 if self.status == "completed" else 1
-
-    def payload(self, manifest: Manifest) -> dict[str, Any]:
-        """A JSON-ready summary (for the webhook)."""
-        return {
-            "campaign_name": manifest.campaign_name,
-            "status": self.status,
-            "output_dir": str(self.output_dir),
-            "counts": self.counts,
-            "executed": self.executed,
-            "wall_s": round(self.wall_s, 3),
-            "stop_reason": self.stop_reason,
-            "failures": [
-                {
-                    "exp_id": e.exp_id,
-                    "name": e.name,
-                    "cycle": e.cycle,
-                    "error": error_headline(e.error),
-                }
-                for e in self.failures
-            ],
-            "created_at": manifest.created_at,
-            "updated_at": manifest.updated_at,
-        }

@@ -200,7 +200,7 @@ class CampaignRunner:
         return outcome
 
     def _start(self, moved_to: Path | None, runs: int) -> None:
-        """Say what runs, and mark the manifest running (saved)."""
+        """Say what runs, mark the manifest running (saved), tell the observer."""
         plan, manifest = self.plan, self.manifest
         if moved_to is not None:
             logger.info("previous run moved to {}", moved_to)
@@ -222,6 +222,7 @@ class CampaignRunner:
         if moved_to is not None:
             manifest.log("moved previous run aside", str(moved_to))
         self._save()
+        self.observer.on_start(self.plan, runs)
 
     def _guarded_loop(
         self,
@@ -302,9 +303,7 @@ class CampaignRunner:
             from llenergymeasure.orchestration.campaign.notify import notify
 
             try:
-                outcome.webhook_sent = notify(
-                    plan.campaign.notify, outcome.status, outcome.payload(manifest)
-                )
+                outcome.webhook_sent = notify(plan.campaign.notify, outcome, manifest)
             except Exception as error:  # the campaign is done; a webhook never changes that
                 outcome.webhook_sent = False
                 logger.warning("webhook failed: {} (the campaign is not affected)", error)
