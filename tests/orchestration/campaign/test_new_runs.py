@@ -107,3 +107,18 @@ def test_planning_validates_each_config_once_and_stats_no_file_per_experiment(
     few, many = dry_run(3), dry_run(60)
     assert validations == {"grid": 63, "again": 0}
     assert few == many, "file checks grew with the number of experiments"
+
+
+def test_the_library_refuses_a_plan_above_max_experiments_unless_allowed(tmp_path: Path) -> None:
+    from llenergymeasure.exceptions import ConfigError
+    from llenergymeasure.orchestration.campaign.prepare import prepare_campaign_file
+    from llenergymeasure.orchestration.campaign.runner import run_campaign
+
+    file = campaign_yaml(tmp_path / "c.yaml", outputs=(4, 5, 6), extra="  max_experiments: 2\n")
+    out = tmp_path / "out"
+    for step in (prepare_campaign_file, run_campaign):
+        with pytest.raises(ConfigError, match=r"the plan has 3 experiments \(6 runs, estimated"):
+            step(file, out)
+    assert not out.exists()  # refused before anything was written
+    _, _, plan = prepare_campaign_file(file, out, allow_large=True)
+    assert plan is not None and len(plan.experiments) == 3 and plan.runs == 6
