@@ -32,6 +32,13 @@ def _plan(file: Path, on_issue: Any = None) -> tuple[Any, Any]:
     return load_and_plan(file, on_issue=on_issue)
 
 
+def _print_title(campaign: Any, file: Path) -> None:
+    """The campaign's name and file, printed as text (never read as markup)."""
+    from rich.text import Text
+
+    out.print(Text.assemble((campaign.campaign_name, "bold"), f" ({file})"))
+
+
 def runs_summary(execution: Any, experiments: int) -> dict[str, Any]:
     """runs = experiments x cycles (adaptive: x min_cycles first, at most x max_cycles)."""
     data: dict[str, Any] = {
@@ -214,7 +221,7 @@ def validate(
             _print_json_plan(campaign, grid, spool)
     else:
         campaign, grid = _plan(file)
-        out.print(f"[bold]{escape(campaign.campaign_name)}[/] ({escape(str(file))})")
+        _print_title(campaign, file)
         if grid.valid:
             out.print(escape(runs_text(campaign.execution, grid.valid)))
         warning = large_campaign_warning(campaign, grid)
@@ -384,7 +391,7 @@ def run(
         render_plan(grid, list_names=False)
         raise typer.Exit(1)
     if not quiet or dry_run:
-        out.print(f"[bold]{escape(campaign.campaign_name)}[/] ({escape(str(file))})")
+        _print_title(campaign, file)
         render_plan(grid, list_names=False)
         _render_header(plan, dry_run=dry_run)
     if dry_run:
