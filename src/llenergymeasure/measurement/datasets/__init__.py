@@ -10,9 +10,9 @@ from llenergymeasure.measurement.datasets.loader import (
     builtin_prompts,
     load_prompts,
     read_prompt_file,
-    truncate_prompt,
 )
 from llenergymeasure.measurement.datasets.synthetic import synthetic_prompts
+from llenergymeasure.measurement.datasets.tokens import truncate_prompt
 
 __all__ = [
     "BUILTIN_DATASETS",

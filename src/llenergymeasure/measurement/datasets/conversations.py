@@ -105,8 +105,7 @@ def reference_output_lengths(
     """Prompt (as ``load_prompts`` returns it, truncated) -> the output length its source
     gives, in the tokenizer's tokens; {} for sources without output lengths. A prompt that
     appears twice keeps its first length."""
-    from llenergymeasure.measurement.datasets.loader import truncate_prompt
-    from llenergymeasure.measurement.datasets.synthetic import token_ids
+    from llenergymeasure.measurement.datasets.tokens import token_ids, truncate_prompt
 
     name = dataset.name
     if name == BUILTIN_NAME:

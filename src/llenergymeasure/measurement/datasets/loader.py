@@ -25,10 +25,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import llenergymeasure.measurement.datasets.conversations as conversations
 from llenergymeasure.config.models import DatasetConfig
 from llenergymeasure.exceptions import DatasetError
-from llenergymeasure.measurement.datasets import conversations
-from llenergymeasure.measurement.datasets.synthetic import synthetic_prompts, token_ids
+from llenergymeasure.measurement.datasets.synthetic import synthetic_prompts
+from llenergymeasure.measurement.datasets.tokens import truncate_prompt
 
 BUILTIN_DATASETS: dict[str, str] = {
     "builtin:synthetic": "seeded word sequences of exactly dataset.synthetic_input_tokens tokens",
@@ -107,25 +108,6 @@ def read_prompt_file(path: Path, *, column: str | None = None) -> list[str]:
             ".csv, one prompt per line for .txt",
         )
     return prompts
-
-
-def truncate_prompt(text: str, tokenizer: Any, max_input_tokens: int) -> str:
-    """``text`` cut to at most ``max_input_tokens`` tokens (special tokens included)."""
-
-    def n_tokens(value: str) -> int:
-        return len(token_ids(tokenizer, value, special=True))
-
-    if n_tokens(text) <= max_input_tokens:
-        return text
-    special = n_tokens("")
-    ids = token_ids(tokenizer, text, special=False)
-    budget = max_input_tokens - special
-    while budget > 0:
-        candidate = str(tokenizer.decode(ids[:budget], skip_special_tokens=True))
-        if n_tokens(candidate) <= max_input_tokens:  # decode/encode may merge across the cut
-            return candidate
-        budget -= 1
-    return ""
 
 
 def _cycle(prompts: list[str], count: int) -> list[str]:

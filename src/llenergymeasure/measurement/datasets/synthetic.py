@@ -12,6 +12,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from llenergymeasure.measurement.datasets.tokens import token_ids
+
 # fmt: off
 WORDS: tuple[str, ...] = (
     "the",
@@ -242,11 +244,6 @@ WORDS: tuple[str, ...] = (
     "again",
     "still",
 )
-
-
-def token_ids(tokenizer: Any, text: str, *, special: bool) -> list[int]:
-    """``text``'s token ids, with the tokenizer's special tokens when ``special`` (quietly)."""
-    return list(tokenizer(text, add_special_tokens=special, verbose=False)["input_ids"])
 
 
 def _counter(tokenizer: Any) -> Any:

@@ -45,9 +45,9 @@ class BuiltinModel:
 
 
 def _build_tiny_gpt2(target: Path) -> None:
-    from llenergymeasure.measurement.models import tiny_gpt2
+    from llenergymeasure.measurement.models.tiny_gpt2 import build
 
-    tiny_gpt2.build(target)
+    build(target)
 
 
 def _tiny_gpt2_dirname() -> str:
