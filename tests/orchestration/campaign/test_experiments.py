@@ -12,11 +12,11 @@ from llenergymeasure.exceptions import ConfigError
 from llenergymeasure.orchestration.campaign.experiments import iter_campaign_experiments
 from llenergymeasure.orchestration.grid import count_campaign_grid
 
-from .plans import plan_lists
+from ..plans import plan_lists
 
 WriteYaml = Callable[..., Path]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_example_campaign_plan() -> None:
