@@ -368,18 +368,27 @@ def result_file(directory: Path, entry: ManifestEntry) -> Path:
     return directory / entry.exp_id / "result.json"
 
 
-def result_is_valid(directory: Path, entry: ManifestEntry) -> bool:
-    """True when the entry's result.json exists, loads, and is this entry's config."""
+def checked_result(directory: Path, entry: ManifestEntry) -> tuple[Any, str | None]:
+    """(the entry's result, None), or (None, what is wrong with its file: missing, unreadable
+    or another config's): a result file is checked, never trusted."""
     from llenergymeasure.results.schema import load_result
 
     path = result_file(directory, entry)
+    shown = f"{entry.exp_id}/{path.name}"
     if not path.is_file():
-        return False
+        return None, f"{shown} is missing"
     try:
         result = load_result(path)
-    except LLEMError:
-        return False
-    return result.config_hash == entry.config_hash
+    except LLEMError as err:
+        return None, f"{shown} cannot be read ({err.what})"
+    if result.config_hash != entry.config_hash:
+        return None, f"{shown} holds another config's result"
+    return result, None
+
+
+def result_is_valid(directory: Path, entry: ManifestEntry) -> bool:
+    """True when the entry's result.json exists, loads, and is this entry's config."""
+    return checked_result(directory, entry)[1] is None
 
 
 def unrecorded_results(directory: Path, manifest: Manifest) -> list[ManifestEntry]:
@@ -539,6 +548,7 @@ __all__ = [
     "ManifestEvent",
     "ResultOnDisk",
     "campaign_lock",
+    "checked_result",
     "cycle_of",
     "design_hash",
     "directory_contents",

@@ -22,6 +22,7 @@ from llenergymeasure.orchestration.campaign.manifest import (
     Manifest,
     ManifestDamaged,
     ManifestEntry,
+    checked_result,
     directory_contents,
     load_manifest,
     manifest_fingerprint,
@@ -83,17 +84,13 @@ def node_wide_note(grid: ValidatedGrid, executor: str) -> str | None:
 
 
 def _earlier_timings(directory: Path, entries: Sequence[ManifestEntry]) -> dict[str, float]:
-    from llenergymeasure.results.schema import load_result
-
     seen: dict[str, list[float]] = {}
     for entry in entries:
         if entry.status != "completed":
             continue
-        try:
-            result = load_result(result_file(directory, entry))
-        except LLEMError:
-            continue
-        seen.setdefault(entry.config_hash, []).append(result.timings.total_s)
+        result, _ = checked_result(directory, entry)
+        if result is not None:
+            seen.setdefault(entry.config_hash, []).append(result.timings.total_s)
     return {digest: statistics.fmean(values) for digest, values in seen.items()}
 
 

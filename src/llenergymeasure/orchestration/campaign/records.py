@@ -3,14 +3,14 @@ the summary tables written from them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from llenergymeasure.config.campaign_config import CampaignConfig
 from llenergymeasure.exceptions import LLEMError
 from llenergymeasure.log import logger
-from llenergymeasure.orchestration.campaign.manifest import Manifest, ManifestEntry, result_file
+from llenergymeasure.orchestration.campaign.manifest import Manifest, checked_result
 from llenergymeasure.orchestration.campaign.outcome import CampaignOutcome
 
 MISSING_RESULT = "result_missing"
@@ -26,7 +26,6 @@ def campaign_records(directory: Path, manifest: Manifest, *, ran_only: bool = Fa
     (never a blank row counted as measured).
     """
     from llenergymeasure.results.aggregation import RunRecord
-    from llenergymeasure.results.schema import load_result
 
     records = []
     for entry in manifest.entries:
@@ -35,7 +34,7 @@ def campaign_records(directory: Path, manifest: Manifest, *, ran_only: bool = Fa
         result, error = None, entry.error
         status: str = entry.status
         if entry.status in ("completed", "skipped"):
-            result, problem = _checked_result(directory, entry, load_result)
+            result, problem = checked_result(directory, entry)
             if problem and entry.status == "completed":
                 status, error = MISSING_RESULT, f"{problem}; --resume measures it again"
         records.append(
@@ -54,23 +53,6 @@ def campaign_records(directory: Path, manifest: Manifest, *, ran_only: bool = Fa
             )
         )
     return records
-
-
-def _checked_result(
-    directory: Path, entry: ManifestEntry, load: Callable[[Path], Any]
-) -> tuple[Any, str | None]:
-    """(the entry's result, None) or (None, what is wrong with its file)."""
-    path = result_file(directory, entry)
-    shown = f"{entry.exp_id}/{path.name}"
-    if not path.is_file():
-        return None, f"{shown} is missing"
-    try:
-        result = load(path)
-    except LLEMError as err:
-        return None, f"{shown} cannot be read ({err.what})"
-    if result.config_hash != entry.config_hash:
-        return None, f"{shown} holds another config's result"
-    return result, None
 
 
 def export_tables(
