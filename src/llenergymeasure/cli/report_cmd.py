@@ -113,7 +113,7 @@ def _read_campaign(path: Path | None) -> tuple[Any, list[tuple[str, str]], str |
             f"campaign file {path} could not be read ({error}): filtered configs and adaptive "
             "columns are not shown",
         )
-    return campaign, grid.filtered_examples(), None
+    return campaign, grid.tally.filtered_examples(), None
 
 
 def _labels(directories: list[Path]) -> list[str]:

@@ -118,6 +118,16 @@ class GridTally:
         """Filter reasons grouped by rule, most frequent first."""
         return self.rules.most_common()
 
+    def filtered_examples(self) -> list[tuple[str, str]]:
+        """(config, reason) of the filtered points kept as examples, and a last row saying how
+        many more there were, by rule (what a campaign's manifest records)."""
+        shown = [(i.config_desc, i.reason) for i in self.examples["filtered"]]
+        more = self.count("filtered") - len(shown)
+        if more:
+            rules = "; ".join(f"{rule} x {n}" for rule, n in self.grouped_reasons())
+            shown.append((f"... and {more:,} more", f"all filtered, by rule: {rules}"))
+        return shown
+
     @property
     def summary(self) -> str:
         text = f"Generated {self.total} experiments: {self.valid} valid"

@@ -59,17 +59,6 @@ class ValidatedGrid:
     def __post_init__(self) -> None:
         self.valid = len(self.kept)
 
-    def filtered_examples(self) -> list[tuple[str, str]]:
-        """(config, reason) of the filtered points the tally kept, and a last row saying how
-        many more there were, by rule."""
-        tally = self.tally
-        shown = [(i.config_desc, i.reason) for i in tally.examples["filtered"]]
-        more = tally.count("filtered") - len(shown)
-        if more:
-            rules = "; ".join(f"{rule} x {n}" for rule, n in tally.grouped_reasons())
-            shown.append((f"... and {more:,} more", f"all filtered, by rule: {rules}"))
-        return shown
-
 
 def validate_points(
     config_dicts: Iterable[dict[str, Any]],

@@ -166,7 +166,7 @@ def prepare_campaign(
     file_text = str(campaign_file.expanduser().resolve()) if campaign_file is not None else None
     recorded = {  # what report and export need, so they never re-plan the grid
         "campaign_file": file_text,
-        "filtered": grid.filtered_examples(),
+        "filtered": grid.tally.filtered_examples(),
         "execution": campaign.execution.model_dump(mode="json"),
         "ci_method": campaign.statistics.ci_method,
     }
